@@ -1,0 +1,285 @@
+"""The ``expertkit`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success, 1 findings (lint/check-prompt errors, invalid output), 2 unreadable input or
+refused operation (one line on stderr naming file, line and key; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from expertkit.errors import ExpertkitError
+from expertkit.findings import Finding, has_errors
+
+app = typer.Typer(
+    name="expertkit",
+    help="Build small task experts with one prompt contract from data to serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
+base_app = typer.Typer(help="Base models.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(base_app, name="base")
+
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+ExpertDir = Annotated[Path, typer.Argument(help="Expert folder (holding expert.yaml).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    if debug:
+        os.environ["EXPERTKIT_DEBUG"] = "1"
+
+
+def _load(expert_dir: Path) -> Any:
+    from expertkit.expert import Expert
+
+    return Expert.load(expert_dir)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _parse_field_options(items: list[str] | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ExpertkitError(f"--field expects NAME=VALUE, got {item!r}", key="--field")
+        fields[name.strip()] = value.replace("\\n", "\n")
+    return fields
+
+
+def _print_findings(findings: list[Finding], title: str) -> None:
+    if not findings:
+        out.print(f"[green]{title}: no findings[/green]")
+        return
+    table = Table(title=title, show_lines=False)
+    for col in ("line", "severity", "code", "field", "message"):
+        table.add_column(col)
+    for f in findings[:200]:
+        colour = "red" if f.severity == "error" else "yellow"
+        table.add_row(str(f.line or ""), f"[{colour}]{f.severity}[/{colour}]", f.code, f.field or "",
+                      f.message + (f" → {f.suggestion}" if f.suggestion else ""))
+    out.print(table)
+    if len(findings) > 200:
+        out.print(f"… and {len(findings) - 200} more (use --json for all)")
+
+
+# ---------------------------------------------------------------------- contract, lint, drift
+@app.command()
+def render(
+    expert_dir: ExpertDir,
+    field: Annotated[list[str] | None, typer.Option("--field", help="NAME=VALUE (repeatable).")] = None,
+    question: Annotated[str, typer.Option("--question", help="The user's question.")] = ...,  # type: ignore[assignment]
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the exact generation prompt the expert is trained and served with."""
+    expert = _load(expert_dir)
+    fields = _parse_field_options(field)
+    prompt = expert.render(fields, question)
+    if as_json:
+        _print_json({
+            "prompt": prompt,
+            "fingerprint": expert.fingerprint,
+            "wrapper": expert.contract.wrapper,
+            "fields": expert.contract.normalize(fields),
+            "messages": expert.contract.messages(fields, question),
+        })
+    else:
+        sys.stdout.write(prompt)
+        if not prompt.endswith("\n"):
+            sys.stdout.write("\n")
+
+
+@app.command()
+def lint(
+    expert_dir: ExpertDir,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset to lint (default: train and eval).")] = None,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Tokenizer for too_long (path or hub id).")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every record against the contract and the output validator."""
+    from expertkit.lint import lint_file
+
+    expert = _load(expert_dir)
+    tok = _maybe_tokenizer(tokenizer)
+    targets = [data] if data is not None else [expert.train_path, expert.eval_path]
+    reports = []
+    for target in targets:
+        eval_path = expert.eval_path if target != expert.eval_path else None
+        reports.append(lint_file(expert, target, eval_path=eval_path, tokenizer=tok))
+    if as_json:
+        _print_json({"reports": [r.to_dict() for r in reports], "fingerprint": expert.fingerprint})
+    else:
+        for r in reports:
+            _print_findings(r.findings, f"lint {r.path}: {r.records} records")
+            out.print(f"  counts: {r.counts or '{}'}")
+            out.print(f"  field orders: {dict(r.field_orders.most_common(5))}")
+            for name, values in r.field_values.items():
+                top = dict(values.most_common(6))
+                out.print(f"  {name}: {top}{' …' if len(values) > 6 else ''}")
+    if any(r.errors for r in reports):
+        raise typer.Exit(1)
+
+
+def _maybe_tokenizer(name: str | None) -> Any:
+    if name is None:
+        return None
+    from expertkit.model import load_tokenizer
+
+    return load_tokenizer(name)
+
+
+@app.command("check-prompt")
+def check_prompt(
+    expert_dir: ExpertDir,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="A raw prompt in any wrapper.")] = None,
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="JSONL of {messages} or {text}/{prompt}.")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check inference prompts against the contract and the training data (exit 1 on drift)."""
+    from expertkit.fileio import iter_jsonl
+    from expertkit.lint import check_messages
+
+    if (prompt is None) == (prompts is None):
+        raise ExpertkitError("give exactly one of --prompt TEXT or --prompts FILE", key="--prompt")
+    expert = _load(expert_dir)
+    results: list[tuple[int | None, list[Finding]]] = []
+    if prompt is not None:
+        results.append((None, expert.check_prompt(prompt)))
+    else:
+        assert prompts is not None
+        for line, record in iter_jsonl(prompts):
+            if isinstance(record, dict) and isinstance(record.get("messages"), list):
+                found = check_messages(expert, record["messages"])
+            elif isinstance(record, dict) and isinstance(record.get("text", record.get("prompt")), str):
+                found = expert.check_prompt(record.get("text", record.get("prompt")))
+            elif isinstance(record, str):
+                found = expert.check_prompt(record)
+            else:
+                raise ExpertkitError("expected {\"messages\": [...]}, {\"text\": ...} or {\"prompt\": ...}",
+                                     path=prompts, line=line)
+            results.append((line, [f.at_line(line) for f in found]))
+        if not results:
+            raise ExpertkitError("no prompts in file", path=prompts)
+    all_findings = [f for _, fs in results for f in fs]
+    if as_json:
+        _print_json({
+            "fingerprint": expert.fingerprint,
+            "prompts": len(results),
+            "ok": not has_errors(all_findings),
+            "findings": [f.to_dict() for f in all_findings],
+        })
+    else:
+        _print_findings(all_findings, f"check-prompt: {len(results)} prompt(s)")
+    if has_errors(all_findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    expert_dir: ExpertDir,
+    output: Annotated[str, typer.Option("--output", help="The model output to judge.")] = ...,  # type: ignore[assignment]
+    field: Annotated[list[str] | None, typer.Option("--field", help="NAME=VALUE (repeatable).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate one output with the expert's validator (exit 1 when invalid)."""
+    expert = _load(expert_dir)
+    result = expert.validate(output, _parse_field_options(field))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        out.print("[green]valid[/green]" if result.valid else "[red]invalid[/red]")
+        for e in result.errors:
+            out.print(f"  error: {e}")
+        for w in result.warnings:
+            out.print(f"  warning: {w}")
+    if not result.valid:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------- data and bases
+@data_app.command("generate")
+def data_generate(
+    expert_dir: ExpertDir,
+    train_size: Annotated[int | None, typer.Option(help="Training records (default: manifest).")] = None,
+    eval_size: Annotated[int | None, typer.Option(help="Eval records (default: manifest).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write here instead of the manifest paths.")]
+    = None,
+) -> None:
+    """Generate the expert's deterministic, seeded dataset (train and held-out eval)."""
+    from expertkit.generators import generate_dataset
+
+    expert = _load(expert_dir)
+    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir)
+    for split, (path, n) in result.items():
+        out.print(f"{split}: {n} records -> {path}")
+
+
+@base_app.command("tiny")
+def base_tiny(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tiny base into.")],
+    seed: Annotated[int, typer.Option(help="Seed for weights.")] = 0,
+) -> None:
+    """Build the tiny Qwen3-architecture base (model + byte-level BPE tokenizer) locally."""
+    from expertkit.model import build_tiny_base
+
+    path = build_tiny_base(out_dir, seed=seed)
+    out.print(f"tiny base written to {path}")
+
+
+def main() -> None:
+    """Entry point: one-line errors, exit 2; ``--debug`` or EXPERTKIT_DEBUG=1 shows tracebacks."""
+    debug = "--debug" in sys.argv or os.environ.get("EXPERTKIT_DEBUG") == "1"
+    try:
+        rc = app(standalone_mode=False)
+    except ExpertkitError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"expertkit: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("expertkit: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected: one line, never a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.stderr.write("expertkit: aborted\n")
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"expertkit: error: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+                         " (run with --debug for the traceback)\n")
+        sys.exit(2)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Dataset lint and inference-prompt drift checks, against the contract and the training data."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from expertkit.contract import PromptParseError, parse_prompt, parse_system_block
+from expertkit.data import Example, read_examples
+from expertkit.errors import ContractError
+from expertkit.findings import Finding
+from expertkit.reasoning import analyze_output
+
+if TYPE_CHECKING:
+    from expertkit.expert import Expert
+
+#: Bytes per token assumed when no tokenizer is at hand (conservative for BPE vocabularies).
+BYTES_PER_TOKEN_ESTIMATE = 3.0
+
+
+def _question_key(question: str) -> str:
+    return " ".join(question.lower().split())
+
+
+@dataclass
+class LintReport:
+    """Findings and a summary of one dataset file."""
+
+    path: str
+    records: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    field_values: dict[str, Counter[str]] = field(default_factory=dict)
+    field_orders: Counter[str] = field(default_factory=Counter)
+    wrappers: Counter[str] = field(default_factory=Counter)
+    shapes: Counter[str] = field(default_factory=Counter)
+    length_source: str = "estimate"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(f.code for f in self.findings).most_common())
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == "error" for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.severity == "warning" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "records": self.records,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "counts": self.counts,
+            "field_values": {k: dict(v.most_common()) for k, v in self.field_values.items()},
+            "field_orders": dict(self.field_orders.most_common()),
+            "wrappers": dict(self.wrappers),
+            "shapes": dict(self.shapes),
+            "length_source": self.length_source,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def _token_lengths(expert: Expert, texts: Sequence[str], tokenizer: Any | None) -> list[int]:
+    if tokenizer is None:
+        return [math.ceil(len(t.encode()) / BYTES_PER_TOKEN_ESTIMATE) for t in texts]
+    out: list[int] = []
+    for start in range(0, len(texts), 1024):
+        enc = tokenizer(list(texts[start : start + 1024]), add_special_tokens=False)["input_ids"]
+        out.extend(len(ids) for ids in enc)
+    return out
+
+
+def lint_examples(
+    expert: Expert,
+    examples: Sequence[Example],
+    report: LintReport,
+    *,
+    eval_questions: set[str] | None = None,
+    tokenizer: Any | None = None,
+) -> None:
+    """Check each example against the contract and the validator; fill ``report``."""
+    contract = expert.contract
+    seen: dict[tuple[str, str], int] = {}
+    to_measure: list[tuple[int, str]] = []
+    valid_cache: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
+    add = report.findings.append
+    for ex in examples:
+        report.records += 1
+        report.shapes[ex.shape] += 1
+        if ex.wrapper:
+            report.wrappers[ex.wrapper] += 1
+            if ex.wrapper != contract.wrapper:
+                add(Finding("mixed_wrapper", "error",
+                            f"record is in the {ex.wrapper!r} wrapper; the contract uses {contract.wrapper!r}",
+                            line=ex.line))
+        for stray in ex.stray_lines:
+            add(Finding("unknown_field", "error", f"system line {stray[:60]!r} is not a 'Name: value' field",
+                        line=ex.line))
+        report.field_orders[" / ".join(n for n, _ in ex.fields)] += 1
+        for name, value in ex.fields:
+            if "\n" not in value:
+                report.field_values.setdefault(name, Counter())[value.strip()] += 1
+        found = contract.check_fields(ex.fields, strict=False)
+        if ex.shape == "fields":
+            found = [f for f in found if f.code != "field_order"]
+        for f in found:
+            add(f.at_line(ex.line))
+        if not ex.question.strip():
+            add(Finding("missing_field", "error", "the question is empty", line=ex.line, field="question"))
+            continue
+        if ex.answer is None or not ex.answer.strip():
+            add(Finding("missing_answer", "error", "the record has no answer", line=ex.line, field="answer"))
+            continue
+        analysis = analyze_output(ex.answer, expert.manifest.output.kind)
+        if ex.reasoning or analysis.has_reasoning:
+            kind = "think block" if ex.reasoning else analysis.kind
+            add(Finding("reasoning_in_answer", "error", f"gold answer holds reasoning ({kind})",
+                        line=ex.line, field="answer"))
+        if any(f.severity == "error" for f in found):
+            continue
+        try:
+            canonical = contract.normalize(dict(ex.fields))
+        except ContractError as exc:
+            add(Finding("unknown_value", "error", exc.message, line=ex.line))
+            continue
+        key = ("\x00".join(canonical.values()), _question_key(ex.question))
+        if key in seen:
+            add(Finding("duplicate", "warning", f"same fields and question as line {seen[key]}", line=ex.line))
+        else:
+            seen[key] = ex.line
+        if eval_questions is not None and _question_key(ex.question) in eval_questions:
+            add(Finding("eval_leak", "error", "this question is also in the eval set", line=ex.line,
+                        field="question"))
+        answer = analysis.answer if analysis.has_reasoning else ex.answer.strip()
+        cache_key = (answer, tuple(canonical.items()))
+        errors = valid_cache.get(cache_key)
+        if errors is None:
+            errors = expert.validator.validate(answer, canonical).errors if answer else ["empty answer"]
+            valid_cache[cache_key] = errors
+        if errors:
+            add(Finding("invalid_answer", "error", "; ".join(errors)[:300], line=ex.line, field="answer"))
+        try:
+            to_measure.append((ex.line, contract.render_conversation(canonical, ex.question, ex.answer)))
+        except ContractError as exc:
+            add(Finding("control_token", "error", exc.message, line=ex.line))
+    max_length = expert.manifest.training.max_length
+    lengths = _token_lengths(expert, [t for _, t in to_measure], tokenizer)
+    report.length_source = "tokenizer" if tokenizer is not None else "estimate"
+    for (line, _), n in zip(to_measure, lengths, strict=True):
+        if n > max_length:
+            how = "tokens" if tokenizer is not None else "tokens (estimated)"
+            add(Finding("too_long", "error", f"{n} {how} > training max_length {max_length}", line=line))
+    report.findings.sort(key=lambda f: (f.line or 0, f.code))
+
+
+def lint_file(
+    expert: Expert,
+    path: str | Path,
+    *,
+    eval_path: str | Path | None = None,
+    tokenizer: Any | None = None,
+) -> LintReport:
+    """Lint one dataset file; ``eval_path`` enables the ``eval_leak`` check."""
+    examples, parse_findings = read_examples(path)
+    report = LintReport(path=str(path))
+    report.records += len(parse_findings)
+    eval_questions = None
+    if eval_path is not None and Path(eval_path).exists() and Path(eval_path).resolve() != Path(path).resolve():
+        eval_examples, _ = read_examples(eval_path)
+        eval_questions = {_question_key(e.question) for e in eval_examples}
+    lint_examples(expert, examples, report, eval_questions=eval_questions, tokenizer=tokenizer)
+    report.findings = sorted(parse_findings + report.findings, key=lambda f: (f.line or 0, f.code))
+    wrappers = [w for w in report.wrappers if w]
+    if len(wrappers) > 1:
+        report.findings.append(Finding("mixed_wrapper", "error",
+                                       f"dataset mixes wrappers: {', '.join(sorted(wrappers))}"))
+    return report
+
+
+# ---------------------------------------------------------------------- check-prompt
+_THINK_SWITCH_RE = re.compile(r"(^|\s)/think\b")
+
+
+def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
+    """Check one raw inference prompt (any wrapper) against the contract and the training data."""
+    contract = expert.contract
+    try:
+        parsed = parse_prompt(text)
+    except PromptParseError as exc:
+        return [Finding("parse_error", "error", str(exc))]
+    findings: list[Finding] = []
+    if parsed.wrapper != contract.wrapper:
+        findings.append(
+            Finding("wrapper_mismatch", "error",
+                    f"prompt uses the {parsed.wrapper!r} wrapper; the expert was trained on {contract.wrapper!r}",
+                    suggestion=contract.wrapper)
+        )
+    if contract.wrapper == "qwen3" and (parsed.thinking or _THINK_SWITCH_RE.search(parsed.question)):
+        findings.append(
+            Finding("thinking_mismatch", "error",
+                    "the prompt lets Qwen3 think: the assistant turn must open with the empty "
+                    "'<think>\\n\\n</think>\\n\\n' block (enable_thinking=False)")
+        )
+    findings.extend(_check_pairs(expert, parsed.fields, parsed.stray_lines))
+    return findings
+
+
+def check_messages(expert: Expert, messages: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """Check chat messages (as sent to a server using the exported chat template)."""
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    if not isinstance(system, str):
+        return [Finding("missing_field", "error", "no system message: the field block is missing")]
+    if not any(m.get("role") == "user" for m in messages):
+        return [Finding("parse_error", "error", "no user message")]
+    pairs, stray = parse_system_block(system)
+    return _check_pairs(expert, pairs, stray)
+
+
+def _check_pairs(expert: Expert, pairs: list[tuple[str, str]], stray: list[str]) -> list[Finding]:
+    findings = [
+        Finding("unknown_field", "error", f"system line {line[:60]!r} is not a 'Name: value' field")
+        for line in stray
+    ]
+    findings.extend(expert.contract.check_fields(pairs, strict=True))
+    seen_values = expert.training_field_values()
+    if seen_values:
+        for name, value in pairs:
+            spec = next((f for f in expert.contract.fields if f.name == name), None)
+            if spec is None or spec.multiline:
+                continue
+            canonical, _ = expert.contract.canonical_value(spec, value)
+            if canonical is not None and name in seen_values and canonical not in seen_values[name]:
+                findings.append(
+                    Finding("unseen_value", "warning",
+                            f"{canonical!r} never appears as {name} in the training data", field=name)
+                )
+    return findings
