@@ -347,10 +347,13 @@ class PromptContract:
         ``split_special_tokens=True``.
         """
         ids: list[int] = []
+        control_ids = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
         for text, is_user in self._prompt_parts(fields, question):
-            ids.extend(
-                tokenizer(text, add_special_tokens=False, split_special_tokens=is_user)["input_ids"]
-            )
+            part = tokenizer(text, add_special_tokens=False, split_special_tokens=is_user)["input_ids"]
+            if is_user and control_ids.intersection(part):
+                raise ContractError("user text would encode to a control token",
+                                    [Finding("control_token", "error", "user text encodes to a control token")])
+            ids.extend(part)
         return ids
 
     def encode_example(
@@ -411,8 +414,9 @@ class PromptContract:
 
 # ---------------------------------------------------------------------- parsing helpers
 _QWEN_TURN_RE = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.S)
-_TAGS_TURN_RE = re.compile(r"<\|(system|user|assistant)\|>\n?(.*?)(?:\n?<\|end\|>\n?|(?=<\|(?:system|user|assistant)\|>)|$)",
-                           re.S)
+_TAGS_TURN_RE = re.compile(
+    r"<\|(system|user|assistant)\|>\n?(.*?)(?:\n?<\|end\|>\n?|(?=<\|(?:system|user|assistant)\|>)|$)", re.S
+)
 _PLAIN_TURN_RE = re.compile(r"^(System|User|Assistant):[ \t]*", re.M)
 
 

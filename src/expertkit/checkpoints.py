@@ -1,0 +1,109 @@
+"""Run folders and their checkpoints.
+
+A run folder holds ``run.json`` (expert, base, method, contract fingerprint), ``loss.jsonl`` and
+``checkpoint-N/`` folders. A checkpoint is *complete* once its record ``expertkit.json`` exists —
+it is written last, and the folder itself is written under a temporary name and renamed when whole —
+so a save killed halfway is never listed, compared, resumed from or packaged.
+
+Each checkpoint holds the PEFT adapter files (``adapter_config.json``, ``adapter_model.safetensors``)
+or, for full fine-tuning, the model files; the exported chat template (``chat_template.jinja``); a copy
+of the manifest (``expert.yaml``); and the record (step, contract fingerprint and canonical contract).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from expertkit.contract import diff_contracts
+from expertkit.errors import DriftError, ExpertkitError
+
+if TYPE_CHECKING:
+    from expertkit.expert import Expert
+
+RECORD_NAME = "expertkit.json"
+RUN_RECORD_NAME = "run.json"
+CHAT_TEMPLATE_NAME = "chat_template.jinja"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    path: Path
+    record: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"checkpoint-{self.step}"
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.record.get("fingerprint", ""))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a complete checkpoint folder; an incomplete or foreign folder is an error."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ExpertkitError("no such checkpoint folder", path=p)
+    record_path = p / RECORD_NAME
+    if not record_path.is_file():
+        raise ExpertkitError(f"incomplete checkpoint (no {RECORD_NAME}): a save was interrupted", path=p)
+    try:
+        record = json.loads(record_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ExpertkitError(f"unreadable checkpoint record: {exc}", path=record_path) from None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise ExpertkitError("checkpoint record has no integer 'step'", path=record_path, key="step")
+    return Checkpoint(step=record["step"], path=p, record=record)
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
+    """Complete checkpoints of a run, by ascending step (temporary and half-written ones skipped)."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ExpertkitError("no such run folder", path=root)
+    found = []
+    for child in root.iterdir():
+        if child.is_dir() and _CHECKPOINT_RE.match(child.name) and (child / RECORD_NAME).is_file():
+            found.append(load_checkpoint(child))
+    return sorted(found, key=lambda c: c.step)
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``run.json`` (empty if absent)."""
+    path = Path(run_dir) / RUN_RECORD_NAME
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ExpertkitError(f"unreadable run record: {exc}", path=path) from None
+    return value if isinstance(value, dict) else {}
+
+
+def contract_changes(checkpoint: Checkpoint, expert: Expert) -> list[str]:
+    """What differs between the contract a checkpoint was trained on and the expert's current one."""
+    if checkpoint.fingerprint == expert.fingerprint:
+        return []
+    old = checkpoint.record.get("contract")
+    if not isinstance(old, dict):
+        return [f"fingerprint {checkpoint.fingerprint or 'missing'} -> {expert.fingerprint}"]
+    return diff_contracts(old, expert.contract.canonical())
+
+
+def check_contract(checkpoint: Checkpoint, expert: Expert, *, allow_drift: bool = False) -> list[str]:
+    """Refuse a checkpoint trained on another contract unless ``allow_drift``; return the changes."""
+    changes = contract_changes(checkpoint, expert)
+    if changes and not allow_drift:
+        raise DriftError(
+            f"trained on contract {checkpoint.fingerprint or '?'}, the expert's is {expert.fingerprint}: "
+            + "; ".join(changes)
+            + " (retrain, or pass --allow-drift)",
+            path=checkpoint.path,
+        )
+    return changes

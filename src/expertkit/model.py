@@ -1,0 +1,229 @@
+"""Base models: a hub id, a local folder, or ``tiny`` — a small Qwen3-architecture model and byte-level
+BPE tokenizer that expertkit builds locally, seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from expertkit.errors import ExpertkitError
+
+TINY = "tiny"
+TINY_VERSION = 1
+#: Qwen3's control tokens: special ones first, then the think tags, plain added tokens as in Qwen3.
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+THINK_TOKENS = ["<think>", "</think>"]
+#: Qwen2/Qwen3's pre-tokenizer pattern: digits one by one, words, punctuation runs, newlines.
+QWEN_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+#: The tiny base's shape: small enough to train from scratch on CPU in minutes.
+TINY_SHAPE: dict[str, Any] = {
+    "hidden_size": 128,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 32,
+    "max_position_embeddings": 2048,
+}
+TINY_VOCAB = 1536
+
+
+def cache_dir() -> Path:
+    """Where expertkit caches built artefacts (``$EXPERTKIT_CACHE``, default ``~/.cache/expertkit``)."""
+    return Path(os.environ.get("EXPERTKIT_CACHE", Path.home() / ".cache" / "expertkit"))
+
+
+def shipped_experts_dir() -> Path:
+    """The repository's ``experts/`` folder (the shipped experts)."""
+    return Path(__file__).resolve().parents[2] / "experts"
+
+
+def default_tiny_corpus() -> list[str]:
+    """Rendered training conversations of the shipped experts: the tiny tokenizer's corpus."""
+    from expertkit.data import read_examples
+    from expertkit.expert import Expert
+
+    texts: list[str] = []
+    root = shipped_experts_dir()
+    for manifest in sorted(root.glob("*/expert.yaml")):
+        expert = Expert.load(manifest.parent)
+        if not expert.train_path.is_file():
+            continue
+        examples, _ = read_examples(expert.train_path)
+        for ex in examples:
+            if ex.answer is None:
+                continue
+            try:
+                texts.append(expert.contract.render_conversation(dict(ex.fields), ex.question, ex.answer))
+            except ExpertkitError:
+                continue
+    if not texts:
+        raise ExpertkitError("no shipped expert datasets to build the tiny tokenizer from; run "
+                             "`expertkit data generate experts/elastic` first", path=root)
+    return texts
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = TINY_VOCAB) -> Any:
+    """A byte-level BPE tokenizer with Qwen's pre-tokenizer and control tokens, trained on ``corpus``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from expertkit.contract import ContractSpec, FieldSpec, PromptContract
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_SPLIT_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(corpus), trainer=trainer)
+    tok.add_tokens(THINK_TOKENS)
+    template = PromptContract(ContractSpec(fields=[FieldSpec(name="Task")])).chat_template()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        model_max_length=TINY_SHAPE["max_position_embeddings"],
+        clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = template
+    return fast
+
+
+def build_tiny_base(
+    out_dir: str | Path, *, seed: int = 0, corpus: Sequence[str] | None = None, vocab_size: int = TINY_VOCAB
+) -> Path:
+    """Write a tiny Qwen3 model and tokenizer to ``out_dir`` (deterministic for a seed and corpus)."""
+    import torch
+    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+
+    out = Path(out_dir)
+    texts = list(corpus) if corpus is not None else default_tiny_corpus()
+    tokenizer = build_tokenizer(texts, vocab_size)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        bos_token_id=None,
+        **TINY_SHAPE,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False, max_new_tokens=256
+    )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "expertkit_base.json").write_text(json.dumps({"kind": TINY, "version": TINY_VERSION,
+                                                            "seed": seed, "vocab_size": len(tokenizer)}))
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(tmp), out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def tiny_base_path(seed: int = 0) -> Path:
+    """The cached tiny base for the shipped experts' current data, built on first use."""
+    texts = default_tiny_corpus()
+    digest = hashlib.sha256()
+    digest.update(f"v{TINY_VERSION}:{seed}:{TINY_VOCAB}:{json.dumps(TINY_SHAPE, sort_keys=True)}".encode())
+    for t in texts:
+        digest.update(t.encode())
+    path = cache_dir() / f"tiny-{digest.hexdigest()[:16]}"
+    if not (path / "expertkit_base.json").is_file():
+        build_tiny_base(path, seed=seed, corpus=texts)
+    return path
+
+
+def resolve_base(base: str) -> str:
+    """``tiny`` → its cached folder; a local folder → itself; anything else is taken as a hub id."""
+    if base == TINY:
+        return str(tiny_base_path())
+    p = Path(base).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise ExpertkitError("not a model folder (no config.json)", path=p)
+        return str(p)
+    if base.startswith((".", "/", "~")):
+        raise ExpertkitError("no such base model folder", path=p)
+    return base
+
+
+def _load_error(base: str, exc: Exception) -> ExpertkitError:
+    return ExpertkitError(
+        f"could not load base model {base!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+        "(a hub id needs the model in the local Hugging Face cache or network access)",
+        key="--base",
+    )
+
+
+def load_tokenizer(base: str) -> Any:
+    from transformers import AutoTokenizer
+
+    name = resolve_base(base)
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except Exception as exc:
+        raise _load_error(base, exc) from None
+    if tok.pad_token is None:
+        tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
+    return tok
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def default_dtype(device: str) -> Any:
+    import torch
+
+    return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def load_model(base: str, *, device: str | None = None, dtype: Any = None) -> Any:
+    """Load a causal LM from a hub id, a local folder or ``tiny`` (bf16 on a GPU, fp32 on CPU)."""
+    from transformers import AutoModelForCausalLM
+
+    name = resolve_base(base)
+    device = device or default_device()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype or default_dtype(device), attn_implementation="sdpa"
+        )
+    except Exception as exc:
+        raise _load_error(base, exc) from None
+    return model.to(device)
+
+
+def is_base_folder(path: Path) -> bool:
+    return (path / "config.json").is_file()

@@ -1,0 +1,25 @@
+"""Shared test setup: a private cache folder, so tests never touch the user's ~/.cache or ~/.expertkit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["EXPERTKIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["EXPERTKIT_HOME"] = str(tmp_path_factory.mktemp("home"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def postmortem_dir() -> Path:
+    return FIXTURES / "postmortem"
