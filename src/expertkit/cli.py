@@ -249,6 +249,165 @@ def base_tiny(
     out.print(f"tiny base written to {path}")
 
 
+# ---------------------------------------------------------------------- training (train.py)
+@app.command()
+def train(
+    expert_dir: ExpertDir,
+    base: Annotated[str, typer.Option("--base", help="Hub id, local folder, or 'tiny'.")] = "tiny",
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/run"),
+    method: Annotated[str | None, typer.Option(help="lora | dora | full (default: manifest; full for tiny).")]
+    = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides epochs).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs (default: manifest).")] = None,
+    save_every: Annotated[int | None, typer.Option("--save-every", help="Checkpoint every N steps.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest complete checkpoint.")] = False,
+    continue_to: Annotated[int | None, typer.Option("--continue-to", help="Extend a finished run to N steps.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Train even if lint finds errors.")] = False,
+    allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Resume across a contract change.")] = False,
+    max_examples: Annotated[int | None, typer.Option("--max-examples", help="Use the first N records.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Per-device batch (default: manifest).")]
+    = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (default: manifest).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
+) -> None:
+    """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
+    from expertkit.train import TrainOptions, train_expert
+
+    expert = _load(expert_dir)
+    result = train_expert(expert, TrainOptions(
+        base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
+        resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
+        max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+    ))
+    out.print(str(result))
+
+
+# ---------------------------------------------------------------------- comparison (evaluate.py, report.py)
+@app.command()
+def compare(
+    expert_dir: ExpertDir,
+    run: Annotated[Path, typer.Option("--run", help="Run folder with checkpoint-N folders.")],
+    base: Annotated[str | None, typer.Option("--base", help="Base model (default: the run's).")] = None,
+    cases: Annotated[Path | None, typer.Option("--cases", help="JSONL cases (default: the eval set).")] = None,
+    checkpoints: Annotated[str | None, typer.Option("--checkpoints", help="Steps, e.g. 100,150.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: RUN/compare).")] = None,
+    drift: Annotated[bool, typer.Option("--drift", help="Also score drifted prompts.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="hf | vllm")] = "hf",
+    max_cases: Annotated[int | None, typer.Option("--max-cases", help="Score the first N cases.")] = None,
+    allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Accept checkpoints of another contract.")]
+    = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score the base and every checkpoint on the eval set; pick the best; write reports."""
+    from expertkit.evaluate import CompareOptions, compare_run
+
+    expert = _load(expert_dir)
+    compare_run(expert, CompareOptions(
+        run_dir=run, base=base, cases=cases, checkpoints=checkpoints, out_dir=out_dir, drift=drift,
+        engine=engine, max_cases=max_cases, allow_drift=allow_drift, as_json=as_json,
+    ))
+
+
+@app.command()
+def quickstart(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the run and reports go.")] = Path("quickstart"),
+) -> None:
+    """The main job: tiny base, data, CPU training with checkpoints, comparison, reports."""
+    from expertkit.quickstart import run_quickstart
+
+    run_quickstart(out_dir)
+
+
+# ---------------------------------------------------------------------- serving (serve.py)
+@app.command()
+def serve(
+    experts: Annotated[list[str], typer.Argument(help="Expert folders or installed names (NAME[@VERSION]).")],
+    base: Annotated[str, typer.Option("--base", help="Hub id, local folder, or 'tiny'.")] = "tiny",
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    api_key_file: Annotated[Path | None, typer.Option("--api-key-file", help="File holding the bearer key.")]
+    = None,
+    engine: Annotated[str, typer.Option("--engine", help="hf | vllm")] = "hf",
+    allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Serve checkpoints of another contract.")]
+    = False,
+) -> None:
+    """Serve several experts over one base model (REST + OpenAI-compatible)."""
+    from expertkit.serve import ServeOptions, run_server
+
+    run_server(experts, ServeOptions(base=base, host=host, port=port, api_key_file=api_key_file,
+                                     engine=engine, allow_drift=allow_drift))
+
+
+# ---------------------------------------------------------------------- packages (package.py, scaffold.py)
+@app.command()
+def package(
+    expert_dir: ExpertDir,
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="The checkpoint folder to ship.")],
+    out_file: Annotated[Path, typer.Option("--out", help="NAME.expert archive to write.")],
+    allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Package a checkpoint of another contract.")]
+    = False,
+) -> None:
+    """Pack manifest, contract, chat template, adapter and eval summary into a .expert archive."""
+    from expertkit.package import package_expert
+
+    expert = _load(expert_dir)
+    path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift)
+    out.print(f"packaged {path}")
+
+
+@app.command()
+def install(archive: Annotated[Path, typer.Argument(help="A .expert archive.")]) -> None:
+    """Verify and install a .expert archive into $EXPERTKIT_HOME."""
+    from expertkit.package import install_package
+
+    installed = install_package(archive)
+    out.print(f"installed {installed.name}@{installed.version} -> {installed.path}")
+
+
+@app.command("list")
+def list_cmd(as_json: JsonFlag = False) -> None:
+    """List installed experts."""
+    from expertkit.package import list_installed
+
+    items = list_installed()
+    if as_json:
+        _print_json([i.to_dict() for i in items])
+        return
+    table = Table(title="installed experts")
+    for col in ("name", "version", "fingerprint", "path"):
+        table.add_column(col)
+    for i in items:
+        table.add_row(i.name, i.version, i.fingerprint, str(i.path))
+    out.print(table)
+
+
+@app.command()
+def remove(spec: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")]) -> None:
+    """Remove an installed expert (all versions, or one)."""
+    from expertkit.package import remove_installed
+
+    for removed in remove_installed(spec):
+        out.print(f"removed {removed}")
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Expert name (folder experts/NAME).")],
+    dialect: Annotated[str, typer.Option("--dialect", help="Value of the Dialect field.")],
+    task: Annotated[str, typer.Option("--task", help="Value of the Task field.")],
+    field: Annotated[list[str] | None, typer.Option("--field", help="Extra field NAME[:required] (repeatable).")]
+    = None,
+    output_kind: Annotated[str, typer.Option("--output-kind", help="elastic_dsl | sql | json")] = "json",
+    root: Annotated[Path, typer.Option("--root", help="Folder holding experts/.")] = Path("."),
+) -> None:
+    """Scaffold experts/NAME with a manifest, a README with the exact prompt, empty data files."""
+    from expertkit.scaffold import new_expert
+
+    path = new_expert(name, dialect=dialect, task=task, fields=field or [], output_kind=output_kind, root=root)
+    out.print(f"created {path}")
+
+
 def main() -> None:
     """Entry point: one-line errors, exit 2; ``--debug`` or EXPERTKIT_DEBUG=1 shows tracebacks."""
     debug = "--debug" in sys.argv or os.environ.get("EXPERTKIT_DEBUG") == "1"
