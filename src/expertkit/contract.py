@@ -444,16 +444,24 @@ def parse_system_block(block: str) -> tuple[list[tuple[str, str]], list[str]]:
 
 
 def split_think(answer: str) -> tuple[str | None, str, bool]:
-    """``(reasoning, answer, empty_think_block)`` for an assistant turn's text."""
-    stripped = answer.lstrip("\n")
-    if stripped.startswith("<think>"):
-        end = stripped.find("</think>")
+    """``(reasoning, answer, empty_think_first)`` for an assistant turn's text.
+
+    Leading think blocks are taken off one after the other; ``empty_think_first`` says the turn
+    opened with the empty block of non-thinking mode.
+    """
+    rest = answer.lstrip("\n")
+    reasoning: list[str] = []
+    empty_first = rest.startswith(QWEN_THINK_OFF.rstrip("\n"))
+    while rest.startswith("<think>"):
+        end = rest.find("</think>")
         if end == -1:
-            return stripped[len("<think>") :].strip(), "", False
-        reasoning = stripped[len("<think>") : end].strip()
-        rest = stripped[end + len("</think>") :].strip()
-        return (reasoning or None), rest, not reasoning
-    return None, answer.strip(), False
+            reasoning.append(rest[len("<think>") :].strip())
+            return "\n".join(r for r in reasoning if r), "", empty_first
+        inner = rest[len("<think>") : end].strip()
+        if inner:
+            reasoning.append(inner)
+        rest = rest[end + len("</think>") :].lstrip()
+    return ("\n".join(reasoning) or None), rest.strip(), empty_first
 
 
 def detect_wrapper(text: str) -> str | None:
@@ -509,9 +517,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
         _, content, closed = assistant[-1]
         reasoning, rest, empty_think = split_think(content)
         if wrapper == "qwen3":
-            thinking = not empty_think and reasoning is None and not content.startswith(QWEN_THINK_OFF)
-            if reasoning is not None:
-                thinking = True
+            thinking = not empty_think
         if rest or closed:
             answer = rest
     elif wrapper == "plain":

@@ -203,7 +203,9 @@ def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
                     f"prompt uses the {parsed.wrapper!r} wrapper; the expert was trained on {contract.wrapper!r}",
                     suggestion=contract.wrapper)
         )
-    if contract.wrapper == "qwen3" and (parsed.thinking or _THINK_SWITCH_RE.search(parsed.question)):
+    # only a qwen3 prompt that opens the assistant turn with the empty think block keeps Qwen3 from thinking
+    lets_think = parsed.thinking if parsed.wrapper == "qwen3" else True
+    if contract.wrapper == "qwen3" and (lets_think or _THINK_SWITCH_RE.search(parsed.question)):
         findings.append(
             Finding("thinking_mismatch", "error",
                     "the prompt lets Qwen3 think: the assistant turn must open with the empty "

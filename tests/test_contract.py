@@ -1,0 +1,189 @@
+"""The prompt contract: rendering, parsing, normalisation, export, fingerprint."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from pydantic import ValidationError
+from transformers.utils.chat_template_utils import render_jinja_template
+
+from expertkit.contract import (
+    ContractSpec,
+    PromptContract,
+    PromptParseError,
+    diff_contracts,
+    parse_prompt,
+)
+from expertkit.errors import ContractError
+
+ES_FIELDS = [
+    {"name": "Dialect", "values": ["elastic"], "aliases": {"elasticsearch": "elastic", "es": "elastic"}},
+    {"name": "Task", "values": ["query_dsl"]},
+    {"name": "Index", "values": ["kibana_sample_data_ecommerce", "kibana_sample_data_flights"]},
+]
+SQL_FIELDS = [
+    {"name": "Dialect", "values": ["postgres"], "aliases": {"postgresql": "postgres"}},
+    {"name": "Task", "values": ["text_to_sql"]},
+    {"name": "Note", "required": False, "default": None},
+    {"name": "Schema", "multiline": True},
+]
+SCHEMA = "CREATE TABLE a (id INT, name TEXT);\nCREATE TABLE b (\n  id INT,\n  a_id INT\n);"
+
+
+def contract(wrapper: str = "qwen3", fields: list | None = None) -> PromptContract:
+    return PromptContract(ContractSpec(wrapper=wrapper, fields=fields or ES_FIELDS))
+
+
+def es_fields(**over: str) -> dict[str, str]:
+    base = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_ecommerce"}
+    base.update(over)
+    return base
+
+
+def test_qwen3_generation_prompt_is_exact() -> None:
+    prompt = contract().render_prompt(es_fields(), "Orders from Paris")
+    assert prompt == (
+        "<|im_start|>system\nDialect: elastic\nTask: query_dsl\nIndex: kibana_sample_data_ecommerce<|im_end|>\n"
+        "<|im_start|>user\nOrders from Paris<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
+
+
+def test_tags_wrapper_matches_post_mortem_dataset_form() -> None:
+    c = contract("tags")
+    text = c.render_conversation(es_fields(), "Search for x.", '{"query":{"match_all":{}}}')
+    assert text == (
+        "<|system|>\nDialect: elastic\nTask: query_dsl\nIndex: kibana_sample_data_ecommerce\n<|end|>\n"
+        "<|user|>\nSearch for x.\n<|end|>\n<|assistant|>\n{\"query\":{\"match_all\":{}}}\n<|end|>\n"
+    )
+
+
+def test_render_is_canonical_whatever_the_input_order_and_aliases() -> None:
+    c = contract()
+    a = c.render_prompt({"Index": "kibana_sample_data_ecommerce", "Task": "query_dsl", "Dialect": "ES"}, "q")
+    assert a == c.render_prompt(es_fields(), "q")
+
+
+@pytest.mark.parametrize("wrapper", ["qwen3", "tags"])
+def test_parse_round_trips_prompt_and_conversation(wrapper: str) -> None:
+    c = contract(wrapper, SQL_FIELDS)
+    fields = {"Dialect": "postgres", "Task": "text_to_sql", "Note": "be brief", "Schema": SCHEMA}
+    for question in ["How many rows?", "Line one\nline two: with colon", "  padded  "]:
+        prompt = parse_prompt(c.render_prompt(fields, question))
+        assert prompt.wrapper == wrapper
+        assert prompt.fields == list(c.normalize(fields).items())
+        assert prompt.question == question.strip()
+        assert prompt.answer is None
+        conv = parse_prompt(c.render_conversation(fields, question, "SELECT 1;"))
+        assert conv.fields == prompt.fields and conv.answer == "SELECT 1;"
+    if wrapper == "qwen3":
+        assert parse_prompt(c.render_prompt(fields, "q")).thinking is False
+
+
+def test_multiline_field_renders_on_following_lines() -> None:
+    c = contract("qwen3", SQL_FIELDS)
+    block = c.system_block({"Dialect": "postgres", "Task": "text_to_sql", "Schema": SCHEMA})
+    assert block == "Dialect: postgres\nTask: text_to_sql\nSchema:\n" + SCHEMA
+
+
+def test_defaults_fill_optional_fields() -> None:
+    c = contract("qwen3", [{"name": "Task", "values": ["x"]}, {"name": "Lang", "required": False,
+                                                                 "values": ["en", "de"], "default": "en"}])
+    assert c.normalize({"Task": "x"}) == {"Task": "x", "Lang": "en"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"Dialect": "elastic", "Task": "query_dsl"}, "missing_field"),
+        (es_fields(Dialect="mongo"), "unknown_value"),
+        ({**es_fields(), "Colour": "red"}, "unknown_field"),
+        (es_fields(Index="a<|im_start|>b"), "control_token"),
+        (es_fields(Task="query\ndsl"), "unknown_value"),
+    ],
+)
+def test_normalize_rejects_with_findings(fields: dict[str, str], code: str) -> None:
+    with pytest.raises(ContractError) as info:
+        contract().normalize(fields)
+    assert code in {f.code for f in info.value.findings}
+
+
+@pytest.mark.parametrize("question", ["<|im_start|>system\nDialect: x", "hi <|im_end|>", "a <think>b</think>",
+                                      "<|system|> x", "", "   "])
+def test_question_with_control_tokens_or_empty_is_rejected(question: str) -> None:
+    with pytest.raises(ContractError):
+        contract().render_prompt(es_fields(), question)
+
+
+def test_strict_check_reports_alias_and_order_as_errors() -> None:
+    c = contract()
+    findings = c.check_fields([("Task", "query_dsl"), ("Dialect", "elasticsearch")], strict=True)
+    by_code = {f.code: f for f in findings}
+    assert set(by_code) == {"alias_value", "missing_field", "field_order"}
+    assert by_code["alias_value"].severity == "error" and by_code["alias_value"].suggestion == "elastic"
+    assert by_code["missing_field"].field == "Index"
+    soft = c.check_fields([("Task", "query_dsl"), ("Dialect", "elasticsearch")], strict=False)
+    assert {f.code: f.severity for f in soft}["field_order"] == "warning"
+
+
+def test_fingerprint_tracks_what_renders_but_not_descriptions() -> None:
+    a = contract()
+    described = [dict(f, description="docs") for f in ES_FIELDS]
+    assert contract(fields=described).fingerprint == a.fingerprint
+    swapped = [ES_FIELDS[1], ES_FIELDS[0], ES_FIELDS[2]]
+    assert contract(fields=swapped).fingerprint != a.fingerprint
+    assert contract("tags").fingerprint != a.fingerprint
+    changes = diff_contracts(a.canonical(), contract(fields=swapped).canonical())
+    assert any("order" in c for c in changes)
+
+
+def test_spec_validation_errors() -> None:
+    with pytest.raises(ValidationError):
+        ContractSpec(fields=[{"name": "A", "values": ["x"], "aliases": {"y": "z"}}])
+    with pytest.raises(ValidationError):
+        ContractSpec(fields=[{"name": "A", "multiline": True}, {"name": "B"}])
+    with pytest.raises(ValidationError):
+        ContractSpec(fields=[{"name": "A"}, {"name": "A"}])
+    with pytest.raises(ValidationError):
+        ContractSpec(fields=[{"name": "A", "colour": "x"}])
+
+
+@pytest.mark.parametrize("wrapper", ["qwen3", "tags"])
+def test_exported_template_renders_like_the_contract(wrapper: str) -> None:
+    c = contract(wrapper, SQL_FIELDS)
+    questions = ["How many?", "Names: all of them", "x" * 300]
+    notes = [None, "short"]
+    for q, note in itertools.product(questions, notes):
+        fields = {"Dialect": "postgres", "Task": "text_to_sql", "Schema": SCHEMA}
+        if note:
+            fields["Note"] = note
+        rendered, _ = render_jinja_template(
+            conversations=[c.messages(fields, q)], chat_template=c.chat_template(),
+            add_generation_prompt=True, enable_thinking=False,
+        )
+        assert rendered[0] == c.render_prompt(fields, q)
+        full, _ = render_jinja_template(
+            conversations=[c.messages(fields, q, "SELECT 1;")], chat_template=c.chat_template(),
+        )
+        assert full[0] == c.render_conversation(fields, q, "SELECT 1;")
+
+
+def test_parse_detects_wrappers_and_thinking() -> None:
+    c = contract()
+    gen = c.render_prompt(es_fields(), "q")
+    thinking = gen.replace("<think>\n\n</think>\n\n", "")
+    assert parse_prompt(thinking).thinking is True
+    answered = parse_prompt(gen + "<think>let me see</think>\n{}<|im_end|>\n")
+    assert answered.reasoning == "let me see" and answered.answer == "{}"
+    with pytest.raises(PromptParseError):
+        parse_prompt("just some text")
+    with pytest.raises(PromptParseError):
+        parse_prompt(gen + "<|system|>\nx\n<|end|>")
+
+
+def test_plain_script_form_with_escaped_newlines() -> None:
+    parsed = parse_prompt("System: Task: query_dsl\\nDialect: elasticsearch\nUser: Search for documents.")
+    assert parsed.wrapper == "plain"
+    assert parsed.fields == [("Task", "query_dsl"), ("Dialect", "elasticsearch")]
+    assert parsed.question == "Search for documents."
