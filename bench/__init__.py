@@ -1,0 +1,1 @@
+"""expertkit benchmarks: one entry point per figure (``python -m bench.NAME``)."""
