@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from expertkit.contract import PromptParseError, parse_prompt, parse_system_block
 from expertkit.data import Example, read_examples
-from expertkit.errors import ContractError
+from expertkit.errors import ContractError, ExpertkitError
 from expertkit.findings import Finding
 from expertkit.reasoning import analyze_output
 
@@ -170,6 +170,8 @@ def lint_file(
 ) -> LintReport:
     """Lint one dataset file; ``eval_path`` enables the ``eval_leak`` check."""
     examples, parse_findings = read_examples(path)
+    if not examples and not parse_findings:
+        raise ExpertkitError("no records (empty dataset)", path=path)
     report = LintReport(path=str(path))
     report.records += len(parse_findings)
     eval_questions = None
