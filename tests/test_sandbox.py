@@ -14,10 +14,10 @@ import pytest
 from expertkit.errors import ExpertkitError
 from expertkit.sandbox import (
     build_fixture,
-    cache_dir,
     close_connections,
     engine_statement_problem,
     execute_unchecked,
+    fixtures_dir,
     run_query,
 )
 
@@ -49,7 +49,7 @@ def digest(path: Path) -> str:
 def test_build_fixture_is_cached_by_content(env: tuple[Path, Path]) -> None:
     db, _ = env
     key = hashlib.sha256(f"{DDL}\n-- data --\n{DATA}".encode()).hexdigest()
-    assert db == cache_dir() / f"{key}.duckdb"
+    assert db == fixtures_dir() / f"{key}.duckdb"
     assert db.parent.name == "fixtures" and db.is_file()
     mtime = db.stat().st_mtime_ns
     assert build_fixture(DDL, DATA) == db
@@ -241,6 +241,6 @@ def test_pre_check_reasons(env: tuple[Path, Path]) -> None:
         "only read-only SELECT queries are allowed, not SET")
 
 
-def test_cache_dir_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fixtures_dir_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EXPERTKIT_CACHE", raising=False)
-    assert cache_dir() == Path(os.path.expanduser("~")) / ".cache" / "expertkit" / "fixtures"
+    assert fixtures_dir() == Path(os.path.expanduser("~")) / ".cache" / "expertkit" / "fixtures"

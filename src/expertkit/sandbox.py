@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 from expertkit.errors import ExpertkitError
+from expertkit.fileio import cache_dir
 
 #: Settings of every sandbox connection (the locked configuration).
 SANDBOX_CONFIG: dict[str, Any] = {
@@ -55,10 +56,9 @@ class QueryResult:
     error: str | None = None
 
 
-def cache_dir() -> Path:
-    """Where built fixtures live: ``$EXPERTKIT_CACHE/fixtures`` (default ``~/.cache/expertkit``)."""
-    root = os.environ.get("EXPERTKIT_CACHE") or str(Path.home() / ".cache" / "expertkit")
-    return Path(root) / "fixtures"
+def fixtures_dir() -> Path:
+    """Where built fixtures live: ``$EXPERTKIT_CACHE/fixtures`` (default ``~/.cache/expertkit/fixtures``)."""
+    return cache_dir() / "fixtures"
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
@@ -73,7 +73,7 @@ def build_fixture(ddl_sql: str, data_sql: str, *, dialect: str | None = None) ->
     text transpiled from it is tried. Raises :class:`ExpertkitError` when neither builds.
     """
     key = hashlib.sha256(f"{ddl_sql}\n-- data --\n{data_sql}".encode()).hexdigest()
-    folder = cache_dir()
+    folder = fixtures_dir()
     target = folder / f"{key}.duckdb"
     if target.is_file():
         return target
