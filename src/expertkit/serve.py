@@ -1,0 +1,628 @@
+"""Serving: several experts over one base model, a REST endpoint per expert and an OpenAI-compatible API.
+
+Each served expert is given as ``EXPERT_DIR:CHECKPOINT_DIR``, as an installed ``NAME[@VERSION]``, or as a
+folder holding a ``checkpoint/`` folder (the layout of an installed package). Checkpoints trained on another
+contract are refused unless ``allow_drift``.
+
+Every prompt is tokenised by the expert's contract (``encode_prompt``: user text with
+``split_special_tokens=True``), so text in a field or question never becomes a control token. One worker
+thread owns the model: it takes queued requests, batches those for the same expert and adapter, and
+generates; a full queue answers 503, a request past its time limit 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import hmac
+import json
+import queue
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
+from expertkit.contract import PromptContract, parse_system_block
+from expertkit.errors import ContractError, ExpertkitError
+from expertkit.expert import Expert
+from expertkit.fileio import read_text
+from expertkit.findings import Finding
+from expertkit.generation import Engine, Generation, checkpoint_kind
+from expertkit.lint import check_messages
+from expertkit.reasoning import analyze_output
+
+#: The model name that routes a request by its fields.
+AUTO = "auto"
+#: Fields whose values pick the expert for ``model: "auto"``.
+ROUTING_FIELDS = ("Dialect", "Task")
+ENGINES = ("hf", "vllm")
+
+
+@dataclass
+class ServeOptions:
+    """Server settings; the limits apply per request."""
+
+    base: str = "tiny"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key_file: Path | None = None
+    engine: str = "hf"
+    allow_drift: bool = False
+    #: Requests waiting for the worker; one more is answered 503.
+    queue_size: int = 64
+    #: Most requests the worker takes from the queue in one round (batched per expert).
+    max_batch: int = 16
+    max_body_bytes: int = 256 * 1024
+    max_question_chars: int = 8000
+    #: Seconds from arrival to answer, queueing included; past it, 504.
+    request_timeout_s: float = 60.0
+    #: Cap on every expert's ``decoding.max_new_tokens``.
+    max_new_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ServedExpert:
+    """An expert and the checkpoint that serves it."""
+
+    expert: Expert
+    checkpoint: Checkpoint
+    source: str
+    drift: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.expert.name
+
+    @property
+    def label(self) -> str:
+        """``NAME@VERSION/checkpoint-N``: what answered a request."""
+        return f"{self.name}@{self.expert.manifest.version}/{self.checkpoint.name}"
+
+
+class EngineLike(Protocol):
+    """What the worker needs from an engine (:class:`~expertkit.generation.Engine` or :class:`VllmEngine`)."""
+
+    tokenizer: Any
+    eos_ids: list[int]
+
+    def add(self, name: str, path: str | Path) -> None: ...
+
+    def activate(self, name: str | None) -> None: ...
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 32,
+                 stop_strings: Sequence[str] = ()) -> list[Generation]: ...
+
+
+# ---------------------------------------------------------------------- what to serve
+def resolve_expert(spec: str, *, allow_drift: bool = False) -> ServedExpert:
+    """``EXPERT_DIR:CHECKPOINT_DIR``, an installed ``NAME[@VERSION]``, or a folder with ``checkpoint/``."""
+    from expertkit.package import CHECKPOINT_DIR, resolve_installed
+
+    path = Path(spec).expanduser()
+    left, sep, right = spec.rpartition(":")
+    if path.is_dir():
+        expert_dir, checkpoint_dir = path, path / CHECKPOINT_DIR
+        if not (checkpoint_dir / RECORD_NAME).is_file():
+            raise ExpertkitError(f"no {CHECKPOINT_DIR}/ with a trained checkpoint here: give EXPERT_DIR:CHECKPOINT_DIR "
+                                 "or an installed NAME[@VERSION]", path=path)
+    elif sep and left and Path(left).expanduser().is_dir():
+        expert_dir, checkpoint_dir = Path(left).expanduser(), Path(right).expanduser()
+    elif "/" not in spec and ":" not in spec:
+        installed = resolve_installed(spec)
+        expert_dir, checkpoint_dir = installed.path, installed.checkpoint_path
+    else:
+        raise ExpertkitError("no such expert folder (give EXPERT_DIR:CHECKPOINT_DIR or an installed "
+                             "NAME[@VERSION])", path=spec)
+    expert = Expert.load(expert_dir)
+    checkpoint = load_checkpoint(checkpoint_dir)
+    drift = check_contract(checkpoint, expert, allow_drift=allow_drift)
+    return ServedExpert(expert, checkpoint, spec, tuple(drift))
+
+
+class VllmEngine:
+    """vLLM's multi-LoRA engine: the base loaded once, each expert's adapter a ``LoRARequest``.
+
+    Prompts go in as the contract's token ids (the exported chat template with ``enable_thinking=False``
+    renders the same text), decoding is greedy.
+    """
+
+    def __init__(self, base: str, max_lora_rank: int, max_loras: int) -> None:
+        try:
+            import vllm
+        except ImportError:
+            raise ExpertkitError("--engine vllm needs the vllm package (pip install vllm)", key="--engine") from None
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ExpertkitError("--engine vllm needs a CUDA GPU; none is available", key="--engine")
+        from expertkit.model import load_tokenizer, resolve_base
+
+        self.tokenizer = load_tokenizer(base)
+        vocab = self.tokenizer.get_vocab()
+        self.eos_ids = [vocab[t] for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
+        self.llm = vllm.LLM(model=resolve_base(base), enable_lora=True, max_lora_rank=max_lora_rank,
+                            max_loras=max_loras)
+        self._requests: dict[str, Any] = {}
+        self.active: str | None = None
+
+    def add(self, name: str, path: str | Path) -> None:
+        from vllm.lora.request import LoRARequest
+
+        self._requests[name] = LoRARequest(name, len(self._requests) + 1, str(path))
+
+    def activate(self, name: str | None) -> None:
+        if name is not None and name not in self._requests:
+            raise ExpertkitError(f"unknown checkpoint {name!r}")
+        self.active = name
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 32,
+                 stop_strings: Sequence[str] = ()) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop_strings),
+                                stop_token_ids=self.eos_ids, skip_special_tokens=False)
+        t0 = time.perf_counter()
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
+                                    lora_request=self._requests.get(self.active or ""), use_tqdm=False)
+        share = (time.perf_counter() - t0) / max(len(prompts), 1)
+        return [Generation(text=o.outputs[0].text.strip(), new_tokens=len(o.outputs[0].token_ids),
+                           finished=o.outputs[0].finish_reason == "stop", latency_s=share) for o in outputs]
+
+
+def build_engine(experts: Sequence[ServedExpert], options: ServeOptions) -> EngineLike:
+    """Load the base once and register every expert's checkpoint under the expert's name."""
+    if options.engine not in ENGINES:
+        raise ExpertkitError(f"unknown engine {options.engine!r} (one of {', '.join(ENGINES)})", key="--engine")
+    engine: EngineLike
+    if options.engine == "vllm":
+        full = [s.name for s in experts if checkpoint_kind(s.checkpoint.path) != "adapter"]
+        if full:
+            raise ExpertkitError(f"--engine vllm serves LoRA/DoRA adapters only; {', '.join(full)} hold full weights "
+                                 "(use --engine hf)", key="--engine")
+        ranks = [int(json.loads(read_text(s.checkpoint.path / "adapter_config.json")).get("r", 16)) for s in experts]
+        # vLLM accepts only some ranks as the maximum (8, 16, 32, ...): 16 covers the small ones
+        engine = VllmEngine(options.base, max_lora_rank=max([16, *ranks]), max_loras=max(len(experts), 1))
+    else:
+        engine = Engine(options.base)
+    for served in experts:
+        try:
+            engine.add(served.name, served.checkpoint.path)
+        except ExpertkitError:
+            raise
+        except Exception as exc:
+            raise ExpertkitError(f"cannot load this checkpoint over base {options.base!r}: {type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:300]}", path=served.checkpoint.path) from None
+    return engine
+
+
+# ---------------------------------------------------------------------- the worker
+@dataclass
+class _Job:
+    expert: str
+    prompt_ids: list[int]
+    max_new_tokens: int
+    future: concurrent.futures.Future[Generation] = field(default_factory=concurrent.futures.Future)
+
+
+class _Worker:
+    """The one thread that touches the model: it batches queued jobs per expert and generates."""
+
+    def __init__(self, engine: EngineLike, stop_strings: Mapping[str, list[str]], queue_size: int,
+                 max_batch: int) -> None:
+        self.engine = engine
+        self.stop_strings = dict(stop_strings)
+        self.max_batch = max_batch
+        self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="expertkit-generate", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=30)
+        while True:
+            try:
+                job = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(ExpertkitError("the server is shutting down"))
+
+    def submit(self, job: _Job) -> None:
+        """Queue a job; raises :class:`queue.Full` when the queue is full."""
+        self.queue.put_nowait(job)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                jobs = [self.queue.get(timeout=0.1)]
+            except queue.Empty:
+                continue
+            while len(jobs) < self.max_batch:
+                try:
+                    jobs.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            groups: dict[tuple[str, int], list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault((job.expert, job.max_new_tokens), []).append(job)
+            for (name, budget), group in groups.items():
+                self._generate(name, budget, [j for j in group if j.future.set_running_or_notify_cancel()])
+
+    def _generate(self, name: str, budget: int, group: list[_Job]) -> None:
+        if not group:
+            return
+        try:
+            self.engine.activate(name)
+            outputs = self.engine.generate([j.prompt_ids for j in group], max_new_tokens=budget,
+                                           batch_size=len(group), stop_strings=self.stop_strings[name])
+        except Exception as exc:
+            for job in group:
+                job.future.set_exception(exc)
+            return
+        for job, output in zip(group, outputs, strict=True):
+            job.future.set_result(output)
+
+
+# ---------------------------------------------------------------------- requests and errors
+class ApiError(Exception):
+    """An error answer: HTTP status, a code, a message and, for contract problems, the findings."""
+
+    def __init__(self, status: int, code: str, message: str, findings: Sequence[Finding] = (),
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.findings = list(findings)
+        self.headers = dict(headers or {})
+
+    def response(self) -> JSONResponse:
+        kind = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error",
+                503: "overloaded_error", 504: "timeout_error"}.get(self.status, "invalid_request_error")
+        if self.status >= 500 and self.status not in (503, 504):
+            kind = "server_error"
+        body: dict[str, Any] = {"message": self.message, "type": kind, "code": self.code, "param": None}
+        if self.findings:
+            body["findings"] = [f.to_dict() for f in self.findings]
+        return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
+
+
+class GenerateRequest(BaseModel):
+    """``POST /v1/experts/{name}/generate``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, Any]
+    question: str
+    max_new_tokens: int | None = Field(default=None, ge=1)
+
+
+class ChatRequest(BaseModel):
+    """``POST /v1/chat/completions`` (other OpenAI parameters are accepted and ignored: decoding is greedy)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stream: bool = False
+    n: int = 1
+
+
+def _contract_error(name: str, findings: Sequence[Finding], *, status: int, code: str) -> ApiError:
+    errors = [f for f in findings if f.severity == "error"]
+    summary = "; ".join(f"{f.code}: {f.message}" for f in errors)
+    return ApiError(status, code, f"the request does not fit {name}'s prompt contract: {summary}", errors)
+
+
+def _contract_findings(exc: ContractError) -> list[Finding]:
+    return exc.findings or [Finding("contract", "error", exc.message)]
+
+
+def _message_text(index: int, message: Mapping[str, Any]) -> dict[str, str]:
+    role, content = message.get("role"), message.get("content")
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if len(texts) != len(content) or not all(isinstance(t, str) for t in texts):
+            raise ApiError(400, "unsupported_content", f"messages[{index}]: only text content is supported")
+        content = "".join(t for t in texts if isinstance(t, str))
+    if not isinstance(role, str) or not isinstance(content, str):
+        raise ApiError(400, "invalid_message", f"messages[{index}] needs a 'role' and text 'content'")
+    return {"role": role, "content": content}
+
+
+def _matches(contract: PromptContract, fields: Mapping[str, Any]) -> bool:
+    """Do the request's Dialect/Task values (aliases allowed) fit this contract?"""
+    keys = [f for f in contract.fields if f.name in ROUTING_FIELDS and f.values is not None]
+    if not keys:
+        try:
+            contract.normalize(fields)
+        except ContractError:
+            return False
+        return True
+    for spec in keys:
+        value = fields.get(spec.name)
+        if not isinstance(value, str) or contract.canonical_value(spec, value)[0] is None:
+            return False
+    return True
+
+
+class _Service:
+    """The experts, the request-side tokenizer and the worker, shared by the endpoints."""
+
+    def __init__(self, experts: Sequence[ServedExpert], engine: EngineLike, options: ServeOptions) -> None:
+        self.options = options
+        self.experts: dict[str, ServedExpert] = {}
+        for served in experts:
+            if served.name == AUTO:
+                raise ExpertkitError(f"an expert may not be named {AUTO!r}: the name routes by fields",
+                                     path=served.expert.root)
+            if served.name in self.experts:
+                raise ExpertkitError(f"expert {served.name!r} is given twice ({self.experts[served.name].source} "
+                                     f"and {served.source})")
+            self.experts[served.name] = served
+        if not self.experts:
+            raise ExpertkitError("no experts to serve")
+        # the worker thread decodes with the engine's tokenizer; requests encode with their own copy
+        self.tokenizer = copy.deepcopy(engine.tokenizer)
+        vocab = self.tokenizer.get_vocab()
+        stops = {
+            name: [s for s in served.expert.contract.stop_strings if vocab.get(s) not in engine.eos_ids]
+            for name, served in self.experts.items()
+        }
+        self.worker = _Worker(engine, stops, options.queue_size, options.max_batch)
+        self.created = int(time.time())
+        self.api_key: str | None = None
+        if options.api_key_file is not None:
+            self.api_key = read_text(options.api_key_file).strip()
+            if not self.api_key:
+                raise ExpertkitError("the API key file is empty", path=options.api_key_file, key="--api-key-file")
+
+    # ------------------------------------------------------------------ lookup
+    def lookup(self, name: str, fields: Mapping[str, Any]) -> ServedExpert:
+        if name == AUTO:
+            return self.route(fields)
+        served = self.experts.get(name)
+        if served is None:
+            raise ApiError(404, "model_not_found", f"no expert {name!r} is served (served: "
+                           f"{', '.join(self.experts)}; or {AUTO!r} to route by fields)")
+        return served
+
+    def route(self, fields: Mapping[str, Any]) -> ServedExpert:
+        found = [s for s in self.experts.values() if _matches(s.expert.contract, fields)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = ", ".join(s.name for s in found)
+            raise ApiError(400, "ambiguous_model", f"the fields fit several experts ({names}); name one as the model")
+        given = ", ".join(f"{k}={fields.get(k)!r}" for k in ROUTING_FIELDS)
+        served = "; ".join(
+            f"{s.name} (" + ", ".join(f"{f.name}: {'/'.join(f.values or [])}" for f in s.expert.contract.fields
+                                      if f.name in ROUTING_FIELDS and f.values) + ")"
+            for s in self.experts.values()
+        )
+        raise ApiError(400, "no_matching_expert", f"no served expert's contract fits {given}; served: {served}")
+
+    # ------------------------------------------------------------------ answering
+    def check_question(self, question: str) -> None:
+        if len(question) > self.options.max_question_chars:
+            raise ApiError(413, "question_too_long", f"the question is {len(question)} characters, over the "
+                           f"limit of {self.options.max_question_chars}")
+
+    def prompt(self, served: ServedExpert, fields: Mapping[str, Any], question: str, *, status: int,
+               code: str) -> tuple[dict[str, str], list[int]]:
+        """Canonical fields and the prompt's token ids, or the contract's findings as an error answer."""
+        contract = served.expert.contract
+        try:
+            canonical = contract.normalize(fields)
+            prompt_ids = contract.encode_prompt(self.tokenizer, canonical, question)
+        except ContractError as exc:
+            raise _contract_error(served.name, _contract_findings(exc), status=status, code=code) from None
+        limit = self.tokenizer.model_max_length
+        if len(prompt_ids) > limit:
+            raise ApiError(413, "prompt_too_long", f"the prompt is {len(prompt_ids)} tokens, over the model's {limit}")
+        return canonical, prompt_ids
+
+    def budget(self, served: ServedExpert, requested: int | None) -> int:
+        limits = [served.expert.manifest.decoding.max_new_tokens, self.options.max_new_tokens, requested]
+        return min(x for x in limits if x is not None)
+
+    async def run(self, served: ServedExpert, prompt_ids: list[int], budget: int, started: float) -> Generation:
+        job = _Job(served.name, prompt_ids, budget)
+        try:
+            self.worker.submit(job)
+        except queue.Full:
+            raise ApiError(503, "queue_full", f"{self.options.queue_size} requests are waiting; try again shortly",
+                           headers={"Retry-After": "1"}) from None
+        remaining = self.options.request_timeout_s - (time.perf_counter() - started)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=max(remaining, 0.001))
+        except TimeoutError:
+            raise ApiError(504, "timeout", f"no answer within {self.options.request_timeout_s:g} s") from None
+        except ExpertkitError as exc:
+            raise ApiError(503, "unavailable", exc.message) from None
+        except Exception as exc:
+            raise ApiError(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
+
+    def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str]) -> dict[str, Any]:
+        analysis = analyze_output(output.text, served.expert.manifest.output.kind)
+        if analysis.answer:
+            result = served.expert.validator.validate(analysis.answer, fields)
+            valid, errors = result.valid, list(result.errors)
+        else:
+            valid, errors = False, [f"the output holds no answer ({analysis.kind or 'empty'})"]
+        return {"answer": analysis.answer, "valid": valid, "errors": errors,
+                "reasoning_removed": analysis.has_reasoning, "checkpoint": served.label}
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` (declared or streamed) is answered 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await ApiError(413, "body_too_large", f"the request body is over {self.max_bytes} bytes").response()(
+                scope, receive, send)
+            return
+        total = 0
+
+        async def limited() -> Message:
+            nonlocal total
+            message = await receive()
+            if message["type"] == "http.request":
+                total += len(message.get("body", b""))
+                if total > self.max_bytes:  # FastAPI re-raises HTTPExceptions met while reading the body
+                    raise StarletteHTTPException(413)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _latency_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+# ---------------------------------------------------------------------- the app
+def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: ServeOptions) -> FastAPI:
+    """The FastAPI app over loaded experts and an engine holding their checkpoints."""
+    service = _Service(experts, engine, options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.worker.start()
+        try:
+            yield
+        finally:
+            service.worker.stop()
+
+    app = FastAPI(title="expertkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    app.add_middleware(_BodyLimit, max_bytes=options.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return ApiError(422, "invalid_request", f"malformed request: {problems}").response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
+        message = f"the request body is over {options.max_body_bytes} bytes" if exc.status_code == 413 else exc.detail
+        return ApiError(exc.status_code, code, str(message)).response()
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next: Any) -> Any:
+        if service.api_key is not None and request.url.path != "/healthz":
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), service.api_key.encode()):
+                return ApiError(401, "invalid_api_key", "missing or wrong API key (Authorization: Bearer KEY)",
+                                headers={"WWW-Authenticate": "Bearer"}).response()
+        return await call_next(request)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "experts": list(service.experts), "queued": service.worker.queue.qsize()}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": service.created, "owned_by": "expertkit",
+             "version": s.expert.manifest.version, "fingerprint": s.expert.fingerprint, "checkpoint": s.label}
+            for name, s in service.experts.items()
+        ]}
+
+    @app.post("/v1/experts/{name}/generate")
+    async def generate(name: str, body: GenerateRequest) -> dict[str, Any]:
+        started = time.perf_counter()
+        service.check_question(body.question)
+        served = service.lookup(name, body.fields)
+        fields, prompt_ids = service.prompt(served, body.fields, body.question, status=422, code="contract_rejected")
+        output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started)
+        return {"expert": served.name, **service.judge(served, output, fields), "latency_ms": _latency_ms(started)}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest) -> dict[str, Any]:
+        started = time.perf_counter()
+        if body.stream:
+            raise ApiError(400, "unsupported", "streaming is not supported: send stream=false")
+        if body.n != 1:
+            raise ApiError(400, "unsupported", "n must be 1 (decoding is greedy)")
+        messages = [_message_text(i, m) for i, m in enumerate(body.messages)]
+        roles = [m["role"] for m in messages]
+        if len(messages) > 2 or any(r not in ("system", "user") for r in roles) or roles == ["user", "system"]:
+            raise ApiError(400, "invalid_messages", f"an expert answers one question: send one system message "
+                           f"(the field block) and one user message, not {roles}")
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        question = next((m["content"] for m in messages if m["role"] == "user"), "")
+        service.check_question(question)
+        pairs, _ = parse_system_block(system)
+        served = service.lookup(body.model, dict(pairs))
+        findings = check_messages(served.expert, messages)
+        if any(f.severity == "error" for f in findings):
+            raise _contract_error(served.name, findings, status=400, code="contract_drift")
+        fields, prompt_ids = service.prompt(served, dict(pairs), question, status=400, code="contract_drift")
+        requested = body.max_completion_tokens or body.max_tokens
+        output = await service.run(served, prompt_ids, service.budget(served, requested), started)
+        judged = service.judge(served, output, fields)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": served.name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": judged.pop("answer")},
+                         "finish_reason": "stop" if output.finished else "length", "logprobs": None}],
+            "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": output.new_tokens,
+                      "total_tokens": len(prompt_ids) + output.new_tokens},
+            "expertkit": {**judged, "warnings": [f.to_dict() for f in findings],
+                          "latency_ms": _latency_ms(started)},
+        }
+
+    return app
+
+
+def run_server(specs: Sequence[str], options: ServeOptions) -> None:
+    """Load the experts and the base, then serve until interrupted."""
+    import uvicorn
+
+    if not specs:
+        raise ExpertkitError("name at least one expert to serve")
+    experts = [resolve_expert(spec, allow_drift=options.allow_drift) for spec in specs]
+    for served in experts:
+        if served.drift:
+            sys.stderr.write(f"expertkit: warning: {served.name} serves a checkpoint of another contract: "
+                             f"{'; '.join(served.drift)}\n")
+    if options.api_key_file is None and options.host not in ("127.0.0.1", "localhost", "::1"):
+        sys.stderr.write(f"expertkit: warning: serving on {options.host} without --api-key-file\n")
+    app = create_app(experts, build_engine(experts, options), options)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="info")
