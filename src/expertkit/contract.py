@@ -23,8 +23,8 @@ Wrapper = Literal["qwen3", "tags"]
 WRAPPERS: tuple[str, ...] = ("qwen3", "tags")
 
 QWEN_THINK_OFF = "<think>\n\n</think>\n\n"
-#: Strings that must never come from user or field text: ChatML/tags markers and think tags.
-CONTROL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?think>")
+#: Strings that must never come from user or field text: ChatML/tags markers, think and tool tags.
+CONTROL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?(?:think|tool_call|tool_response)>")
 FIELD_LINE_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_ .-]{0,63}):(?:[ \t]*(.*))?$")
 
 

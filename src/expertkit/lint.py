@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expertkit.contract import PromptParseError, parse_prompt, parse_system_block
+from expertkit.contract import PromptParseError, find_control_tokens, parse_prompt, parse_system_block
 from expertkit.data import Example, read_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.findings import Finding
@@ -222,10 +222,16 @@ def check_messages(expert: Expert, messages: Sequence[Mapping[str, Any]]) -> lis
     system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
     if not isinstance(system, str):
         return [Finding("missing_field", "error", "no system message: the field block is missing")]
-    if not any(m.get("role") == "user" for m in messages):
-        return [Finding("parse_error", "error", "no user message")]
+    users = [m.get("content") for m in messages if m.get("role") == "user"]
+    if not users or not all(isinstance(u, str) for u in users):
+        return [Finding("parse_error", "error", "no user message with text content")]
     pairs, stray = parse_system_block(system)
-    return _check_pairs(expert, pairs, stray)
+    findings = _check_pairs(expert, pairs, stray)
+    for text in users:
+        if find_control_tokens(text):
+            findings.append(Finding("control_token", "error",
+                                    f"user message holds control token(s) {find_control_tokens(text)}"))
+    return findings
 
 
 def _check_pairs(expert: Expert, pairs: list[tuple[str, str]], stray: list[str]) -> list[Finding]:
