@@ -187,3 +187,11 @@ def test_plain_script_form_with_escaped_newlines() -> None:
     assert parsed.wrapper == "plain"
     assert parsed.fields == [("Task", "query_dsl"), ("Dialect", "elasticsearch")]
     assert parsed.question == "Search for documents."
+
+
+def test_empty_optional_field_counts_as_absent() -> None:
+    c = contract("qwen3", SQL_FIELDS)
+    fields = {"Dialect": "postgres", "Task": "text_to_sql", "Schema": SCHEMA}
+    assert c.render_prompt({**fields, "Note": ""}, "q") == c.render_prompt(fields, "q")
+    with pytest.raises(ContractError):
+        c.normalize({**fields, "Task": " "})

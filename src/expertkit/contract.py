@@ -193,7 +193,8 @@ class PromptContract:
                 )
                 continue
             if not value.strip():
-                out.append(Finding("missing_field", "error", f"field {name!r} is empty", field=name))
+                if spec.required:  # an empty optional field counts as absent
+                    out.append(Finding("missing_field", "error", f"field {name!r} is empty", field=name))
                 continue
             if "\n" in value.strip() and not spec.multiline:
                 out.append(Finding("unknown_value", "error", "value spans several lines", field=name))
@@ -253,7 +254,7 @@ class PromptContract:
         ]
         if findings:
             raise ContractError("; ".join(f"{f.code}: {f.message}" for f in findings), findings)
-        given = dict(pairs)
+        given = {name: value for name, value in pairs if value.strip()}
         out: dict[str, str] = {}
         for spec in self.fields:
             if spec.name in given:
