@@ -1,0 +1,602 @@
+"""``compare``: the base and a run's checkpoints scored on the same cases, task-aware.
+
+The base is loaded once; checkpoints are switched in without reloading it (:class:`~expertkit.generation.Engine`,
+or vLLM's multi-LoRA engine). Every prompt comes from the expert's contract. Each output is split into
+reasoning and answer (:func:`~expertkit.reasoning.analyze_output`); the answer is validated, compared
+with the gold answer and, for SQL, executed on the fixture. Each output gets a verdict:
+
+* ``direct_valid``: no reasoning, valid answer;
+* ``reasoning_and_valid``: reasoning, then a valid answer;
+* ``reasoning_only``: reasoning and no valid answer after it;
+* ``invalid``: no reasoning, and the answer is not valid (or there is none).
+
+The best checkpoint is the one with the highest ``evaluation.metric`` (ties go to the earliest step).
+``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
+checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from expertkit.checkpoints import (
+    RECORD_NAME,
+    Checkpoint,
+    check_contract,
+    list_checkpoints,
+    read_run,
+)
+from expertkit.contract import QWEN_THINK_OFF, PromptContract
+from expertkit.data import load_examples
+from expertkit.errors import ContractError, ExpertkitError
+from expertkit.expert import Expert
+from expertkit.generation import Generation, checkpoint_kind
+from expertkit.reasoning import analyze_output
+
+VERDICTS: tuple[str, ...] = ("direct_valid", "reasoning_and_valid", "reasoning_only", "invalid")
+DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
+DRIFT_DESCRIPTIONS: dict[str, str] = {
+    "alias": "a field's canonical value replaced by one of its aliases",
+    "order": "the first two field lines swapped",
+    "missing": "the last single-line field left out",
+    "other_wrapper": "the prompt in the other wrapper (tags <-> qwen3)",
+    "thinking": "the empty think block left out (thinking allowed)",
+}
+BASE_NAME = "base"
+#: Models smaller than this generate on one CPU thread (see :class:`HfBackend`).
+SMALL_MODEL_PARAMS = 20_000_000
+REPORT_VERSION = 1
+_INCOMPLETE_RE = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class CompareOptions:
+    """What ``expertkit compare`` takes; ``None`` means the run's or the manifest's value."""
+
+    run_dir: Path
+    base: str | None = None
+    cases: Path | None = None
+    checkpoints: str | None = None
+    out_dir: Path | None = None
+    drift: bool = False
+    engine: str = "hf"
+    max_cases: int | None = None
+    allow_drift: bool = False
+    as_json: bool = False
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation case: canonical fields, question, gold answer, and the rendered prompt."""
+
+    line: int
+    fields: dict[str, str]
+    question: str
+    gold: str | None
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Score:
+    """One output judged: reasoning, extracted answer, validity, equivalence, execution, verdict."""
+
+    output: str
+    answer: str
+    reasoning: str
+    reasoning_kind: str | None
+    valid: bool
+    equivalent: bool | None
+    execution_match: bool | None
+    verdict: str
+    errors: list[str]
+    new_tokens: int = 0
+    finished: bool = True
+    latency_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "answer": self.answer,
+            "reasoning": self.reasoning,
+            "reasoning_kind": self.reasoning_kind,
+            "valid": self.valid,
+            "equivalent": self.equivalent,
+            "execution_match": self.execution_match,
+            "verdict": self.verdict,
+            "errors": self.errors,
+            "new_tokens": self.new_tokens,
+            "finished": self.finished,
+        }
+
+
+@dataclass
+class CompareResult:
+    """The report (``compare.json``'s content) and where it was written."""
+
+    report: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return self.report.get("best")
+
+
+# ---------------------------------------------------------------------- scoring
+def verdict_of(has_reasoning: bool, valid: bool) -> str:
+    """The verdict of one output."""
+    if has_reasoning:
+        return "reasoning_and_valid" if valid else "reasoning_only"
+    return "direct_valid" if valid else "invalid"
+
+
+def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str | None) -> Score:
+    """Judge one raw output for a case with these canonical ``fields`` and ``gold`` answer."""
+    analysis = analyze_output(raw, expert.manifest.output.kind)
+    validator = expert.validator
+    answer = analysis.answer
+    if answer:
+        result = validator.validate(answer, fields)
+        valid, errors = result.valid, list(result.errors)
+    else:
+        valid, errors = False, ["no answer after the reasoning" if analysis.has_reasoning else "empty output"]
+    equivalent: bool | None = None
+    execution: bool | None = None
+    if gold is not None:
+        equivalent = bool(answer) and validator.equivalent(answer, gold, fields)
+        if expert.manifest.output.kind == "sql":
+            execution = validator.execution_match(answer, gold, fields)
+    return Score(
+        output=raw,
+        answer=answer,
+        reasoning=analysis.reasoning,
+        reasoning_kind=analysis.kind,
+        valid=valid,
+        equivalent=equivalent,
+        execution_match=execution,
+        verdict=verdict_of(analysis.has_reasoning, valid),
+        errors=errors,
+    )
+
+
+def _rate(values: Sequence[bool | None]) -> float | None:
+    """Share of ``True`` among the values that are not ``None`` (``None`` when all are)."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str, Any]:
+    """The metrics of one model over its outputs (rates in [0, 1])."""
+    n = len(scores)
+    verdicts = Counter(s.verdict for s in scores)
+    return {
+        "cases": n,
+        "valid": _rate([s.valid for s in scores]),
+        "equivalent": _rate([s.equivalent for s in scores]),
+        "execution_match": _rate([s.execution_match for s in scores]),
+        "reasoning": _rate([s.reasoning_kind is not None for s in scores]),
+        "direct_valid": _rate([s.verdict == "direct_valid" for s in scores]),
+        "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
+        "unfinished": _rate([not s.finished for s in scores]),
+        "mean_output_tokens": sum(s.new_tokens for s in scores) / n if n else None,
+        "mean_latency_s": sum(s.latency_s for s in scores) / n if n else None,
+        "outputs_per_s": n / seconds if seconds else None,
+    }
+
+
+def pick_best(models: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The checkpoint row with the highest ``metric``; ties (and unknown values) go to the earliest step."""
+    candidates = [m for m in models if m.get("step") is not None]
+    if not candidates:
+        return None
+
+    def key(m: Mapping[str, Any]) -> tuple[float, int]:
+        value = m.get(metric)
+        return (value if value is not None else -1.0, -int(m["step"]))
+
+    best = max(candidates, key=key)
+    return {"name": best["name"], "step": best["step"], "metric": metric, "value": best.get(metric)}
+
+
+# ---------------------------------------------------------------------- cases and drifted prompts
+def load_cases(expert: Expert, path: Path, max_cases: int | None) -> list[Case]:
+    """Records of ``path`` as cases with canonical fields and rendered prompts."""
+    cases: list[Case] = []
+    for ex in load_examples(path)[:max_cases]:
+        try:
+            fields = expert.contract.normalize(dict(ex.fields))
+            prompt = expert.contract.render_prompt(fields, ex.question)
+        except ContractError as exc:
+            raise ExpertkitError(f"case cannot be rendered: {exc.message}", path=path, line=ex.line) from None
+        cases.append(Case(ex.line, fields, ex.question.strip(), ex.answer, prompt))
+    return cases
+
+
+def _field_lines(contract: PromptContract, fields: Mapping[str, str]) -> list[str]:
+    """The single-line ``Name: value`` lines of the system block, in order."""
+    single = {f.name for f in contract.fields if not f.multiline}
+    return [f"{name}: {value}" for name, value in fields.items() if name in single]
+
+
+def _alias_for(contract: PromptContract, fields: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """``(name, canonical, alias)`` for the first field with a declared alias, else a case variant."""
+    for spec in contract.fields:
+        value = fields.get(spec.name)
+        if value is not None and not spec.multiline:
+            aliases = [a for a, target in spec.aliases.items() if target == value]
+            if aliases:
+                return spec.name, value, aliases[0]
+    for spec in contract.fields:
+        value = fields.get(spec.name)
+        if value is not None and spec.values is not None and value.upper() != value:
+            return spec.name, value, value.upper()
+    return None
+
+
+def drift_prompt(contract: PromptContract, case: Case, kind: str) -> str | None:
+    """The case's prompt drifted in one way, as raw text; ``None`` where the drift does not apply.
+
+    The text is made by editing the rendered prompt, never by the contract (which would refuse it).
+    """
+    block = contract.system_block(case.fields)
+    lines = _field_lines(contract, case.fields)
+    if kind == "alias":
+        found = _alias_for(contract, case.fields)
+        if found is None:
+            return None
+        name, value, alias = found
+        return case.prompt.replace(block, block.replace(f"{name}: {value}", f"{name}: {alias}", 1), 1)
+    if kind == "order":
+        if len(lines) < 2:
+            return None
+        swapped = block.replace(lines[0], "\x00", 1).replace(lines[1], lines[0], 1).replace("\x00", lines[1], 1)
+        return case.prompt.replace(block, swapped, 1)
+    if kind == "missing":
+        if len(lines) < 2:
+            return None
+        kept = "\n".join(line for line in block.split("\n") if line != lines[-1])
+        return case.prompt.replace(block, kept, 1)
+    if kind == "other_wrapper":
+        other = "tags" if contract.wrapper == "qwen3" else "qwen3"
+        return PromptContract(contract.spec.model_copy(update={"wrapper": other})).render_prompt(
+            case.fields, case.question)
+    if kind == "thinking":
+        if not case.prompt.endswith(QWEN_THINK_OFF):
+            return None
+        return case.prompt[: -len(QWEN_THINK_OFF)]
+    raise ValueError(f"unknown drift kind {kind!r}")
+
+
+# ---------------------------------------------------------------------- generation backends
+Advance = Callable[[int], None]
+
+
+class Backend(Protocol):
+    """Generates for the base (``None``) or a registered checkpoint."""
+
+    tokenizer: Any
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance) -> list[Generation]:
+        """Greedy outputs in prompt order; ``advance(n)`` after each batch."""
+        ...
+
+
+class HfBackend:
+    """:class:`~expertkit.generation.Engine`: one base in memory, checkpoints switched in place.
+
+    On CPU a small model (under :data:`SMALL_MODEL_PARAMS`) generates on one thread: its matrices are
+    too small to gain from more, and with several threads it slows down many times over whenever
+    another process wants the same cores.
+    """
+
+    def __init__(self, base: str, checkpoints: Sequence[Checkpoint], *, max_new_tokens: int, batch_size: int,
+                 stop_strings: Sequence[str]) -> None:
+        from expertkit.generation import Engine
+
+        kinds = {checkpoint_kind(ck.path) for ck in checkpoints}
+        if len(kinds) > 1:  # full weights cannot be swapped in under injected adapter layers
+            raise ExpertkitError("the checkpoints mix LoRA/DoRA adapters and full weights; compare each kind "
+                                 "on its own (--checkpoints)", key="--checkpoints")
+        self.engine = Engine(base)
+        self.tokenizer = self.engine.tokenizer
+        for ck in checkpoints:
+            self.engine.add(ck.name, ck.path)
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        # stop strings that are single end-of-turn tokens are already stop tokens (and cheaper so)
+        vocab = self.tokenizer.get_vocab()
+        self.stop_strings = [s for s in stop_strings if vocab.get(s) not in self.engine.eos_ids]
+        params = sum(p.numel() for p in self.engine.model.parameters())
+        self.threads = 1 if self.engine.device.type == "cpu" and params < SMALL_MODEL_PARAMS else None
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance) -> list[Generation]:
+        import torch
+
+        self.engine.activate(name)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[Generation | None] = [None] * len(prompts)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads)
+        try:
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self.engine.generate([prompts[i] for i in idx], max_new_tokens=self.max_new_tokens,
+                                             batch_size=self.batch_size, stop_strings=self.stop_strings)
+                for i, g in zip(idx, batch, strict=True):
+                    out[i] = g
+                advance(len(idx))
+        finally:
+            torch.set_num_threads(threads)
+        return [g for g in out if g is not None]
+
+
+class VllmBackend:
+    """vLLM's multi-LoRA engine: the base once, one ``LoRARequest`` per checkpoint (GPU only)."""
+
+    def __init__(self, base: str, checkpoints: Sequence[Checkpoint], *, max_new_tokens: int,
+                 stop_strings: Sequence[str]) -> None:
+        import torch
+
+        try:
+            from vllm import LLM, SamplingParams
+            from vllm.lora.request import LoRARequest
+        except ImportError:
+            raise ExpertkitError("--engine vllm needs the vllm package (pip install vllm)", key="--engine") from None
+        if not torch.cuda.is_available():
+            raise ExpertkitError("--engine vllm needs a CUDA GPU; use --engine hf on this machine", key="--engine")
+        full = [ck.name for ck in checkpoints if checkpoint_kind(ck.path) != "adapter"]
+        if full:
+            raise ExpertkitError(f"--engine vllm serves LoRA adapters only; {', '.join(full)} hold full "
+                                 "weights (use --engine hf)", key="--engine")
+        from expertkit.model import load_tokenizer, resolve_base
+
+        configs = {ck.name: json.loads((ck.path / "adapter_config.json").read_text()) for ck in checkpoints}
+        dora = [name for name, config in configs.items() if config.get("use_dora")]
+        if dora:
+            raise ExpertkitError(f"--engine vllm does not serve DoRA adapters ({', '.join(dora)}); use --engine hf",
+                                 key="--engine")
+        ranks = [int(config.get("r", 16)) for config in configs.values()]
+        self.tokenizer = load_tokenizer(base)
+        self.llm = LLM(model=resolve_base(base), enable_lora=bool(checkpoints), max_loras=1,
+                       max_lora_rank=max([16, *ranks]))
+        self.params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=list(stop_strings))
+        self.requests = {ck.name: LoRARequest(ck.name, n, str(ck.path)) for n, ck in enumerate(checkpoints, 1)}
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance) -> list[Generation]:
+        t0 = time.perf_counter()
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], self.params,
+                                    lora_request=self.requests[name] if name else None, use_tqdm=False)
+        share = (time.perf_counter() - t0) / max(len(prompts), 1)
+        advance(len(prompts))
+        return [Generation(text=o.outputs[0].text.strip(), new_tokens=len(o.outputs[0].token_ids),
+                           finished=o.outputs[0].finish_reason == "stop", latency_s=share) for o in outputs]
+
+
+# ---------------------------------------------------------------------- the command
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def select_checkpoints(run_dir: Path, steps: str | None) -> tuple[list[Checkpoint], list[str]]:
+    """Complete checkpoints (all, or the ``100,150`` steps named) and the names of incomplete folders
+    (``checkpoint-N`` without its record, ``tmp-checkpoint-N`` still being written)."""
+    complete = list_checkpoints(run_dir)
+    done = {c.path.name for c in complete}
+    incomplete = sorted(
+        (c.name for c in run_dir.iterdir() if c.is_dir() and _INCOMPLETE_RE.match(c.name) and c.name not in done),
+        key=lambda n: int(_INCOMPLETE_RE.match(n).group(1)),  # type: ignore[union-attr]
+    )
+    if steps is None:
+        return complete, incomplete
+    by_step = {c.step: c for c in complete}
+    chosen: list[Checkpoint] = []
+    for item in (s.strip() for s in steps.split(",") if s.strip()):
+        digits = item.removeprefix("checkpoint-")
+        if not digits.isdigit():
+            raise ExpertkitError(f"expected steps like 100,150, got {item!r}", key="--checkpoints")
+        step = int(digits)
+        if step not in by_step:
+            if f"checkpoint-{step}" in incomplete:
+                raise ExpertkitError(f"checkpoint-{step} is incomplete (no {RECORD_NAME}): its save was "
+                                     "interrupted", path=run_dir / f"checkpoint-{step}", key="--checkpoints")
+            have = ", ".join(str(s) for s in by_step) or "none"
+            raise ExpertkitError(f"no complete checkpoint-{step} (steps: {have})", path=run_dir,
+                                 key="--checkpoints")
+        if by_step[step] not in chosen:
+            chosen.append(by_step[step])
+    if not chosen:
+        raise ExpertkitError("no steps given", key="--checkpoints")
+    return sorted(chosen, key=lambda c: c.step), incomplete
+
+
+def resolve_run_base(run_dir: Path, base: str | None, checkpoints: Sequence[Checkpoint]) -> str:
+    """``--base``, else the base the run was trained on (its recorded folder when it still exists)."""
+    if base:
+        return base
+    run = read_run(run_dir)
+    records = [run.get("options", {}) if isinstance(run.get("options"), dict) else {}, run,
+               *(ck.record for ck in checkpoints)]
+    for record in records:
+        path = record.get("base_path")
+        if isinstance(path, str) and Path(path).is_dir():
+            return path
+    for record in records:
+        if isinstance(record.get("base"), str) and record["base"]:
+            return str(record["base"])
+    raise ExpertkitError("the run records no base model; pass --base", path=run_dir, key="--base")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=_console, transient=False)
+
+
+def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
+                     cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
+    task = progress.add_task(label, total=len(prompts))
+    t0 = time.perf_counter()
+    generations = backend.generate(name, prompts, lambda n: progress.advance(task, n))
+    seconds = time.perf_counter() - t0
+    scores = []
+    for case, g in zip(cases, generations, strict=True):
+        s = score_output(expert, g.text, case.fields, case.gold)
+        scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
+    return scores, seconds
+
+
+def _drop(baseline: Mapping[str, Any], drifted: Mapping[str, Any], key: str) -> float | None:
+    """How much ``key`` fell from the clean prompts to the drifted ones."""
+    if baseline[key] is None or drifted[key] is None:
+        return None
+    return float(baseline[key] - drifted[key])
+
+
+def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases: Sequence[Case],
+                 clean: Sequence[Score], metric: str, progress: Progress) -> dict[str, Any]:
+    """Score drifted prompts on ``target`` and the drop from its clean scores on the same cases."""
+    kinds: list[dict[str, Any]] = []
+    for kind in DRIFT_KINDS:
+        picked = [(i, p) for i, c in enumerate(cases) if (p := drift_prompt(expert.contract, c, kind)) is not None]
+        entry: dict[str, Any] = {"kind": kind, "description": DRIFT_DESCRIPTIONS[kind], "cases": len(picked)}
+        if not picked:
+            entry.update(applicable=False, baseline=None, drifted=None, drop=None, valid_drop=None,
+                         example_prompt=None, outputs=[])
+            kinds.append(entry)
+            continue
+        ids = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for _, p in picked]
+        sub = [cases[i] for i, _ in picked]
+        name = None if target["step"] is None else target["name"]
+        scores, seconds = _generate_scored(backend, expert, name, f"drift {kind}", ids, sub, progress)
+        baseline = summarize([clean[i] for i, _ in picked])
+        drifted = summarize(scores, seconds)
+        entry.update(
+            applicable=True, baseline=baseline, drifted=drifted, drop=_drop(baseline, drifted, metric),
+            valid_drop=_drop(baseline, drifted, "valid"),
+            example_prompt=picked[0][1],
+            outputs=[{"case": i, "output": s.output, "answer": s.answer, "verdict": s.verdict}
+                     for (i, _), s in zip(picked, scores, strict=True)],
+        )
+        kinds.append(entry)
+    return {"model": target["name"], "step": target["step"], "metric": metric, "kinds": kinds}
+
+
+def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
+    """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
+    from expertkit.report import print_summary, write_reports
+
+    run_dir = Path(options.run_dir)
+    if not run_dir.is_dir():
+        raise ExpertkitError("no such run folder", path=run_dir, key="--run")
+    if options.engine not in ("hf", "vllm"):
+        raise ExpertkitError(f"unknown engine {options.engine!r} (hf or vllm)", key="--engine")
+    run = read_run(run_dir)
+    if run.get("expert") not in (None, expert.name):
+        raise ExpertkitError(f"the run trains expert {run['expert']!r}, not {expert.name!r}", path=run_dir,
+                             key="--run")
+    checkpoints, incomplete = select_checkpoints(run_dir, options.checkpoints)
+    if not checkpoints:
+        raise ExpertkitError("no complete checkpoints in the run"
+                             + (f" ({', '.join(incomplete)} incomplete)" if incomplete else ""), path=run_dir)
+    changes = {ck.name: check_contract(ck, expert, allow_drift=options.allow_drift) for ck in checkpoints}
+    for name in incomplete:
+        _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
+    for name, found in changes.items():
+        if found:
+            _console.print(f"[yellow]{name} was trained on another contract (--allow-drift): "
+                           f"{'; '.join(found)}[/yellow]")
+    base = resolve_run_base(run_dir, options.base, checkpoints)
+    cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
+    max_cases = options.max_cases or expert.manifest.evaluation.max_cases
+    cases = load_cases(expert, cases_path, max_cases)
+    metric = expert.manifest.evaluation.metric
+    max_new = expert.manifest.decoding.max_new_tokens
+    batch_size = options.batch_size or expert.manifest.evaluation.batch_size
+    stops = expert.contract.stop_strings
+
+    _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
+                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}")
+    backend: Backend
+    if options.engine == "vllm":
+        backend = VllmBackend(base, checkpoints, max_new_tokens=max_new, stop_strings=stops)
+    else:
+        backend = HfBackend(base, checkpoints, max_new_tokens=max_new, batch_size=batch_size, stop_strings=stops)
+    prompts = [expert.contract.encode_prompt(backend.tokenizer, c.fields, c.question) for c in cases]
+
+    rows: list[dict[str, Any]] = []
+    per_model: dict[str, list[Score]] = {}
+    with _progress() as progress:
+        for ck in [None, *checkpoints]:
+            name = ck.name if ck else BASE_NAME
+            scores, seconds = _generate_scored(backend, expert, ck.name if ck else None, name, prompts, cases,
+                                               progress)
+            per_model[name] = scores
+            rows.append({
+                "name": name,
+                "step": ck.step if ck else None,
+                "path": str(ck.path) if ck else base,
+                "kind": checkpoint_kind(ck.path) if ck else "base",
+                "contract_changes": changes.get(name, []),
+                "generation_s": round(seconds, 3),
+                **summarize(scores, seconds),
+            })
+        best = pick_best(rows, metric)
+        drift = None
+        if options.drift:
+            target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
+            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
+
+    report: dict[str, Any] = {
+        "version": REPORT_VERSION,
+        "expert": expert.name,
+        "expert_version": expert.manifest.version,
+        "fingerprint": expert.fingerprint,
+        "output_kind": expert.manifest.output.kind,
+        "metric": metric,
+        "run": str(run_dir),
+        "base": base,
+        "engine": options.engine,
+        "cases_source": str(cases_path),
+        "max_new_tokens": max_new,
+        "batch_size": batch_size,
+        "created": _now(),
+        "skipped": incomplete,
+        "models": rows,
+        "best": best,
+        "cases": [
+            {
+                "line": c.line,
+                "fields": c.fields,
+                "question": c.question,
+                "gold": c.gold,
+                "prompt": c.prompt,
+                "outputs": {name: scores[i].to_dict() for name, scores in per_model.items()},
+            }
+            for i, c in enumerate(cases)
+        ],
+    }
+    if drift is not None:
+        report["drift"] = drift
+    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
+    paths = write_reports(report, out_dir)
+    result = CompareResult(report, paths)
+    if options.as_json:
+        print_summary(report, _console)
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        print_summary(report, Console(soft_wrap=True))
+        Console(soft_wrap=True).print(f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
+    return result

@@ -1,0 +1,111 @@
+"""The main job on the embedded default: the shipped Elasticsearch expert on the tiny base, on CPU.
+
+Four steps, each with progress: the dataset (generated when missing), the tiny base (built once and
+cached), training with a checkpoint every 100 steps (the tiny base's defaults in
+:data:`expertkit.train.TINY_TRAINING`), and the comparison of the base and every checkpoint on the
+held-out eval set, with the reports written next to the run. Run again, it reuses a finished run and
+resumes an interrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from expertkit.checkpoints import list_checkpoints, read_run
+from expertkit.evaluate import CompareOptions, CompareResult, compare_run
+from expertkit.expert import Expert
+from expertkit.model import TINY, shipped_experts_dir
+
+QUICKSTART_EXPERT = "elastic"
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class QuickstartResult:
+    """Where the run and reports are, the comparison, and how long it all took."""
+
+    run_dir: Path
+    compare: CompareResult
+    seconds: float
+
+
+def _say(message: str) -> None:
+    _console.print(message, highlight=False)
+
+
+def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_every: int | None,
+           max_examples: int | None) -> None:
+    """Train, resume an interrupted run, or keep a finished one."""
+    from expertkit.train import TrainOptions, train_expert
+
+    run = read_run(run_dir) if run_dir.is_dir() else {}
+    if run:
+        planned = int(run.get("options", {}).get("steps", 0))
+        done = max((c.step for c in list_checkpoints(run_dir)), default=0)
+        if done >= planned:
+            _say(f"  {run_dir} is already trained to step {done}; delete it to train again")
+            return
+        _say(f"  resuming {run_dir} from step {done} of {planned}")
+        result = train_expert(expert, TrainOptions(out_dir=run_dir, resume=True))
+    else:
+        result = train_expert(expert, TrainOptions(base=base, out_dir=run_dir, steps=steps, save_every=save_every,
+                                                   max_examples=max_examples))
+    _say(str(result))
+
+
+def run_quickstart(
+    out_dir: str | Path,
+    *,
+    expert_dir: str | Path | None = None,
+    base: str = TINY,
+    steps: int | None = None,
+    save_every: int | None = None,
+    max_examples: int | None = None,
+    max_cases: int | None = None,
+) -> QuickstartResult:
+    """Data, tiny base, CPU training with checkpoints, comparison and reports under ``out_dir``.
+
+    The keyword arguments exist for tests and experiments; the defaults are the main job (the shipped
+    expert, the tiny base's training defaults, the whole held-out eval set).
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    expert = Expert.load(expert_dir if expert_dir is not None else shipped_experts_dir() / QUICKSTART_EXPERT)
+
+    _say(f"[bold]1/4 data[/bold]: expert {expert.name!r} ({expert.root})")
+    if not (expert.train_path.is_file() and expert.eval_path.is_file()):
+        from expertkit.generators import generate_dataset
+
+        for split, (path, n) in generate_dataset(expert).items():
+            _say(f"  generated {split}: {n} records -> {path}")
+    else:
+        _say(f"  using {expert.train_path} and {expert.eval_path}")
+
+    _say("[bold]2/4 base[/bold]")
+    t = time.perf_counter()
+    if base == TINY:
+        from expertkit.model import tiny_base_path
+
+        _say(f"  tiny base: {tiny_base_path()} ({time.perf_counter() - t:.1f} s)")
+    else:
+        _say(f"  base: {base}")
+
+    _say("[bold]3/4 training[/bold] on CPU")
+    run_dir = out / "run"
+    _train(expert, run_dir, base, steps, save_every, max_examples)
+
+    _say("[bold]4/4 comparing[/bold] the base and every checkpoint on the held-out eval set")
+    compared = compare_run(expert, CompareOptions(run_dir=run_dir, out_dir=out / "compare", max_cases=max_cases))
+    seconds = time.perf_counter() - t0
+    best = compared.best
+    _say(f"\n[bold green]done in {seconds / 60:.1f} min[/bold green]: run in {run_dir}, reports in {out / 'compare'}")
+    _say(f"  open {compared.paths['html']} in a browser")
+    if best:
+        _say(f"  package the best checkpoint: expertkit package {expert.root} "
+             f"--checkpoint {run_dir / best['name']} --out {expert.name}.expert")
+    return QuickstartResult(run_dir=run_dir, compare=compared, seconds=seconds)

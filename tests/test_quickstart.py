@@ -1,0 +1,47 @@
+"""``quickstart``, bounded: data generated when missing, a few training steps, comparison, reports, rerun."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from expertkit.data import load_examples
+from expertkit.expert import Expert
+from expertkit.model import build_tiny_base, shipped_experts_dir
+from expertkit.quickstart import QUICKSTART_EXPERT, run_quickstart
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    expert = Expert.load(shipped_experts_dir() / QUICKSTART_EXPERT)
+    examples = load_examples(expert.train_path)[:300]
+    corpus = [expert.contract.render_conversation(dict(e.fields), e.question, e.answer or "") for e in examples]
+    return build_tiny_base(tmp_path_factory.mktemp("base") / "tiny", corpus=corpus, vocab_size=600)
+
+
+def test_quickstart_end_to_end_in_small(tmp_path: Path, tiny_base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expert_dir = tmp_path / "elastic"  # the shipped expert without its data: quickstart generates it
+    shutil.copytree(shipped_experts_dir() / QUICKSTART_EXPERT, expert_dir, ignore=shutil.ignore_patterns("data"))
+    out = tmp_path / "qs"
+    result = run_quickstart(out, expert_dir=expert_dir, base=str(tiny_base), steps=4, save_every=2,
+                            max_examples=64, max_cases=4)
+    assert (expert_dir / "data" / "train.jsonl").is_file() and (expert_dir / "data" / "eval.jsonl").is_file()
+    assert result.run_dir == out / "run"
+    assert sorted(p.name for p in result.run_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    report = json.loads((out / "compare" / "compare.json").read_text())
+    assert [(m["name"], m["kind"]) for m in report["models"]] == [
+        ("base", "base"), ("checkpoint-2", "full"), ("checkpoint-4", "full")]
+    assert all(m["cases"] == 4 for m in report["models"])
+    assert report["best"]["name"] in ("checkpoint-2", "checkpoint-4")
+    assert {p.name for p in (out / "compare").iterdir()} == {"compare.json", "compare.md", "report.html"}
+    printed = capsys.readouterr()
+    assert "best checkpoint:" in printed.out and "checkpoint-4" in printed.out  # the table, on stdout
+    assert "4/4 comparing" in printed.err and str(out / "compare") in printed.err
+
+    again = run_quickstart(out, expert_dir=expert_dir, base=str(tiny_base), steps=4, save_every=2,
+                           max_examples=64, max_cases=2)
+    assert "already trained to step 4" in capsys.readouterr().err
+    assert [m["cases"] for m in again.compare.report["models"]] == [2, 2, 2]

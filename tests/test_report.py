@@ -1,0 +1,137 @@
+"""Reports: compare.json keys, compare.md, and report.html — escaped, self-contained, rendered by Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from expertkit.evaluate import DRIFT_KINDS, VERDICTS, pick_best, score_output, summarize
+from expertkit.expert import Expert
+from expertkit.model import shipped_experts_dir
+from expertkit.report import build_html, build_markdown, print_summary, write_reports
+
+FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}
+GOLD = '{"query":{"term":{"FlightDelay":true}}}'
+HOSTILE = '<script>alert("x")</script> & <b>bold</b>'
+#: Outputs per model (base, then checkpoints): the checkpoints improve.
+OUTPUTS = {
+    "base": ["<think>\nhmm", HOSTILE, "{", "Okay, so the user wants some flights"],
+    "checkpoint-100": [f"<think>\nterm query\n</think>\n{GOLD}", "{", GOLD, '{"query":{"term":{"Cancelled":true}}}'],
+    "checkpoint-200": [GOLD, GOLD, GOLD, '{"query":{"match_all":{}}}'],
+}
+
+
+def make_report(drift: bool = True) -> dict[str, Any]:
+    """A report shaped like compare_run's, from real scores of hand-written outputs."""
+    expert = Expert.load(shipped_experts_dir() / "elastic")
+    prompt = expert.render(FIELDS, HOSTILE)
+    scores = {name: [score_output(expert, raw, FIELDS, GOLD) for raw in outs] for name, outs in OUTPUTS.items()}
+    models = [{"name": name, "step": None if name == "base" else int(name.split("-")[1]), "path": "/x",
+               "kind": "base" if name == "base" else "adapter", "contract_changes": [], "generation_s": 1.0,
+               **summarize(s, 1.0)} for name, s in scores.items()]
+    report: dict[str, Any] = {
+        "version": 1, "expert": "elastic", "expert_version": "0.1.0", "fingerprint": expert.fingerprint,
+        "output_kind": "elastic_dsl", "metric": "valid", "run": "runs/x", "base": "tiny", "engine": "hf",
+        "cases_source": "eval.jsonl", "max_new_tokens": 96, "batch_size": 32, "created": "now", "skipped": [],
+        "models": models, "best": pick_best(models, "valid"),
+        "cases": [{"line": i + 1, "fields": FIELDS, "question": HOSTILE, "gold": GOLD, "prompt": prompt,
+                   "outputs": {name: s[i].to_dict() for name, s in scores.items()}} for i in range(4)],
+    }
+    if drift:
+        base = summarize(scores["checkpoint-200"])
+        worse = summarize(scores["checkpoint-100"])
+        report["drift"] = {"model": "checkpoint-200", "step": 200, "metric": "valid", "kinds": [
+            {"kind": k, "description": HOSTILE, "cases": 4, "applicable": True, "baseline": base, "drifted": worse,
+             "drop": base["valid"] - worse["valid"], "valid_drop": base["valid"] - worse["valid"],
+             "example_prompt": prompt, "outputs": []} for k in DRIFT_KINDS]}
+    return report
+
+
+def test_json_md_html_written_atomically(tmp_path: Path) -> None:
+    report = make_report()
+    paths = write_reports(report, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compare.json", "compare.md", "report.html"]
+    data = json.loads(paths["json"].read_text())
+    assert data == report
+    assert data["best"] == {"name": "checkpoint-200", "step": 200, "metric": "valid", "value": 1.0}
+    assert [m["valid"] for m in data["models"]] == [0.0, 0.75, 1.0]
+    assert set(data["models"][0]["verdicts"]) == set(VERDICTS)
+    md = paths["md"].read_text()
+    assert "| **checkpoint-200** ★ | 200 | 100.0% |" in md
+    assert "**Best checkpoint: checkpoint-200** (valid 100.0%)" in md
+    assert "## Drift on checkpoint-200" in md and "| alias |" in md
+    assert "## Cases checkpoint-200 gets wrong (1)" in md  # valid, but not equivalent to the gold
+    assert "<script>" not in md and "&lt;script&gt;" in md
+
+
+def test_html_escapes_everything_and_is_self_contained() -> None:
+    html = build_html(make_report())
+    assert "<script>alert" not in html and "<b>bold" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "&lt;|im_start|&gt;system" in html  # the rendered prompt, escaped
+    assert re.search(r'<img id="metrics-plot"[^>]+src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', html)
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from anywhere
+    assert html.count('<tr class="case">') == 4
+    assert 'class="fail"' in html and 'class="ok"' in html and 'class="warn"' in html
+
+
+def test_markdown_without_drift_and_console_table() -> None:
+    report = make_report(drift=False)
+    assert "Drift" not in build_markdown(report)
+    console = Console(record=True, width=100)
+    print_summary(report, console)
+    text = console.export_text()
+    assert "checkpoint-200 ★" in text and "best checkpoint: checkpoint-200 (valid 100.0%)" in text
+    assert "exec" not in text  # execution match only for SQL experts
+
+
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const img = document.getElementById("metrics-plot");
+  const box = img.getBoundingClientRect();
+  const probe = document.createElement("div");
+  probe.id = "probe";
+  probe.dataset.img = [img.complete, img.naturalWidth, img.naturalHeight, Math.round(box.width),
+                       Math.round(box.height)].join(",");
+  probe.dataset.summary = document.querySelectorAll("#summary tbody tr").length;
+  probe.dataset.cases = document.querySelectorAll("#cases tbody tr").length;
+  probe.dataset.drift = document.querySelectorAll("#drift tbody tr").length;
+  probe.dataset.best = document.querySelector("#summary tr.best td").textContent;
+  probe.dataset.fail = document.querySelectorAll("#cases td.fail").length;
+  probe.dataset.scripts = document.querySelectorAll("script").length;
+  document.body.appendChild(probe);
+});
+</script>
+</body>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (apt-get install -y chromium); .ci/run installs it")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    paths = write_reports(make_report(), tmp_path / "out")
+    page = tmp_path / "probe.html"  # the report plus a probe that writes what the browser laid out into the DOM
+    page.write_text(paths["html"].read_text().replace("</body>", PROBE))
+    proc = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--window-size=1280,900",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    m = re.search(r'<div id="probe"([^>]*)>', proc.stdout)
+    assert m, proc.stderr[-2000:]
+    attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', m.group(1)))
+    complete, natural_w, natural_h, shown_w, shown_h = attrs["img"].split(",")
+    assert complete == "true" and int(natural_w) == 750 and int(natural_h) == 380
+    assert int(shown_w) > 0 and int(shown_h) > 0
+    assert attrs["summary"] == "3" and attrs["cases"] == "4" and attrs["drift"] == str(len(DRIFT_KINDS))
+    assert attrs["best"] == "checkpoint-200"
+    assert int(attrs["fail"]) >= 5
+    assert attrs["scripts"] == "1"  # the probe only: the hostile text stayed text
