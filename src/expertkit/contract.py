@@ -25,6 +25,8 @@ WRAPPERS: tuple[str, ...] = ("qwen3", "tags")
 QWEN_THINK_OFF = "<think>\n\n</think>\n\n"
 #: Strings that must never come from user or field text: ChatML/tags markers, think and tool tags.
 CONTROL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?(?:think|tool_call|tool_response)>")
+#: A UTF-16 surrogate on its own (JSON allows ``"\\ud800"``): not text, it cannot be encoded or tokenised.
+LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 FIELD_LINE_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_ .-]{0,63}):(?:[ \t]*(.*))?$")
 
 
@@ -186,6 +188,10 @@ class PromptContract:
                 out.append(Finding("duplicate_field", "error", f"field {name!r} appears twice", field=name))
                 continue
             seen.append(name)
+            if LONE_SURROGATE_RE.search(value):
+                out.append(Finding("invalid_text", "error", "value holds a lone UTF-16 surrogate (not valid text)",
+                                   field=name))
+                continue
             if CONTROL_TOKEN_RE.search(value):
                 out.append(
                     Finding("control_token", "error", f"value holds control token(s) "
@@ -268,6 +274,10 @@ class PromptContract:
         if not isinstance(question, str) or not question.strip():
             raise ContractError("the question is empty", [Finding("missing_question", "error", "empty question")],
                                 key="question")
+        if LONE_SURROGATE_RE.search(question):
+            raise ContractError("the question holds a lone UTF-16 surrogate (not valid text)",
+                                [Finding("invalid_text", "error", "question holds a lone UTF-16 surrogate")],
+                                key="question")
         bad = find_control_tokens(question)
         if bad:
             raise ContractError(
@@ -280,6 +290,10 @@ class PromptContract:
     def _clean_answer(self, answer: str) -> str:
         if not isinstance(answer, str):
             raise ContractError("the answer must be a string", key="answer")
+        if LONE_SURROGATE_RE.search(answer):
+            raise ContractError("the answer holds a lone UTF-16 surrogate (not valid text)",
+                                [Finding("invalid_text", "error", "answer holds a lone UTF-16 surrogate")],
+                                key="answer")
         bad = [t for t in find_control_tokens(answer) if t not in ("<think>", "</think>")]
         if bad:
             raise ContractError(f"the answer holds control token(s) {bad}", key="answer")

@@ -512,16 +512,16 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         raise ExpertkitError("no complete checkpoints in the run"
                              + (f" ({', '.join(incomplete)} incomplete)" if incomplete else ""), path=run_dir)
     changes = {ck.name: check_contract(ck, expert, allow_drift=options.allow_drift) for ck in checkpoints}
-    for name in incomplete:
+    base = resolve_run_base(run_dir, options.base, checkpoints)
+    cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
+    max_cases = options.max_cases or expert.manifest.evaluation.max_cases
+    cases = load_cases(expert, cases_path, max_cases)
+    for name in incomplete:  # warnings only once every input is known good (an error stays one line)
         _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
     for name, found in changes.items():
         if found:
             _console.print(f"[yellow]{name} was trained on another contract (--allow-drift): "
                            f"{'; '.join(found)}[/yellow]")
-    base = resolve_run_base(run_dir, options.base, checkpoints)
-    cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
-    max_cases = options.max_cases or expert.manifest.evaluation.max_cases
-    cases = load_cases(expert, cases_path, max_cases)
     metric = expert.manifest.evaluation.metric
     max_new = expert.manifest.decoding.max_new_tokens
     batch_size = options.batch_size or expert.manifest.evaluation.batch_size

@@ -219,6 +219,8 @@ def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
 
 def check_messages(expert: Expert, messages: Sequence[Mapping[str, Any]]) -> list[Finding]:
     """Check chat messages (as sent to a server using the exported chat template)."""
+    if not all(isinstance(m, Mapping) for m in messages):
+        return [Finding("parse_error", "error", "every message must be a {role, content} object")]
     system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
     if not isinstance(system, str):
         return [Finding("missing_field", "error", "no system message: the field block is missing")]

@@ -87,9 +87,13 @@ class Manifest(_Strict):
 def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
     """Map each YAML key path to its 1-based line, for error messages."""
     lines: dict[tuple[str | int, ...], int] = {}
+    seen: set[int] = set()
 
     def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
         lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:  # an alias: its node was walked already (aliases of aliases grow exponentially)
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 sub = (*path, key.value)
@@ -100,11 +104,11 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
                 walk(item, (*path, i))
 
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, ())
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            walk(root, ())
+    except (yaml.YAMLError, RecursionError):
+        pass
     return lines
 
 
@@ -119,6 +123,8 @@ def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
             path=path,
             line=mark.line + 1 if mark else None,
         ) from None
+    except RecursionError:
+        raise ExpertkitError("YAML nested too deeply", path=path) from None
     if not isinstance(data, dict):
         raise ExpertkitError("the manifest must be a mapping of keys", path=path)
     try:

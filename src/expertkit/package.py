@@ -44,7 +44,7 @@ from typing import IO, Any
 from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
-from expertkit.fileio import atomic_write_json
+from expertkit.fileio import atomic_write_json, ensure_dir
 from expertkit.generation import checkpoint_kind
 from expertkit.manifest import MANIFEST_NAME
 
@@ -207,7 +207,7 @@ def package_expert(expert: Expert, checkpoint: str | Path, out_file: str | Path,
     sums = {name: hashlib.sha256(src).hexdigest() if isinstance(src, bytes) else _sha256_file(src)
             for name, src in entries.items()}
     entries[CHECKSUMS_NAME] = "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)).encode()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out.parent, key="--out")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
@@ -381,21 +381,28 @@ def _entry(home: Path, item: dict[str, Any]) -> InstalledExpert:
 def install_package(archive: str | Path) -> InstalledExpert:
     """Verify ``archive`` and install it as ``$EXPERTKIT_HOME/experts/NAME/VERSION``."""
     source = Path(archive)
+    if source.is_dir():
+        raise ExpertkitError("is a directory, expected a .expert archive file", path=source)
     if not source.is_file():
         raise ExpertkitError("no such archive file", path=source)
     home = registry_home()
     with _locked(home):
         staging_root = home / "tmp"
         staging_root.mkdir(parents=True, exist_ok=True)
+        for leftover in staging_root.iterdir():  # under the lock, anything here was left by a killed process
+            shutil.rmtree(leftover, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix="install-", dir=staging_root))
         try:
             _extract_verified(source, staging)
             record, expert = _check_contents(source, staging)
             name, version = expert.name, expert.manifest.version
             dest = home / "experts" / name / version
-            if dest.exists():
+            entries = _read_index(home)
+            if any((e.get("name"), e.get("version")) == (name, version) for e in entries):
                 raise ExpertkitError(f"{name}@{version} is already installed (expertkit remove {name}@{version} "
                                      "first)", path=source)
+            if dest.exists():  # not in the index: left by an install or remove that was killed halfway
+                _discard(dest, staging_root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, dest)
         finally:
@@ -409,9 +416,19 @@ def install_package(archive: str | Path) -> InstalledExpert:
             "path": dest.relative_to(home).as_posix(),
             "archive_sha256": _sha256_file(source),
         }
-        entries = [e for e in _read_index(home) if (e.get("name"), e.get("version")) != (name, version)]
-        _write_index(home, [*entries, item])
+        try:
+            _write_index(home, [*entries, item])
+        except BaseException:  # not listed, so not installed: take the folder back out
+            _discard(dest, staging_root)
+            raise
     return _entry(home, item)
+
+
+def _discard(folder: Path, trash_root: Path) -> None:
+    """Remove an installed folder: renamed into ``trash_root`` first, so that it vanishes at once."""
+    trash = Path(tempfile.mkdtemp(prefix="remove-", dir=trash_root))
+    os.rename(folder, trash / "expert")
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _check_contents(archive: Path, folder: Path) -> tuple[dict[str, Any], Expert]:
@@ -475,9 +492,7 @@ def remove_installed(spec: str) -> list[str]:
         for item in gone:
             folder = home / str(item["path"])
             if folder.is_dir() and folder.resolve().is_relative_to((home / "experts").resolve()):
-                trash = Path(tempfile.mkdtemp(prefix="remove-", dir=trash_root))
-                os.rename(folder, trash / "expert")
-                shutil.rmtree(trash, ignore_errors=True)
+                _discard(folder, trash_root)
         with_name = home / "experts" / name
         if with_name.is_dir() and not any(with_name.iterdir()):
             with_name.rmdir()

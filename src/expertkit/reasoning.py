@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 ReasoningKind = Literal["think_block", "unclosed_think", "prose"]
+#: Outputs longer than this (after think blocks) are not searched for an answer: they are handed whole
+#: to the validator, whose own size limit rejects them (searching is quadratic on deeply nested text).
+MAX_SEARCH_CHARS = 4_000_000
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -68,8 +71,10 @@ def _json_answer(text: str, output_kind: str) -> tuple[int, str] | None:
     for m in opener.finditer(text):
         try:
             _, end = decoder.raw_decode(text, m.start())
-        except (json.JSONDecodeError, RecursionError):
+        except json.JSONDecodeError:
             continue
+        except RecursionError:  # every opener inside would recurse as deep again: give up
+            return None
         return m.start(), text[m.start() : end]
     return None
 
@@ -113,6 +118,8 @@ def analyze_output(raw: str, output_kind: str) -> OutputAnalysis:
     text, reasoning, kind = _strip_think(raw.strip())
     if kind == "unclosed_think":
         return OutputAnalysis(raw, "", reasoning, kind)
+    if len(text) > MAX_SEARCH_CHARS:
+        return OutputAnalysis(raw, text, reasoning, kind)
 
     def locate(s: str) -> tuple[int, str] | None:
         return _sql_answer(s) if output_kind == "sql" else _json_answer(s, output_kind)

@@ -54,6 +54,8 @@ class QueryResult:
     columns: list[str] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     error: str | None = None
+    #: The query ran past its time limit (and was interrupted).
+    timed_out: bool = False
 
 
 def fixtures_dir() -> Path:
@@ -163,10 +165,10 @@ def execute_unchecked(db_path: str | Path, sql: str, *, timeout_s: float = 2.0, 
         columns = [d[0] for d in cursor.description or []]
         rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
     except duckdb.InterruptException:
-        return QueryResult(False, error=f"query timed out after {timeout_s:g} s")
+        return QueryResult(False, error=f"query timed out after {timeout_s:g} s", timed_out=True)
     except Exception as exc:  # duckdb errors, and junk the driver cannot encode
         if not timer.is_alive() and "interrupt" in str(exc).lower():
-            return QueryResult(False, error=f"query timed out after {timeout_s:g} s")
+            return QueryResult(False, error=f"query timed out after {timeout_s:g} s", timed_out=True)
         return QueryResult(False, error=_one_line(exc))
     finally:
         timer.cancel()

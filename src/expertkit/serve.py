@@ -283,6 +283,13 @@ class _Worker:
 
 
 # ---------------------------------------------------------------------- requests and errors
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: always encodable, even when a request echoed back held lone surrogates."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class ApiError(Exception):
     """An error answer: HTTP status, a code, a message and, for contract problems, the findings."""
 
@@ -295,7 +302,7 @@ class ApiError(Exception):
         self.findings = list(findings)
         self.headers = dict(headers or {})
 
-    def response(self) -> JSONResponse:
+    def response(self) -> AsciiJSONResponse:
         kind = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error",
                 503: "overloaded_error", 504: "timeout_error"}.get(self.status, "invalid_request_error")
         if self.status >= 500 and self.status not in (503, 504):
@@ -303,7 +310,7 @@ class ApiError(Exception):
         body: dict[str, Any] = {"message": self.message, "type": kind, "code": self.code, "param": None}
         if self.findings:
             body["findings"] = [f.to_dict() for f in self.findings]
-        return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
+        return AsciiJSONResponse({"error": body}, status_code=self.status, headers=self.headers)
 
 
 class GenerateRequest(BaseModel):
@@ -367,6 +374,17 @@ def _matches(contract: PromptContract, fields: Mapping[str, Any]) -> bool:
     return True
 
 
+def read_api_key(path: Path) -> str:
+    """The bearer key held by ``path`` (surrounding whitespace dropped); an empty file is an error."""
+    try:
+        key = read_text(path).strip()
+    except ExpertkitError as exc:
+        raise ExpertkitError(exc.message, path=path, line=exc.line, key="--api-key-file") from None
+    if not key:
+        raise ExpertkitError("the API key file is empty", path=path, key="--api-key-file")
+    return key
+
+
 class _Service:
     """The experts, the request-side tokenizer and the worker, shared by the endpoints."""
 
@@ -392,11 +410,7 @@ class _Service:
         }
         self.worker = _Worker(engine, stops, options.queue_size, options.max_batch)
         self.created = int(time.time())
-        self.api_key: str | None = None
-        if options.api_key_file is not None:
-            self.api_key = read_text(options.api_key_file).strip()
-            if not self.api_key:
-                raise ExpertkitError("the API key file is empty", path=options.api_key_file, key="--api-key-file")
+        self.api_key = read_api_key(options.api_key_file) if options.api_key_file is not None else None
 
     # ------------------------------------------------------------------ lookup
     def lookup(self, name: str, fields: Mapping[str, Any]) -> ServedExpert:
@@ -522,7 +536,8 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
         finally:
             service.worker.stop()
 
-    app = FastAPI(title="expertkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="expertkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  default_response_class=AsciiJSONResponse)
     app.state.service = service
     app.add_middleware(_BodyLimit, max_bytes=options.max_body_bytes)
 
@@ -534,6 +549,10 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return ApiError(422, "invalid_request", f"malformed request: {problems}").response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return ApiError(500, "internal_error", f"the server failed on this request ({type(exc).__name__})").response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -617,6 +636,10 @@ def run_server(specs: Sequence[str], options: ServeOptions) -> None:
 
     if not specs:
         raise ExpertkitError("name at least one expert to serve")
+    if not 0 <= options.port <= 65535:
+        raise ExpertkitError(f"port {options.port} is not in 0-65535", key="--port")
+    if options.api_key_file is not None:
+        read_api_key(options.api_key_file)  # before the base is loaded: a bad key file fails fast
     experts = [resolve_expert(spec, allow_drift=options.allow_drift) for spec in specs]
     for served in experts:
         if served.drift:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expertkit.errors import ExpertkitError
-from expertkit.fileio import atomic_write_jsonl
+from expertkit.fileio import atomic_write_jsonl, ensure_dir
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -176,6 +176,8 @@ def generate_dataset(
     ``eval.jsonl`` there instead of the manifest paths.
     """
     splits = generate_records(expert, train_size=train_size, eval_size=eval_size, seed=seed)
+    if out_dir is not None:
+        ensure_dir(out_dir, key="--out-dir")
     if expert.manifest.data.generator == "sql" and out_dir is None:
         from expertkit.generators.sql import write_schema_files
 

@@ -12,6 +12,17 @@ if TYPE_CHECKING:
     from expertkit.manifest import OutputSpec
 
 
+#: Longest JSON output (characters) the json and elastic_dsl validators parse; longer is invalid.
+MAX_OUTPUT_CHARS = 4_000_000
+
+
+def too_long(output: str, limit: int = MAX_OUTPUT_CHARS) -> str | None:
+    """Why ``output`` is too long to judge, or None."""
+    if len(output) > limit:
+        return f"output is {len(output)} characters, over the {limit}-character limit"
+    return None
+
+
 @dataclass
 class ValidationResult:
     valid: bool

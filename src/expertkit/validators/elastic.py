@@ -54,7 +54,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expertkit.validators import ValidationResult, Validator
+from expertkit.validators import ValidationResult, Validator, too_long
 
 if TYPE_CHECKING:
     from expertkit.manifest import OutputSpec
@@ -230,6 +230,9 @@ def parse_body(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """``(body, error)``: the search body as a dict, or why it is not one."""
     if not isinstance(text, str):
         return None, "output is not text"
+    problem = too_long(text)
+    if problem:
+        return None, problem
     try:
         value = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

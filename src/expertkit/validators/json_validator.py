@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expertkit.errors import ExpertkitError
-from expertkit.validators import ValidationResult, Validator
+from expertkit.validators import ValidationResult, Validator, too_long
 
 if TYPE_CHECKING:
     from expertkit.manifest import OutputSpec
@@ -27,6 +27,9 @@ def parse_json_object(text: str) -> tuple[Any, str | None]:
     """``(value, error)``: the parsed JSON or why it does not parse."""
     if not isinstance(text, str):
         return None, "output is not text"
+    problem = too_long(text)
+    if problem:
+        return None, problem
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
