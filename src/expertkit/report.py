@@ -39,13 +39,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 LEGEND = ("valid: answer valid · equiv: equivalent to gold · exec: same result as gold when run · "
           "reason: output holds reasoning · direct: valid with no reasoning · tokens: mean output tokens · "
           "ms/out: latency per output · out/s: outputs per second")
-#: Metrics drawn in the plot, with their colours.
-PLOTTED: tuple[tuple[str, str], ...] = (
-    ("valid", "tab:green"),
-    ("equivalent", "tab:blue"),
-    ("execution_match", "tab:purple"),
-    ("direct_valid", "tab:olive"),
-    ("reasoning", "tab:red"),
+#: Metrics drawn in the plot, with colour and line style (direct valid dashed: it often equals valid).
+PLOTTED: tuple[tuple[str, str, str], ...] = (
+    ("valid", "tab:green", "-"),
+    ("equivalent", "tab:blue", "-"),
+    ("execution_match", "tab:purple", "-"),
+    ("direct_valid", "tab:olive", "--"),
+    ("reasoning", "tab:red", "-"),
 )
 #: Cases listed in compare.md where the best checkpoint fails.
 MD_FAILURES = 20
@@ -199,14 +199,14 @@ def plot_png(models: Sequence[Mapping[str, Any]], output_kind: str) -> bytes:
     fig = Figure(figsize=(7.5, 3.8), dpi=100)
     ax = fig.add_subplot()
     steps = [0 if m["step"] is None else m["step"] for m in models]
-    for key, colour in PLOTTED:
+    for key, colour, style in PLOTTED:
         if key == "execution_match" and output_kind != "sql":
             continue
         values = [m.get(key) for m in models]
         if all(v is None for v in values):
             continue
         ax.plot(steps, [float("nan") if v is None else v * 100 for v in values], marker="o", color=colour,
-                label=key.replace("_", " "))
+                linestyle=style, label=key.replace("_", " "))
     ax.set_xlabel("training step (0 = base)")
     ax.set_ylabel("% of cases")
     ax.set_ylim(-2, 102)
