@@ -61,6 +61,11 @@ class Engine:
         """Register a checkpoint; adapters are loaded now, full weights when activated."""
         p = Path(path)
         kind = checkpoint_kind(p)
+        others = set(self._kinds.values()) - {kind}
+        if others:
+            # full weights cannot be swapped under LoRA-wrapped layers: one kind per engine
+            raise ExpertkitError(f"this engine holds {others.pop()} checkpoints; it cannot also hold a {kind} one",
+                                 path=p)
         if kind == "adapter":
             from peft import PeftModel
 
@@ -77,9 +82,13 @@ class Engine:
         return list(self._paths)
 
     def _restore_base_weights(self) -> None:
-        if self._active_full is not None and self._base_state is not None:
-            self._base_model().load_state_dict(self._base_state, strict=False)
-            self._active_full = None
+        if self._active_full is not None:
+            self._restore_base_weights_from(self._base_model())
+
+    def _restore_base_weights_from(self, model: Any) -> None:
+        if self._base_state is not None:
+            model.load_state_dict(self._base_state, strict=False)
+        self._active_full = None
 
     def _base_model(self) -> Any:
         from peft import PeftModel
@@ -103,7 +112,15 @@ class Engine:
                 for shard in sorted(self._paths[name].glob("*.safetensors")):
                     state.update(load_file(str(shard), device=str(self.device)))
                 with torch.no_grad():
-                    model.load_state_dict(state, strict=False)
+                    result = model.load_state_dict(state, strict=False)
+                missing = [k for k in result.missing_keys if k != "lm_head.weight"]  # tied to the embeddings
+                if result.unexpected_keys or missing:
+                    self._restore_base_weights_from(model)
+                    raise ExpertkitError(
+                        "checkpoint weights do not fit the base model "
+                        f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})",
+                        path=self._paths[name],
+                    )
                 self._active_full = name
         else:
             self._restore_base_weights()

@@ -1,0 +1,62 @@
+"""The generation engine: one base, checkpoints switched in place, batched greedy decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from expertkit.errors import ExpertkitError
+from expertkit.generation import Engine
+from expertkit.model import build_tiny_base
+
+CORPUS = [f"<|im_start|>user\nquestion {i} about orders<|im_end|>\n{{\"size\":{i}}}" for i in range(200)]
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("bases")
+    return build_tiny_base(root / "a", seed=0, corpus=CORPUS), build_tiny_base(root / "b", seed=1, corpus=CORPUS)
+
+
+def _prompts(engine: Engine) -> list[list[int]]:
+    texts = ["<|im_start|>user\nquestion 3<|im_end|>\n",
+             "<|im_start|>user\norders about question 12 and more<|im_end|>\n"]
+    return [engine.tokenizer(t)["input_ids"] for t in texts]
+
+
+def test_full_checkpoint_swap_equals_loading_it_directly(bases: tuple[Path, Path]) -> None:
+    a, b = bases
+    engine = Engine(str(a), device="cpu")
+    direct_b = Engine(str(b), device="cpu")
+    prompts = _prompts(engine)
+    base_out = [g.text for g in engine.generate(prompts, max_new_tokens=12)]
+    engine.add("b", b)
+    engine.activate("b")
+    assert [g.text for g in engine.generate(prompts, max_new_tokens=12)] == \
+        [g.text for g in direct_b.generate(prompts, max_new_tokens=12)]
+    engine.activate(None)
+    assert [g.text for g in engine.generate(prompts, max_new_tokens=12)] == base_out
+
+
+def test_batching_does_not_change_greedy_outputs(bases: tuple[Path, Path]) -> None:
+    engine = Engine(str(bases[0]), device="cpu")
+    prompts = _prompts(engine) * 3
+    one = engine.generate(prompts, max_new_tokens=10, batch_size=1)
+    many = engine.generate(prompts, max_new_tokens=10, batch_size=6)
+    assert [g.text for g in one] == [g.text for g in many]
+    assert all(g.new_tokens <= 10 for g in many)
+
+
+def test_mixing_adapters_and_full_checkpoints_is_refused(bases: tuple[Path, Path], tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    a, b = bases
+    adapter = tmp_path / "adapter"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(a), LoraConfig(r=2, target_modules="all-linear")) \
+        .save_pretrained(adapter)
+    engine = Engine(str(a), device="cpu")
+    engine.add("lora", adapter)
+    with pytest.raises(ExpertkitError, match="cannot also hold"):
+        engine.add("full", b)
