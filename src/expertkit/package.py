@@ -58,6 +58,8 @@ CHECKPOINT_DIR = "checkpoint"
 INDEX_NAME = "index.json"
 #: Most entries an archive may hold (a guard against archives built to exhaust the disk's inodes).
 MAX_ENTRIES = 10_000
+#: Files an installed package may not hold: pickles (``torch.load``, ``pickle``) can run code when loaded.
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _FULL_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -439,13 +441,15 @@ def _check_contents(archive: Path, folder: Path) -> tuple[dict[str, Any], Expert
         raise _bad(archive, f"no readable {PACKAGE_RECORD_NAME}") from None
     if not isinstance(record, dict) or record.get("format") != PACKAGE_FORMAT:
         raise _bad(archive, f"unknown package format {record.get('format') if isinstance(record, dict) else '?'}")
+    pickled = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickled:
+        raise _bad(archive, f"{pickled[0]!r} is a pickle file (pickles can run code; weights are safetensors only)")
     try:
         expert = Expert.load(folder)
         _resource_files(expert)  # every resource inside the package
-        load_checkpoint(folder / CHECKPOINT_DIR)
-        checkpoint_kind(folder / CHECKPOINT_DIR)
-    except ExpertkitError as exc:
-        raise _bad(archive, exc.message) from None
+        _checkpoint_files(load_checkpoint(folder / CHECKPOINT_DIR))  # complete, with safetensors weights
+    except ExpertkitError as exc:  # its path is the staging folder: name the key instead
+        raise _bad(archive, f"{exc.key}: {exc.message}" if exc.key else exc.message) from None
     if (record.get("name"), record.get("version")) != (expert.name, expert.manifest.version) or not isinstance(
         record.get("checkpoint"), dict
     ):
