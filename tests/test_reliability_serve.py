@@ -203,6 +203,7 @@ def test_200_concurrent_requests_keep_the_server_up_and_memory_bounded(server: d
                 assert got == expected, (name, got)
         assert statuses.count(200) > 0
     growth_mib = (_rss_kib() - before) / 1024
+    print(f"RSS {before / 1024:.0f} MiB, growth over {ROUNDS * CONCURRENT} requests: {growth_mib:.1f} MiB")
     assert growth_mib < 64, f"RSS grew by {growth_mib:.1f} MiB over {ROUNDS * CONCURRENT} requests"
     client = server["client"]
     assert healthy(client) and client.get("/healthz").json()["queued"] == 0
