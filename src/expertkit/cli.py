@@ -281,6 +281,8 @@ def train(
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
     ))
     out.print(str(result))
+    if result.interrupted:
+        raise typer.Exit(130)
 
 
 # ---------------------------------------------------------------------- comparison (evaluate.py, report.py)

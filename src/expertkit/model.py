@@ -210,7 +210,9 @@ def default_dtype(device: str) -> Any:
     return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
 
 
-def load_model(base: str, *, device: str | None = None, dtype: Any = None) -> Any:
+def load_model(
+    base: str, *, device: str | None = None, dtype: Any = None, attn_implementation: str = "sdpa"
+) -> Any:
     """Load a causal LM from a hub id, a local folder or ``tiny`` (bf16 on a GPU, fp32 on CPU)."""
     from transformers import AutoModelForCausalLM
 
@@ -218,7 +220,7 @@ def load_model(base: str, *, device: str | None = None, dtype: Any = None) -> An
     device = device or default_device()
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype or default_dtype(device), attn_implementation="sdpa"
+            name, dtype=dtype or default_dtype(device), attn_implementation=attn_implementation
         )
     except Exception as exc:
         raise _load_error(base, exc) from None

@@ -1,0 +1,738 @@
+"""Training: TRL ``SFTTrainer`` with PEFT LoRA/DoRA (or full fine-tuning), answer-only loss, resumable.
+
+Every example is rendered by the expert's :class:`~expertkit.contract.PromptContract` and pre-tokenised
+with ``encode_example`` into ``input_ids`` and ``completion_mask``; ``SFTTrainer`` (``completion_only_loss``)
+turns the mask into labels, so the loss covers the answer and its end-of-turn token only — never the
+system block, the question or the empty think block. Nothing is truncated (``max_length=None``): an
+example longer than ``training.max_length`` is a lint error, and lint runs first (``--force`` trains
+anyway, leaving out, and counting, the records that cannot be rendered or are too long).
+
+Checkpoints (see :mod:`expertkit.checkpoints`) are written to ``tmp-checkpoint-N`` and renamed to
+``checkpoint-N`` when whole; the record ``expertkit.json`` is written last. Besides the PEFT adapter
+(or the full model) and the tokenizer they hold what the Trainer needs to resume exactly: optimizer,
+scheduler, RNG states and ``trainer_state.json``. ``loss.jsonl`` gets one line per optimizer step.
+
+Resuming and extending:
+
+* ``resume`` continues from the latest complete checkpoint with the run's recorded settings
+  (``run.json``); half-written ``tmp-checkpoint-*`` folders are removed, ``loss.jsonl`` is cut back to
+  the checkpoint's step. The Trainer restores optimizer, scheduler, RNG states and data position, so an
+  interrupted run reaches the same weights as an uninterrupted one.
+* ``continue_to=N`` extends a run to N steps, resuming optimizer state and data order. The schedule
+  is recomputed as if the run had been planned for N steps (warmup, counted in steps, is unchanged):
+  with the linear or cosine decay, the learning rate rises from its end-of-run value to where the
+  N-step schedule is at that step and decays to zero at N.
+* Both refuse a checkpoint trained on another contract unless ``allow_drift``.
+
+Ctrl-C (SIGINT) finishes the current step, saves a complete checkpoint and stops; a second Ctrl-C
+aborts at once. Under several processes the stop is agreed on (all-reduce) so that all stop together.
+
+Devices: on CPU, fp32, no gradient checkpointing, no padding-free batches. On a GPU, bf16 mixed
+precision (adapters and full weights kept in fp32, a LoRA/DoRA base loaded in bf16) and, when
+``flash_attn`` is installed, padding-free batches with FlashAttention-2 (TRL supports padding-free
+only with FlashAttention; without it, batches are padded). Data-parallel training on several GPUs
+runs under ``accelerate launch -m expertkit.cli train ...`` (see ``docs/training.md``); ``batch_size``
+is per device.
+
+The tiny base: a random Qwen3-shaped model gives an adapter little to steer, so ``full`` fine-tuning
+is its default, with :data:`TINY_TRAINING` (measured on 2 CPU cores with the shipped Elasticsearch
+expert): lr 3e-3, batch 16 and a cosine decay train the tiny base from scratch to valid Query DSL on
+most held-out questions in about 2.5 minutes; lower rates learn too slowly in that budget, higher ones
+diverge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from rich.console import Console
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
+from trl import SFTConfig, SFTTrainer
+
+from expertkit.checkpoints import (
+    CHAT_TEMPLATE_NAME,
+    RECORD_NAME,
+    RUN_RECORD_NAME,
+    check_contract,
+    list_checkpoints,
+    read_run,
+)
+from expertkit.data import read_examples
+from expertkit.errors import ContractError, ExpertkitError
+from expertkit.expert import Expert
+from expertkit.fileio import atomic_write_json, atomic_write_text
+from expertkit.lint import lint_file
+from expertkit.manifest import MANIFEST_NAME
+from expertkit.model import TINY, load_model, load_tokenizer, resolve_base
+
+METHODS = ("lora", "dora", "full")
+LOSS_LOG_NAME = "loss.jsonl"
+TMP_PREFIX = "tmp-"
+#: Defaults for the tiny base (``--base tiny`` or a folder built by ``expertkit base tiny``): about
+#: 2.5 minutes on 2 CPU cores. Options given explicitly win over these.
+TINY_TRAINING: dict[str, Any] = {
+    "method": "full",
+    "learning_rate": 3e-3,
+    "batch_size": 16,
+    "steps": 600,
+    "save_every": 100,
+    "lr_scheduler": "cosine",
+    "warmup_steps": 20,
+}
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class TrainOptions:
+    """What the ``train`` command takes; ``None`` means the run's, the tiny base's or the manifest's value."""
+
+    base: str | None = None
+    out_dir: Path = Path("runs/run")
+    method: str | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    save_every: int | None = None
+    resume: bool = False
+    continue_to: int | None = None
+    force: bool = False
+    allow_drift: bool = False
+    max_examples: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int | None = None
+    #: Extra ``transformers.TrainerCallback`` objects (Python API only).
+    callbacks: Sequence[TrainerCallback] = ()
+
+
+@dataclass
+class TrainPlan:
+    """The settings a run trains with, recorded in ``run.json`` and reused on resume."""
+
+    base: str
+    base_path: str
+    method: str
+    steps: int
+    save_every: int
+    batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    lr_scheduler: str
+    warmup_steps: int
+    weight_decay: float
+    seed: int
+    max_examples: int | None
+    lora: dict[str, Any] | None = None
+
+
+@dataclass
+class TrainResult:
+    """What one ``train_expert`` call did."""
+
+    run_dir: Path
+    method: str
+    start_step: int
+    steps: int
+    planned_steps: int
+    final_loss: float | None
+    checkpoints: list[str]
+    seconds: float
+    prepare_seconds: float
+    tokens: int
+    examples: int
+    skipped: int = 0
+    interrupted: bool = False
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Training tokens (prompt and answer, padding excluded) per second of training."""
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        loss = f"{self.final_loss:.4f}" if self.final_loss is not None else "n/a"
+        head = "interrupted" if self.interrupted else "trained"
+        lines = [
+            f"{head}: {self.run_dir} ({self.method}), steps {self.start_step} -> {self.steps} of {self.planned_steps}",
+            f"  final loss {loss}; {self.examples} examples"
+            + (f" ({self.skipped} skipped by --force)" if self.skipped else ""),
+            f"  {self.seconds:.1f} s training (+{self.prepare_seconds:.1f} s preparing), "
+            f"{self.tokens} tokens, {self.tokens_per_second:.0f} tokens/s",
+            f"  checkpoints: {', '.join(self.checkpoints) or 'none'}",
+        ]
+        if self.interrupted:
+            lines.append(f"  resume with: expertkit train EXPERT --out {self.run_dir} --resume")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- small helpers
+def _say(message: str) -> None:
+    """A progress line on stderr, from the main process only."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        _console.print(message, highlight=False)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def is_tiny_base(base_path: str) -> bool:
+    """Whether a resolved base is a tiny base built by expertkit."""
+    marker = Path(base_path) / "expertkit_base.json"
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("kind") == TINY
+    except (ValueError, OSError):
+        return False
+
+
+def use_gpu() -> bool:
+    """Train on a GPU when one is visible and ``accelerate launch --cpu`` did not ask for the CPU."""
+    forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return torch.cuda.is_available() and not forced_cpu
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _run_exists(out: Path) -> bool:
+    if (out / RUN_RECORD_NAME).exists() or (out / LOSS_LOG_NAME).exists():
+        return True
+    return out.is_dir() and any(c.name.startswith(("checkpoint-", TMP_PREFIX + "checkpoint-")) for c in out.iterdir())
+
+
+# ---------------------------------------------------------------------- plan
+def _pick(given: Any, tiny_default: Any, manifest_default: Any, tiny: bool) -> Any:
+    if given is not None:
+        return given
+    return tiny_default if tiny else manifest_default
+
+
+def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int) -> TrainPlan:
+    """Settings of a new run: options first, then the tiny base's defaults, then the manifest's."""
+    spec = expert.manifest.training
+    tiny = is_tiny_base(base_path)
+    method = _pick(options.method, TINY_TRAINING["method"], spec.method, tiny)
+    if method not in METHODS:
+        raise ExpertkitError(f"unknown method {method!r} (lora, dora or full)", key="--method")
+    batch_size = _pick(options.batch_size, TINY_TRAINING["batch_size"], spec.batch_size, tiny)
+    accumulation = spec.gradient_accumulation_steps
+    per_step = batch_size * accumulation * _world_size()
+    if options.steps is not None:
+        steps = options.steps
+    elif options.epochs is not None:
+        steps = math.ceil(options.epochs * examples / per_step)
+    elif tiny:
+        steps = TINY_TRAINING["steps"]
+    else:
+        steps = spec.steps or math.ceil(spec.epochs * examples / per_step)
+    if steps < 1:
+        raise ExpertkitError("training needs at least one step", key="--steps")
+    warmup = TINY_TRAINING["warmup_steps"] if tiny else math.ceil(spec.warmup_ratio * steps)
+    lora = None
+    if method != "full":
+        lora = {"r": spec.lora_r, "alpha": spec.lora_alpha, "dropout": spec.lora_dropout,
+                "target_modules": spec.target_modules}
+    return TrainPlan(
+        base=options.base or expert.manifest.base_model,
+        base_path=base_path,
+        method=method,
+        steps=steps,
+        save_every=_pick(options.save_every, TINY_TRAINING["save_every"], spec.save_every, tiny),
+        batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=_pick(options.learning_rate, TINY_TRAINING["learning_rate"], spec.learning_rate, tiny),
+        lr_scheduler=TINY_TRAINING["lr_scheduler"] if tiny else "linear",
+        warmup_steps=min(warmup, steps),
+        weight_decay=spec.weight_decay,
+        seed=options.seed if options.seed is not None else spec.seed,
+        max_examples=options.max_examples,
+        lora=lora,
+    )
+
+
+def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> TrainPlan:
+    """The recorded plan; options that would change it are refused (they would break the resume)."""
+    try:
+        plan = TrainPlan(**run["options"])
+    except (KeyError, TypeError) as exc:
+        raise ExpertkitError(f"run record has no usable 'options' ({exc})", path=out / RUN_RECORD_NAME) from None
+    given = {
+        "method": options.method, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
+        "seed": options.seed, "max_examples": options.max_examples, "save_every": options.save_every,
+    }
+    for key, value in given.items():
+        if value is not None and value != getattr(plan, key):
+            raise ExpertkitError(f"the run was trained with {key} {getattr(plan, key)!r}; a resumed run keeps "
+                                 "its settings (start a new run to change them)", key=f"--{key.replace('_', '-')}")
+    if (options.steps is not None and options.steps != plan.steps) or options.epochs is not None:
+        raise ExpertkitError(f"the run is planned for {plan.steps} steps; use --continue-to to extend it",
+                             key="--steps")
+    if not Path(plan.base_path).exists() and plan.base != plan.base_path:
+        plan.base_path = resolve_base(plan.base)
+    return plan
+
+
+# ---------------------------------------------------------------------- data
+@dataclass
+class EncodedData:
+    """The pre-tokenised training set and what was left out of it."""
+
+    dataset: Dataset
+    examples: int
+    skipped: Counter[str] = field(default_factory=Counter)
+    sha256: str = ""
+
+
+def _lint_or_refuse(expert: Expert, tokenizer: Any, force: bool) -> None:
+    report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer)
+    errors = Counter(f.code for f in report.findings if f.severity == "error")
+    if not errors:
+        _say(f"lint: {report.records} records, no errors ({report.warnings} warnings)")
+        return
+    counts = ", ".join(f"{code} {n}" for code, n in errors.most_common())
+    message = f"lint found {report.errors} error(s) in {report.records} records ({counts})"
+    if not force:
+        raise ExpertkitError(f"{message}; fix them (expertkit lint {expert.root}) or pass --force",
+                             path=expert.train_path)
+    _say(f"[yellow]{message}; training anyway (--force)[/yellow]")
+
+
+def encode_dataset(
+    expert: Expert, tokenizer: Any, *, max_examples: int | None = None, force: bool = False
+) -> EncodedData:
+    """Render and tokenise the training set through the contract: ``input_ids`` and ``completion_mask``.
+
+    Records that cannot be rendered or are longer than ``training.max_length`` are errors, or with
+    ``force`` left out and counted.
+    """
+    examples, _ = read_examples(expert.train_path)
+    if max_examples is not None:
+        examples = examples[:max_examples]
+    max_length = expert.manifest.training.max_length
+    ids: list[list[int]] = []
+    masks: list[list[int]] = []
+    skipped: Counter[str] = Counter()
+    for ex in examples:
+        reason = None
+        if ex.answer is None or not ex.answer.strip():
+            reason = "missing_answer"
+        else:
+            try:
+                input_ids, mask = expert.contract.encode_example(tokenizer, dict(ex.fields), ex.question, ex.answer)
+            except ContractError:
+                reason = "contract"
+            else:
+                if len(input_ids) > max_length:
+                    reason = "too_long"
+        if reason is not None:
+            if not force:
+                raise ExpertkitError(f"record cannot be trained on ({reason}); see expertkit lint",
+                                     path=expert.train_path, line=ex.line)
+            skipped[reason] += 1
+            continue
+        ids.append(input_ids)
+        masks.append(mask)
+    if not ids:
+        raise ExpertkitError("no trainable records", path=expert.train_path)
+    digest = hashlib.sha256(expert.train_path.read_bytes()).hexdigest()
+    dataset = Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
+    return EncodedData(dataset=dataset, examples=len(ids), skipped=skipped, sha256=digest)
+
+
+# ---------------------------------------------------------------------- callbacks
+class LossLog(TrainerCallback):
+    """Appends ``{step, loss, learning_rate, epoch}`` to ``loss.jsonl``; keeps losses and the token count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.losses: dict[int, float] = {}
+        self.tokens = 0
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        self.losses[state.global_step] = loss
+        if state.is_world_process_zero:
+            row = {"step": state.global_step, "loss": loss, "learning_rate": logs.get("learning_rate"),
+                   "epoch": logs.get("epoch", state.epoch)}
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+class StopOnInterrupt(TrainerCallback):
+    """Once ``requested`` (by the SIGINT handler), save a checkpoint at this step and stop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> TrainerControl:
+        stop = self.requested
+        if args.world_size > 1:  # every process must stop at the same step
+            flag = torch.tensor([int(stop)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop:
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class _QuietProgress(ProgressCallback):
+    """The Trainer's progress bar, with the loss in the bar instead of a printed line per log."""
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+
+@contextlib.contextmanager
+def _sigint_stops(stopper: StopOnInterrupt) -> Iterator[None]:
+    """While training: the first Ctrl-C asks for a save-and-stop, the second aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if stopper.requested:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stopper.requested = True
+        _say("[yellow]interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)[/yellow]")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _quiet_library_bars() -> Iterator[None]:
+    """No progress bars from transformers and datasets (loading, saving, labels); the Trainer's stays."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_on, ds_on = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hf_on:
+            hf_logging.enable_progress_bar()
+        if ds_on:
+            datasets.enable_progress_bars()
+
+
+# ---------------------------------------------------------------------- the trainer
+class ExpertTrainer(SFTTrainer):
+    """``SFTTrainer`` whose checkpoints are written whole under a temporary name, with expertkit's files."""
+
+    def __init__(self, *args: Any, expert: Expert, record: dict[str, Any], loss_log: LossLog,
+                 plain_loss: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expert = expert
+        self.record = record
+        self.loss_log = loss_log
+        self.plain_loss = plain_loss
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        """TRL's loss (fused LM head) on GPUs; on CPU the model's own cross-entropy, which is faster there.
+
+        Either way the loss is the mean over label tokens (answer and end of turn). Training tokens
+        (padding excluded, all processes) are counted for tokens/s.
+        """
+        if model.training:
+            mask = inputs.get("attention_mask")
+            local = mask.sum() if mask is not None else torch.tensor(inputs["input_ids"].numel())  # padding-free
+            self.loss_log.tokens += int(self.accelerator.gather(local.to(self.args.device)).sum())
+        if self.plain_loss:
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        step = self.state.global_step
+        run_dir = Path(self.args.output_dir)
+        tmp = run_dir / f"{TMP_PREFIX}checkpoint-{step}"
+        final = run_dir / f"checkpoint-{step}"
+        main = self.args.should_save
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.store_flos()
+        self.save_model(str(tmp), _internal_call=True)
+        if not self.args.save_only_model:
+            self._save_optimizer_and_scheduler(str(tmp))
+            self._save_scaler(str(tmp))
+            self._save_rng_state(str(tmp))
+        if main:
+            for cb in [*self.callback_handler.callbacks, self.control]:
+                if isinstance(cb, ExportableState):
+                    self.state.stateful_callbacks[cb.__class__.__name__] = cb.state()
+            self.state.save_to_json(str(tmp / "trainer_state.json"))
+            self._write_expertkit_files(tmp, step)
+        self.accelerator.wait_for_everyone()
+        if main:
+            if final.exists():  # a folder without a record left by an earlier, killed run
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _say(f"saved {final.name}")
+        self.accelerator.wait_for_everyone()
+
+    def _write_expertkit_files(self, folder: Path, step: int) -> None:
+        """Chat template and manifest copy, then the record — last, so that it marks the folder whole."""
+        atomic_write_text(folder / CHAT_TEMPLATE_NAME, self.expert.contract.chat_template())
+        shutil.copyfile(self.expert.root / MANIFEST_NAME, folder / MANIFEST_NAME)
+        lr = self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler is not None else None
+        atomic_write_json(folder / RECORD_NAME, {
+            **self.record,
+            "step": step,
+            "loss": self.loss_log.losses.get(step),
+            "learning_rate": lr,
+            "epoch": self.state.epoch,
+            "saved": _now(),
+        })
+
+
+def build_trainer(
+    expert: Expert,
+    plan: TrainPlan,
+    data: EncodedData,
+    tokenizer: Any,
+    out_dir: Path,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> ExpertTrainer:
+    """The configured trainer (model loaded, PEFT applied) for ``plan`` over ``data``."""
+    from peft import LoraConfig
+
+    gpu = use_gpu()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    padding_free = False
+    attn = "sdpa"
+    if gpu:
+        from transformers.utils import is_flash_attn_2_available
+
+        padding_free = is_flash_attn_2_available()
+        attn = "flash_attention_2" if padding_free else "sdpa"
+    dtype = torch.bfloat16 if bf16 and plan.method != "full" else torch.float32
+    model = load_model(plan.base_path, device="cpu", dtype=dtype, attn_implementation=attn)
+    peft_config = None
+    if plan.lora is not None:
+        peft_config = LoraConfig(
+            r=plan.lora["r"],
+            lora_alpha=plan.lora["alpha"],
+            lora_dropout=plan.lora["dropout"],
+            target_modules=plan.lora["target_modules"],
+            use_dora=plan.method == "dora",
+            task_type="CAUSAL_LM",
+        )
+    tokenizer.chat_template = expert.contract.chat_template()  # saved with every checkpoint
+    config = SFTConfig(
+        output_dir=str(out_dir),
+        max_steps=plan.steps,
+        per_device_train_batch_size=plan.batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        learning_rate=plan.learning_rate,
+        lr_scheduler_type=plan.lr_scheduler,
+        warmup_steps=plan.warmup_steps,
+        weight_decay=plan.weight_decay,
+        seed=plan.seed,
+        data_seed=plan.seed,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=plan.save_every,
+        save_only_model=False,
+        report_to="none",
+        use_cpu=not gpu,
+        bf16=bf16,
+        fp16=False,
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=gpu,
+        max_length=None,
+        completion_only_loss=True,
+        padding_free=padding_free,
+        disable_tqdm=False,
+    )
+    record = {
+        "expert": expert.name,
+        "expert_version": expert.manifest.version,
+        "fingerprint": expert.fingerprint,
+        "contract": expert.contract.canonical(),
+        "method": plan.method,
+        "base": plan.base,
+        "base_path": plan.base_path,
+    }
+    loss_log = LossLog(out_dir / LOSS_LOG_NAME)
+    trainer = ExpertTrainer(
+        model=model,
+        args=config,
+        train_dataset=data.dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[loss_log, *callbacks],
+        expert=expert,
+        record=record,
+        loss_log=loss_log,
+        plain_loss=not gpu,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_QuietProgress())
+    return trainer
+
+
+# ---------------------------------------------------------------------- the entry point
+def _trim_loss_log(path: Path, last_step: int) -> None:
+    """Keep the lines of steps up to ``last_step`` (a resumed run logs the later ones again)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
+def _remove_tmp_checkpoints(out: Path) -> None:
+    for child in out.iterdir():
+        if child.is_dir() and child.name.startswith(TMP_PREFIX + "checkpoint-"):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def train_expert(expert: Expert, options: TrainOptions) -> TrainResult:
+    """Lint, encode, train and checkpoint; see the module docstring for resume and continue semantics."""
+    with _quiet_library_bars():
+        return _train(expert, options)
+
+
+def _train(expert: Expert, options: TrainOptions) -> TrainResult:
+    t0 = time.perf_counter()
+    out = Path(options.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExpertkitError("not a folder", path=out, key="--out")
+    extending = options.resume or options.continue_to is not None
+    run: dict[str, Any] = read_run(out) if out.is_dir() else {}
+    if extending and not run:
+        raise ExpertkitError("no run to resume here (no run.json)", path=out, key="--out")
+    if not extending and _run_exists(out):
+        raise ExpertkitError("already holds a run; pass --resume or --continue-to N to extend it, "
+                             "or choose another --out", path=out, key="--out")
+    if options.resume and options.continue_to is not None:
+        raise ExpertkitError("give --resume or --continue-to, not both", key="--continue-to")
+    if extending and run.get("expert") != expert.name:
+        raise ExpertkitError(f"the run trains expert {run.get('expert')!r}, not {expert.name!r}", path=out)
+
+    resume_from = None
+    if extending:
+        plan = _resumed_plan(run, options, out)
+        checkpoints = list_checkpoints(out)
+        if checkpoints:
+            latest = checkpoints[-1]
+            changes = check_contract(latest, expert, allow_drift=options.allow_drift)
+            if changes:
+                _say(f"[yellow]contract changed since {latest.name}: {'; '.join(changes)}[/yellow]")
+            resume_from = latest
+        done = resume_from.step if resume_from else 0
+        if options.continue_to is not None:
+            if options.continue_to <= done:
+                raise ExpertkitError(f"the run is at step {done}; --continue-to must be larger",
+                                     key="--continue-to")
+            plan.steps = options.continue_to
+        elif done >= plan.steps:
+            raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
+                                 path=out, key="--resume")
+        base_path = plan.base_path
+    else:
+        base_path = resolve_base(options.base or expert.manifest.base_model)
+    tokenizer = load_tokenizer(base_path)
+    _lint_or_refuse(expert, tokenizer, options.force)
+    max_examples = plan.max_examples if extending else options.max_examples
+    data = encode_dataset(expert, tokenizer, max_examples=max_examples, force=options.force)
+    if not extending:
+        plan = plan_run(expert, options, base_path, data.examples)
+    if data.skipped:
+        _say(f"[yellow]left out {sum(data.skipped.values())} records: {dict(data.skipped)}[/yellow]")
+
+    stopper = StopOnInterrupt()
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = build_trainer(expert, plan, data, tokenizer, out, [stopper, *options.callbacks])
+    main = trainer.args.should_save
+    trainer.accelerator.wait_for_everyone()
+    start_step = resume_from.step if resume_from else 0
+    if main:
+        if extending:
+            _remove_tmp_checkpoints(out)
+            _trim_loss_log(out / LOSS_LOG_NAME, start_step)
+        history = [*run.get("history", []), {
+            "action": "continue" if options.continue_to is not None else "resume" if extending else "train",
+            "from_step": start_step, "to_step": plan.steps, "started": _now(),
+        }]
+        atomic_write_json(out / RUN_RECORD_NAME, {
+            "expert": expert.name,
+            "expert_root": str(expert.root.resolve()),
+            "base": plan.base,
+            "method": plan.method,
+            "fingerprint": expert.fingerprint,
+            "contract": expert.contract.canonical(),
+            "options": asdict(plan),
+            "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
+                     "skipped": dict(data.skipped), "sha256": data.sha256},
+            "created": run.get("created", _now()),
+            "history": history,
+        })
+    trainer.accelerator.wait_for_everyone()
+    prepared = time.perf_counter()
+    if resume_from is not None:
+        _say(f"resuming from {resume_from.name} to step {plan.steps}")
+    with _sigint_stops(stopper):
+        trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
+    seconds = time.perf_counter() - prepared
+    final_step = trainer.state.global_step
+    losses = trainer.loss_log.losses
+    return TrainResult(
+        run_dir=out,
+        method=plan.method,
+        start_step=start_step,
+        steps=final_step,
+        planned_steps=plan.steps,
+        final_loss=losses[max(losses)] if losses else None,
+        checkpoints=[c.name for c in list_checkpoints(out)],
+        seconds=seconds,
+        prepare_seconds=prepared - t0,
+        tokens=trainer.loss_log.tokens,
+        examples=data.examples,
+        skipped=sum(data.skipped.values()),
+        interrupted=stopper.stopped_at is not None,
+    )
