@@ -389,6 +389,10 @@ OTHER_CASES: dict[str, tuple[list[str], list[str]]] = {
     "compare --run without checkpoints": (["compare", "{expert}", "--run", "{tmp}"], ["no complete checkpoints"]),
     "train --out is a file": (["train", "{expert}", "--out", "{file}", "--steps", "1"], ["--out", "not a folder"]),
     "train --resume without a run": (["train", "{expert}", "--out", "{tmp}/r", "--resume"], ["no run to resume"]),
+    "usage: a required option missing": (["render", "{expert}"], ["--question", "render --help"]),
+    "usage: text for a number": (["data", "generate", "{expert}", "--train-size", "many"], ["--train-size"]),
+    "usage: an unknown option": (["lint", "{expert}", "--colour"], ["--colour"]),
+    "usage: an unknown command": (["lnit", "{expert}"], ["lnit"]),
 }
 
 

@@ -428,12 +428,17 @@ def main() -> None:
     except Exception as exc:  # click usage errors and anything unexpected: one line, never a traceback
         import click
 
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click.exceptions.Abort | typer.Abort):
             sys.stderr.write("expertkit: aborted\n")
             sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # typer bundles its own copy of click: its usage errors are TyperExceptions, not click's
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "format_message"):
+            message = " ".join(exc.format_message().split())
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            if message:  # empty when the help was printed for a command given no arguments
+                sys.stderr.write(f"expertkit: error: {message}{hint}\n")
+            sys.exit(getattr(exc, "exit_code", 2))
         if debug:
             traceback.print_exc()
         sys.stderr.write(f"expertkit: error: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
