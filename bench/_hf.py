@@ -95,14 +95,75 @@ class TokenCounter:
         return model.register_forward_pre_hook(hook, with_kwargs=True)
 
 
-def meter(budget_s: float | None = None) -> Any:
-    """A ``TrainerCallback`` that times each optimizer step (``.durations``) and counts the tokens reaching
-    the model's forward (``.counter``); it hooks the model the Trainer trains, whoever built it.
+class Baton:
+    """Trainers in threads of one process take their optimizer steps in turn (see :func:`meter`).
 
-    With ``budget_s``, training stops (saving a checkpoint, as at the last step) once that many seconds
-    have passed since training began; ``.stopped_early`` then says so.
+    Load from other processes then falls on all of them alike, step by step, however it comes and goes.
+    Each waits at most ``timeout_s`` for its turn; past that it goes on regardless and ``broken`` is set.
+    """
+
+    def __init__(self, names: Sequence[str], timeout_s: float = 900.0) -> None:
+        import threading
+
+        self._cond = threading.Condition()
+        self._names = list(names)
+        self._ready: set[str] = set()
+        self._done: set[str] = set()
+        self._turn = self._names[0]
+        self.timeout_s = timeout_s
+        self.broken = False
+
+    def _next(self, name: str) -> str:
+        i = self._names.index(name)
+        for k in range(1, len(self._names) + 1):
+            candidate = self._names[(i + k) % len(self._names)]
+            if candidate not in self._done:
+                return candidate
+        return name
+
+    def _wait(self, name: str, also: Callable[[], bool] = lambda: True) -> None:
+        if not self._cond.wait_for(lambda: also() and (self._turn == name or self._turn in self._done),
+                                   timeout=self.timeout_s):
+            self.broken = True
+
+    def arrive(self, name: str) -> None:
+        """Training begins: wait until every trainer is ready (or gone), then for this one's turn."""
+        with self._cond:
+            self._ready.add(name)
+            self._cond.notify_all()
+            self._wait(name, lambda: self._ready | self._done >= set(self._names))
+
+    def pass_on(self, name: str) -> None:
+        """A step is done: the next trainer's turn; wait for this one's to come back."""
+        with self._cond:
+            self._turn = self._next(name)
+            self._cond.notify_all()
+            self._wait(name)
+
+    def leave(self, name: str) -> None:
+        with self._cond:
+            self._done.add(name)
+            if self._turn == name:
+                self._turn = self._next(name)
+            self._cond.notify_all()
+
+
+def meter(budget_s: float | None = None, baton: Baton | None = None, name: str = "") -> Any:
+    """A ``TrainerCallback`` that times each optimizer step (``.durations``) and counts the tokens reaching
+    the model's forward (``.counter``, ``.step_tokens``); it hooks the model the Trainer trains, whoever
+    built it. ``.seconds`` is the training time from the start of training to its end (the loop, data
+    loading, logging and checkpoint saves included) less any time spent waiting for the ``baton``.
+
+    With ``budget_s``, training stops (saving a checkpoint, as at the last step) once ``.seconds`` passes
+    it; ``.stopped_early`` then says so.
     """
     from transformers import TrainerCallback
+
+    def sync() -> None:
+        if _cuda():
+            import torch
+
+            torch.cuda.synchronize()
 
     class Meter(TrainerCallback):
         def __init__(self) -> None:
@@ -110,41 +171,49 @@ def meter(budget_s: float | None = None) -> Any:
             self.step_tokens: list[int] = []
             self.counter = TokenCounter()
             self.stopped_early = False
+            self.seconds = 0.0
             self._t0 = 0.0
             self._tokens0 = 0
-            self._began = 0.0
+            self._resumed = 0.0
             self._hook: Any = None
+            self.began_at: float | None = None  # perf_counter() when training began (before the baton)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            self._began = time.perf_counter()
+            self.began_at = time.perf_counter()
             if model is not None and self._hook is None:
                 self._hook = self.counter.attach(model)
+            if baton is not None:
+                baton.arrive(name)
+            sync()
+            self._resumed = time.perf_counter()
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            sync()
+            self.seconds += time.perf_counter() - self._resumed
             if self._hook is not None:
                 self._hook.remove()
                 self._hook = None
+            if baton is not None:
+                baton.leave(name)
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if _cuda():
-                import torch
-
-                torch.cuda.synchronize()
+            sync()
             self._t0 = time.perf_counter()
             self._tokens0 = self.counter.tokens
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            if _cuda():
-                import torch
-
-                torch.cuda.synchronize()
+            sync()
             now = time.perf_counter()
             self.durations.append(now - self._t0)
             self.step_tokens.append(self.counter.tokens - self._tokens0)
-            if budget_s is not None and now - self._began > budget_s and state.global_step < state.max_steps:
+            self.seconds += now - self._resumed
+            if budget_s is not None and self.seconds > budget_s and state.global_step < state.max_steps:
                 self.stopped_early = True
                 control.should_training_stop = True
                 control.should_save = True
+            if baton is not None:
+                baton.pass_on(name)
+            self._resumed = time.perf_counter()
             return control
 
     return Meter()
@@ -193,11 +262,13 @@ def train_baseline(
     warmup_steps: int = 0,
     budget_s: float | None = None,
     callbacks: Sequence[Any] = (),
+    metered: Any = None,
 ) -> dict[str, Any]:
     """Train ``steps`` optimizer steps with ``transformers.Trainer`` (+ PEFT LoRA when ``lora``); time ``train()``.
 
     One checkpoint is saved at the end, as ``expertkit train`` saves one. Past ``budget_s`` seconds training
-    stops early; the figures then cover the steps done.
+    stops early; the figures then cover the steps done. ``metered`` (a :func:`meter`, for a baton) replaces
+    the default one; ``seconds`` is its training time.
     """
     import torch
     from transformers import Trainer, TrainingArguments
@@ -209,7 +280,7 @@ def train_baseline(
     from transformers import DataCollatorForLanguageModeling
 
     collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
-    metered = meter(budget_s)
+    metered = metered if metered is not None else meter(budget_s)
 
     gpu = torch.cuda.is_available()
     args = TrainingArguments(
@@ -231,13 +302,8 @@ def train_baseline(
     )
     trainer = Trainer(model=model, args=args, train_dataset=list(features), data_collator=collator,
                       callbacks=[metered, *callbacks])
-    if gpu:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
     out = trainer.train()
-    if gpu:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+    seconds = metered.seconds
     return {
         "steps": trainer.state.global_step,
         "tokens": metered.counter.tokens,

@@ -281,12 +281,11 @@ def part_train_expertkit(args: argparse.Namespace, model_dir: Path, work: Path) 
     result = train_expert(expert, TrainOptions(base=str(model_dir), out_dir=work / "expertkit-run", method="lora",
                                                steps=args.steps, save_every=args.steps, batch_size=args.batch_size,
                                                learning_rate=2e-4, callbacks=[metered]))
-    total = time.perf_counter() - t0
     params = _setup_params(work)
     run = {"steps": result.steps - result.start_step, "tokens": metered.counter.tokens,
-           "padded_tokens": metered.counter.padded, "seconds": result.seconds, "step_s": metered.durations,
+           "padded_tokens": metered.counter.padded, "seconds": metered.seconds, "step_s": metered.durations,
            "step_tokens": metered.step_tokens, "stopped_early": metered.stopped_early, "loss": result.final_loss,
-           "prepare_s": total - result.seconds}
+           "prepare_s": (metered.began_at or t0) - t0}
     return {"own_count_tokens_per_s": round(result.tokens_per_second, 1), "batch_size": args.batch_size,
             **_train_figures(run, params, args.warmup_steps)}
 

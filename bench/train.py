@@ -10,27 +10,35 @@ linear layers):
   ``DataCollatorForLanguageModeling(mlm=False)`` padding per batch (labels = input_ids, padding
   masked), plain ``transformers.Trainer`` + ``peft.get_peft_model``, one checkpoint saved at the end.
 
-The figure is training tokens per second: real (non-pad) tokens fed to the model, over the wall time of
-``Trainer.train()`` (model loading, tokenising and expertkit's lint/encoding are reported apart as
-``prepare_s``). Each side runs ``--rounds`` short runs, alternating (baseline then expertkit, then
-expertkit then baseline, ...), so that load from other processes falls on both sides alike; each side's
-figure sums its rounds (``tokens_per_s_by_round`` shows them one by one). ``median_step_s`` (the median
-optimizer step) is a second, spike-proof view. On a shared machine the figures swing many times over
-with other processes' load (torch's default threads on 2 cores); compare ratios, not absolute figures.
+The figure is training tokens per second: real (non-pad) tokens reaching the model's forward (counted
+the same way on both sides, by a forward hook), over the time from the start of ``Trainer.train()``'s
+loop to its end — data loading, logging and the final checkpoint save included; model loading,
+tokenising and expertkit's lint/encoding are reported apart as ``prepare_s``.
+
+Both sides train at the same time, in two threads of this process that take their optimizer steps in
+turn (``bench._hf.Baton``): while one steps the other waits, and the waiting is not counted. Load from
+other processes — on a shared 2-core machine it changes the speed of everything many times over, from
+one minute to the next — so falls on both sides alike, step by step. ``--rounds`` repeats the pair,
+alternating which side steps first; each side's figure sums its rounds (``tokens_per_s_by_round`` shows
+them one by one). ``median_step_s`` (the median optimizer step, forward + backward + optimizer only) is
+a second, spike-proof view.
 
 Rows: ``lora`` (like for like, LoRA on both sides) and ``full`` (expertkit's tiny-base default, full
 fine-tuning at lr 3e-3, against the Trainer doing the same).
 
-    .venv/bin/python -m bench.train [--base tiny] [--steps 50] [--rounds 6] [--batch-size 16] [--rows lora,full]
+    .venv/bin/python -m bench.train [--base tiny] [--steps 150] [--rounds 2] [--batch-size 16] [--rows lora,full]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,38 +63,62 @@ def source_state() -> dict[str, Any]:
     return state
 
 
-def run_expertkit(expert: Any, base_path: str, out: Path, *, method: str, steps: int, batch_size: int,
-                  learning_rate: float | None, budget_s: float | None) -> dict[str, Any]:
+def run_expertkit(expert: Any, base_path: str, out: Path, metered: Any, *, method: str, steps: int,
+                  batch_size: int, learning_rate: float | None) -> dict[str, Any]:
     from expertkit.train import TrainOptions, train_expert
 
-    metered = _hf.meter(budget_s)
     t0 = time.perf_counter()
     result = train_expert(expert, TrainOptions(
         base=base_path, out_dir=out, method=method, steps=steps, save_every=steps, batch_size=batch_size,
         learning_rate=learning_rate, callbacks=[metered],
     ))
-    total = time.perf_counter() - t0
     return {"steps": result.steps - result.start_step, "tokens": metered.counter.tokens,
-            "padded_tokens": metered.counter.padded, "own_count": result.tokens, "seconds": result.seconds,
-            "prepare_s": total - result.seconds, "loss": result.final_loss, "step_s": metered.durations,
+            "padded_tokens": metered.counter.padded, "own_count": result.tokens, "seconds": metered.seconds,
+            "prepare_s": (metered.began_at or t0) - t0, "loss": result.final_loss, "step_s": metered.durations,
             "stopped_early": metered.stopped_early}
 
 
-def run_baseline(base_path: str, tokenizer: Any, features: list[dict[str, Any]], out: Path, *, method: str,
-                 steps: int, batch_size: int, learning_rate: float, scheduler: str,
-                 budget_s: float | None) -> dict[str, Any]:
+def run_baseline(base_path: str, tokenizer: Any, features: list[dict[str, Any]], out: Path, metered: Any, *,
+                 method: str, steps: int, batch_size: int, learning_rate: float, scheduler: str) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
     t0 = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32, attn_implementation="sdpa")
-    prepare = time.perf_counter() - t0
     out_row = _hf.train_baseline(
         model, tokenizer, features, out_dir=out, batch_size=batch_size, steps=steps,
         learning_rate=learning_rate, lora=_hf.lora_config() if method == "lora" else None, scheduler=scheduler,
-        budget_s=budget_s,
+        metered=metered,
     )
-    return {**out_row, "prepare_s": prepare}
+    return {**out_row, "prepare_s": (metered.began_at or t0) - t0}
+
+
+def run_pair(jobs: dict[str, Callable[[Any], dict[str, Any]]], first: str, budget_s: float) -> tuple[
+        dict[str, dict[str, Any]], bool]:
+    """Run the trainings in threads that take optimizer steps in turn (``first`` first); their figures, and
+    whether the turn-taking broke down (a side waited past its limit)."""
+    names = [first, *(n for n in jobs if n != first)]
+    baton = _hf.Baton(names)
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, BaseException] = {}
+
+    def work(name: str) -> None:
+        try:
+            results[name] = jobs[name](_hf.meter(budget_s, baton, name))
+        except BaseException as exc:
+            errors[name] = exc
+        finally:
+            baton.leave(name)
+
+    threads = [threading.Thread(target=work, args=(n,), name=f"bench-{n}") for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        name, exc = next(iter(errors.items()))
+        raise RuntimeError(f"the {name} side failed: {type(exc).__name__}: {exc}") from exc
+    return results, baton.broken
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -124,11 +156,9 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default="tiny")
-    parser.add_argument("--steps", type=int, default=50, help="optimizer steps per run (each side runs --rounds)")
-    parser.add_argument("--rounds", type=int, default=6,
-                        help="runs per side, alternating which side goes first (short runs, many rounds: load "
-                             "from other processes falls on both sides alike)")
-    parser.add_argument("--budget-s", type=float, default=45.0,
+    parser.add_argument("--steps", type=int, default=150, help="optimizer steps per run (each side runs --rounds)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per side (the side that steps first alternates)")
+    parser.add_argument("--budget-s", type=float, default=60.0,
                         help="a run stops early past this many seconds of training (a loaded machine); the "
                              "figures then cover the steps done, and stopped_early counts such runs")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -162,21 +192,24 @@ def main() -> None:
         for name in rows_wanted:
             cfg = settings[name]
             ek_runs, bl_runs = [], []
+            broken = 0
             for rnd in range(args.rounds):
-                order = ("baseline", "expertkit") if rnd % 2 == 0 else ("expertkit", "baseline")
-                for side in order:
-                    out = Path(tmp) / f"{name}-{side}-{rnd}"
-                    if side == "expertkit":
-                        # the tiny base's defaults are full fine-tuning at lr 3e-3: keep them for `full`
-                        lr = cfg["learning_rate"] if name == "lora" else None
-                        ek_runs.append(run_expertkit(expert, base_path, out, method=cfg["method"], steps=args.steps,
-                                                     batch_size=args.batch_size, learning_rate=lr,
-                                                     budget_s=args.budget_s))
-                    else:
-                        bl_runs.append(run_baseline(base_path, tokenizer, features, out, method=cfg["method"],
-                                                    steps=args.steps, batch_size=args.batch_size,
-                                                    learning_rate=cfg["learning_rate"], scheduler=cfg["scheduler"],
-                                                    budget_s=args.budget_s))
+                # the tiny base's defaults are full fine-tuning at lr 3e-3: keep them for `full`
+                ek_lr = cfg["learning_rate"] if name == "lora" else None
+                jobs = {
+                    "baseline": functools.partial(
+                        run_baseline, base_path, tokenizer, features, Path(tmp) / f"{name}-baseline-{rnd}",
+                        method=cfg["method"], steps=args.steps, batch_size=args.batch_size,
+                        learning_rate=cfg["learning_rate"], scheduler=cfg["scheduler"]),
+                    "expertkit": functools.partial(
+                        run_expertkit, expert, base_path, Path(tmp) / f"{name}-expertkit-{rnd}",
+                        method=cfg["method"], steps=args.steps, batch_size=args.batch_size, learning_rate=ek_lr),
+                }
+                first = "baseline" if rnd % 2 == 0 else "expertkit"
+                results, was_broken = run_pair(jobs, first, args.budget_s)
+                bl_runs.append(results["baseline"])
+                ek_runs.append(results["expertkit"])
+                broken += was_broken
             ek, bl = combine(ek_runs), combine(bl_runs)
             rows.append({
                 "row": name,
@@ -185,6 +218,7 @@ def main() -> None:
                 "baseline": bl,
                 "ratio": round(ek["tokens_per_s"] / bl["tokens_per_s"], 3),
                 "median_ratio": round(ek["median_tokens_per_s"] / bl["median_tokens_per_s"], 3),
+                "rounds_with_broken_turns": broken,
             })
     state_after = source_state()
     import torch
