@@ -60,3 +60,34 @@ def test_mixing_adapters_and_full_checkpoints_is_refused(bases: tuple[Path, Path
     engine.add("lora", adapter)
     with pytest.raises(ExpertkitError, match="cannot also hold"):
         engine.add("full", b)
+
+
+def test_an_active_adapter_is_merged_and_matches_peft(bases: tuple[Path, Path], tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    a = bases[0]
+    paths = []
+    for i in range(2):
+        torch.manual_seed(i)
+        path = tmp_path / f"adapter{i}"
+        config = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
+        get_peft_model(AutoModelForCausalLM.from_pretrained(a), config).save_pretrained(path)
+        paths.append(path)
+    engine = Engine(str(a), device="cpu")
+    for i, path in enumerate(paths):
+        engine.add(f"a{i}", path)
+    ids = torch.tensor([_prompts(engine)[1]])
+    base_logits = AutoModelForCausalLM.from_pretrained(a)(ids).logits
+    for i, path in enumerate(paths):
+        engine.activate(f"a{i}")
+        reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(a), path)(ids).logits
+        with torch.no_grad():
+            got = engine.model(ids).logits
+        assert torch.allclose(got, reference, atol=1e-4)
+        assert not torch.allclose(got, base_logits, atol=1e-3)
+    engine.activate(None)
+    out = engine.generate(_prompts(engine), max_new_tokens=8)
+    base = Engine(str(a), device="cpu").generate(_prompts(engine), max_new_tokens=8)
+    assert [g.text for g in out] == [g.text for g in base]

@@ -1,7 +1,8 @@
 """Batched greedy generation over one base model with switchable checkpoints.
 
-The base is loaded once. LoRA/DoRA checkpoints are loaded as named PEFT adapters and switched with
-``set_adapter``; full fine-tuning checkpoints are swapped in as weights. Generation is greedy
+The base is loaded once. LoRA/DoRA checkpoints are loaded as named PEFT adapters, switched with
+``set_adapter`` and merged into the base weights while active (unmerged when another one is
+activated); full fine-tuning checkpoints are swapped in as weights. Generation is greedy
 (deterministic), batched with left padding, prompts sorted by length to waste little padding.
 """
 
@@ -49,6 +50,7 @@ class Engine:
         self._kinds: dict[str, str] = {}
         self._base_state: dict[str, Any] | None = None
         self._active_full: str | None = None
+        self._merged: str | None = None
         self.active: str | None = None
         vocab = self.tokenizer.get_vocab()
         self.pad_id = self.tokenizer.pad_token_id
@@ -124,8 +126,14 @@ class Engine:
                 self._active_full = name
         else:
             self._restore_base_weights()
-        if kind == "adapter":
+        if self._merged is not None and self._merged != name:
+            self.model.unmerge_adapter()
+            self._merged = None
+        if kind == "adapter" and self._merged != name:
+            # merged into the base weights, the adapter costs nothing per token (about 2x on CPU)
             self.model.set_adapter(name)
+            self.model.merge_adapter()
+            self._merged = name
         self.active = name
 
     # ------------------------------------------------------------------ generation
