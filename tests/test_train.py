@@ -23,6 +23,7 @@ from expertkit.expert import Expert
 from expertkit.model import build_tiny_base, load_model, load_tokenizer
 from expertkit.train import (
     TINY_TRAINING,
+    QuestionNoise,
     TrainOptions,
     build_trainer,
     encode_dataset,
@@ -118,7 +119,7 @@ def test_labels_cover_only_the_answer_and_end_of_turn(expert_dir: Path, base: st
     expert = Expert.load(expert_dir)
     tokenizer = load_tokenizer(base)
     data = encode_dataset(expert, tokenizer, max_examples=6)
-    plan = plan_run(expert, TrainOptions(base=base, steps=1, method="lora"), base, data.examples)
+    plan = plan_run(expert, TrainOptions(base=base, steps=1, method="lora", question_noise=0), base, data.examples)
     trainer = build_trainer(expert, plan, data, tokenizer, tmp_path / "run")
     rows = [trainer.train_dataset[i] for i in range(6)]
     batch = trainer.data_collator(rows)  # what TRL's collator hands the model
@@ -136,13 +137,43 @@ def test_labels_cover_only_the_answer_and_end_of_turn(expert_dir: Path, base: st
         assert (labels[first:n] != -100).all() and (labels[n:] == -100).all()
 
 
+def test_question_noise_touches_only_question_tokens(expert_dir: Path, base: str, tmp_path: Path) -> None:
+    expert = Expert.load(expert_dir)
+    tokenizer = load_tokenizer(base)
+    data = encode_dataset(expert, tokenizer)
+    plan = plan_run(expert, TrainOptions(base=base, steps=1, question_noise=0.5), base, data.examples)
+    trainer = build_trainer(expert, plan, data, tokenizer, tmp_path / "run")
+    noise = trainer.data_collator
+    assert isinstance(noise, QuestionNoise)
+    rows = [trainer.train_dataset[i] for i in range(64)]
+    clean = noise.collator(rows)["input_ids"]
+    first, again = noise(rows)["input_ids"], noise(rows)["input_ids"]
+    assert torch.equal(first, again)  # the same epoch and examples: the same noise
+    noise.epoch = 1
+    assert not torch.equal(noise(rows)["input_ids"], first)
+    changed = hidden = 0
+    control = set(tokenizer.added_tokens_decoder)
+    for i, row in enumerate(rows):
+        start, end = row["question_span"]
+        assert tokenizer.decode(clean[i, start:end]) == _records(64)[i]["question"]
+        diff = (first[i] != clean[i]).nonzero().flatten().tolist()
+        assert all(start <= k < end for k in diff) and not control & set(first[i, start:end].tolist())
+        changed += len(diff)
+        hidden += end - start
+    assert 0.35 < changed / hidden < 0.55  # about half, less the draws of the same token
+
+
 def test_tiny_base_defaults_and_manifest_defaults(expert_dir: Path, base: str) -> None:
     expert = Expert.load(expert_dir)
     tiny = plan_run(expert, TrainOptions(base=base), base, examples=64)
-    assert (tiny.method, tiny.learning_rate, tiny.batch_size, tiny.steps) == (
-        TINY_TRAINING["method"], TINY_TRAINING["learning_rate"], TINY_TRAINING["batch_size"], TINY_TRAINING["steps"])
+    assert (tiny.method, tiny.learning_rate, tiny.batch_size, tiny.steps, tiny.question_noise) == (
+        TINY_TRAINING["method"], TINY_TRAINING["learning_rate"], TINY_TRAINING["batch_size"], TINY_TRAINING["steps"],
+        TINY_TRAINING["question_noise"])
     given = plan_run(expert, TrainOptions(base=base, method="dora", epochs=2, batch_size=8), base, examples=64)
     assert (given.method, given.steps, given.lora is not None) == ("dora", 16, True)
+    real = plan_run(expert, TrainOptions(), "Qwen/Qwen3-0.6B", examples=64)  # the manifest's recipe
+    assert (real.method, real.learning_rate, real.batch_size, real.steps, real.question_noise) == (
+        "lora", 1e-3, 8, 8, 0.0)
 
 
 # ---------------------------------------------------------------------- checkpoints
