@@ -75,8 +75,11 @@ def test_resolve_base(tiny: Path, tmp_path: Path) -> None:
         resolve_base(str(tmp_path))
     with pytest.raises(ExpertkitError, match="no such base model folder"):
         resolve_base("./missing-base")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
     with pytest.raises(ExpertkitError, match="could not load base model"):
-        load_tokenizer("expertkit-test/not-a-model")
+        load_tokenizer(str(broken))
 
 
 def test_tiny_resolves_to_a_cached_build_of_the_shipped_data() -> None:

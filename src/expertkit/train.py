@@ -39,8 +39,9 @@ The tiny base (:data:`TINY_TRAINING`, measured on 2 CPU cores with the shipped E
 a random Qwen3-shaped model gives an adapter little to steer, so ``full`` fine-tuning is its default,
 at lr 3e-3 (lower learns too slowly in the budget, 5e-3 did worse), batch 16 and a cosine decay. A
 model trained from scratch learns the training questions' templates by heart (100 % valid on them)
-but falls to 76-89 % on the held-out phrasings of the eval set; replacing 15 % of the question tokens
-by random tokens each epoch (:class:`QuestionNoise`) lifts that to 93-95 %. Deeper or wider shapes,
+but falls to 76-89 % on the held-out phrasings of the eval set; replacing a quarter of the question
+tokens by random tokens each epoch (:class:`QuestionNoise`) lifts that to 95-98 % in 1200 steps (about
+140 s of training, 2.5 minutes with start-up; 15 % gave 93-95 %, 35 % 93 %). Deeper or wider shapes,
 weight decay, attention dropout and NEFTune did not help as much as they cost.
 """
 
@@ -95,11 +96,11 @@ TINY_TRAINING: dict[str, Any] = {
     "method": "full",
     "learning_rate": 3e-3,
     "batch_size": 16,
-    "steps": 600,
+    "steps": 1200,
     "save_every": 100,
     "lr_scheduler": "cosine",
     "warmup_steps": 20,
-    "question_noise": 0.15,
+    "question_noise": 0.25,
 }
 
 _console = Console(stderr=True)
