@@ -12,6 +12,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# real material nobody here wrote (../shared/realdata, beside the checkout); absent in a user's clone
+REALDATA = REPO.parent / "shared" / "realdata"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,3 +28,11 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture
 def postmortem_dir() -> Path:
     return FIXTURES / "postmortem"
+
+
+@pytest.fixture
+def realdata() -> Path:
+    """``../shared/realdata``; the test is skipped cleanly where it is absent."""
+    if not REALDATA.is_dir():
+        pytest.skip("../shared/realdata is not beside this checkout")
+    return REALDATA
