@@ -8,6 +8,7 @@ import pytest
 
 from expertkit.errors import ExpertkitError
 from expertkit.generation import Engine
+from expertkit.inference import Stops
 from expertkit.model import build_tiny_base
 
 CORPUS = [f"<|im_start|>user\nquestion {i} about orders<|im_end|>\n{{\"size\":{i}}}" for i in range(200)]
@@ -17,6 +18,11 @@ CORPUS = [f"<|im_start|>user\nquestion {i} about orders<|im_end|>\n{{\"size\":{i
 def bases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("bases")
     return build_tiny_base(root / "a", seed=0, corpus=CORPUS), build_tiny_base(root / "b", seed=1, corpus=CORPUS)
+
+
+def _stops(engine: Engine) -> Stops:
+    """What the qwen3 contract ends a turn with, for this engine's tokenizer."""
+    return Stops((engine.tokenizer.convert_tokens_to_ids("<|im_end|>"),))
 
 
 def _prompts(engine: Engine) -> list[list[int]]:
@@ -30,20 +36,20 @@ def test_full_checkpoint_swap_equals_loading_it_directly(bases: tuple[Path, Path
     engine = Engine(str(a), device="cpu")
     direct_b = Engine(str(b), device="cpu")
     prompts = _prompts(engine)
-    base_out = [g.text for g in engine.generate(prompts, max_new_tokens=12)]
+    base_out = [g.text for g in engine.generate(prompts, max_new_tokens=12, stops=_stops(engine))]
     engine.add("b", b)
     engine.activate("b")
-    assert [g.text for g in engine.generate(prompts, max_new_tokens=12)] == \
-        [g.text for g in direct_b.generate(prompts, max_new_tokens=12)]
+    assert [g.text for g in engine.generate(prompts, max_new_tokens=12, stops=_stops(engine))] == \
+        [g.text for g in direct_b.generate(prompts, max_new_tokens=12, stops=_stops(direct_b))]
     engine.activate(None)
-    assert [g.text for g in engine.generate(prompts, max_new_tokens=12)] == base_out
+    assert [g.text for g in engine.generate(prompts, max_new_tokens=12, stops=_stops(engine))] == base_out
 
 
 def test_batching_does_not_change_greedy_outputs(bases: tuple[Path, Path]) -> None:
     engine = Engine(str(bases[0]), device="cpu")
     prompts = _prompts(engine) * 3
-    one = engine.generate(prompts, max_new_tokens=10, batch_size=1)
-    many = engine.generate(prompts, max_new_tokens=10, batch_size=6)
+    one = engine.generate(prompts, max_new_tokens=10, stops=_stops(engine), batch_size=1)
+    many = engine.generate(prompts, max_new_tokens=10, stops=_stops(engine), batch_size=6)
     assert [g.text for g in one] == [g.text for g in many]
     assert all(g.new_tokens <= 10 for g in many)
 
@@ -88,6 +94,7 @@ def test_an_active_adapter_is_merged_and_matches_peft(bases: tuple[Path, Path], 
         assert torch.allclose(got, reference, atol=1e-4)
         assert not torch.allclose(got, base_logits, atol=1e-3)
     engine.activate(None)
-    out = engine.generate(_prompts(engine), max_new_tokens=8)
-    base = Engine(str(a), device="cpu").generate(_prompts(engine), max_new_tokens=8)
+    out = engine.generate(_prompts(engine), max_new_tokens=8, stops=_stops(engine))
+    plain = Engine(str(a), device="cpu")
+    base = plain.generate(_prompts(engine), max_new_tokens=8, stops=_stops(plain))
     assert [g.text for g in out] == [g.text for g in base]

@@ -83,7 +83,7 @@ HOSTILE_REQUESTS: list[tuple[str, str, str, Any, int]] = [
      400),
     ("model is a number", "POST", CHAT, {"model": 7, "messages": [SYSTEM]}, 422),
     ("n is 5", "POST", CHAT, chat("q", n=5), 400),
-    ("stream", "POST", CHAT, chat("q", stream=True), 400),
+    ("stream_n2", "POST", CHAT, chat("q", stream=True, n=2), 400),
     # unknown experts and routes
     ("unknown expert", "POST", "/v1/experts/nope/generate", gen(), 404),
     ("expert name climbs", "POST", "/v1/experts/%2e%2e/generate", gen(), 404),

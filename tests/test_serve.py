@@ -90,7 +90,6 @@ class Recording:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.tokenizer = engine.tokenizer
-        self.eos_ids = engine.eos_ids
         self.active: str | None = None
         self.calls: list[tuple[str | None, list[list[int]]]] = []
 
@@ -168,7 +167,8 @@ def test_generate_normalises_fields_and_answers(server: dict[str, Any]) -> None:
         "fields": {"Index": "logs", "Task": "query_dsl", "Dialect": "es"}, "question": "  errors today  "})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"expert", "answer", "valid", "errors", "reasoning_removed", "checkpoint", "latency_ms"}
+    assert set(body) == {"expert", "answer", "valid", "errors", "verdict", "reasoning_removed", "checkpoint",
+                         "latency_ms"}
     assert body["expert"] == "esx" and body["checkpoint"] == "esx@0.1.0/checkpoint-1"
     assert isinstance(body["valid"], bool) and isinstance(body["errors"], list)
     assert body["valid"] or body["errors"]
@@ -277,8 +277,9 @@ def test_chat_message_shape_errors(server: dict[str, Any]) -> None:
                      [system, {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]):
         r = client.post("/v1/chat/completions", json={"model": "jsonx", "messages": messages})
         assert r.status_code == 400, messages
+    # a stream is checked like any request before it starts: still a plain 400
     r = client.post("/v1/chat/completions", json={"model": "jsonx", "messages": [system], "stream": True})
-    assert r.status_code == 400 and "stream" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "no user message" in r.json()["error"]["message"]
     r = client.post("/v1/chat/completions", json={"model": "jsonx", "messages": [
         system, {"role": "user", "content": [{"type": "text", "text": "text parts "}, {"type": "text", "text": "ok"}]}],
         "max_tokens": 1})
@@ -379,7 +380,6 @@ class Stub:
 
     def __init__(self, base: Path) -> None:
         self.tokenizer = load_tokenizer(str(base))
-        self.eos_ids = [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
         self.active: str | None = None
         self.calls: list[tuple[str | None, int]] = []
         self.entered = threading.Event()
@@ -392,8 +392,7 @@ class Stub:
     def activate(self, name: str | None) -> None:
         self.active = name
 
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 32,
-                 stop_strings: Sequence[str] = ()) -> list[Generation]:
+    def generate(self, prompts: Sequence[Sequence[int]], **kwargs: Any) -> list[Generation]:
         self.calls.append((self.active, len(prompts)))
         self.entered.set()
         assert self.release.wait(timeout=30)

@@ -37,6 +37,8 @@ out = Console(soft_wrap=True)
 
 ExpertDir = Annotated[Path, typer.Argument(help="Expert folder (holding expert.yaml).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+ConstrainOption = Annotated[str | None, typer.Option(
+    "--constrain", help="Constrained decoding: none | json | schema (default: the manifest's decoding.constrain).")]
 
 
 @app.callback()
@@ -253,7 +255,8 @@ def base_tiny(
 @app.command()
 def train(
     expert_dir: ExpertDir,
-    base: Annotated[str, typer.Option("--base", help="Hub id, local folder, or 'tiny'.")] = "tiny",
+    base: Annotated[str | None, typer.Option("--base", help="Hub id, local folder, or 'tiny' (default: the "
+                                             "manifest's base_model).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/run"),
     method: Annotated[str | None, typer.Option(help="lora | dora | full (default: manifest; full for tiny).")]
     = None,
@@ -299,6 +302,7 @@ def compare(
     max_cases: Annotated[int | None, typer.Option("--max-cases", help="Score the first N cases.")] = None,
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Accept checkpoints of another contract.")]
     = False,
+    constrain: ConstrainOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score the base and every checkpoint on the eval set; pick the best; write reports."""
@@ -307,7 +311,7 @@ def compare(
     expert = _load(expert_dir)
     compare_run(expert, CompareOptions(
         run_dir=run, base=base, cases=cases, checkpoints=checkpoints, out_dir=out_dir, drift=drift,
-        engine=engine, max_cases=max_cases, allow_drift=allow_drift, as_json=as_json,
+        engine=engine, max_cases=max_cases, allow_drift=allow_drift, as_json=as_json, constrain=constrain,
     ))
 
 
@@ -325,7 +329,8 @@ def quickstart(
 @app.command()
 def serve(
     experts: Annotated[list[str], typer.Argument(help="Expert folders or installed names (NAME[@VERSION]).")],
-    base: Annotated[str, typer.Option("--base", help="Hub id, local folder, or 'tiny'.")] = "tiny",
+    base: Annotated[str | None, typer.Option("--base", help="Hub id, local folder, or 'tiny' (default: the base "
+                                             "the checkpoints were trained on).")] = None,
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     api_key_file: Annotated[Path | None, typer.Option("--api-key-file", help="File holding the bearer key.")]
@@ -333,12 +338,13 @@ def serve(
     engine: Annotated[str, typer.Option("--engine", help="hf | vllm")] = "hf",
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Serve checkpoints of another contract.")]
     = False,
+    constrain: ConstrainOption = None,
 ) -> None:
-    """Serve several experts over one base model (REST + OpenAI-compatible)."""
+    """Serve several experts over one base model (REST + OpenAI-compatible, streaming too)."""
     from expertkit.serve import ServeOptions, run_server
 
     run_server(experts, ServeOptions(base=base, host=host, port=port, api_key_file=api_key_file,
-                                     engine=engine, allow_drift=allow_drift))
+                                     engine=engine, allow_drift=allow_drift, constrain=constrain))
 
 
 # ---------------------------------------------------------------------- packages (package.py, scaffold.py)

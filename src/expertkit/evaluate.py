@@ -23,10 +23,10 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,14 +35,17 @@ from expertkit.checkpoints import (
     RECORD_NAME,
     Checkpoint,
     check_contract,
+    choose_base,
     list_checkpoints,
     read_run,
 )
+from expertkit.constrain import resolve_mode
 from expertkit.contract import QWEN_THINK_OFF, PromptContract
 from expertkit.data import load_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
-from expertkit.generation import Generation, checkpoint_kind
+from expertkit.generation import checkpoint_kind
+from expertkit.inference import InferenceEngine, create_engine, engine_class, generate_for
 from expertkit.reasoning import analyze_output
 
 VERDICTS: tuple[str, ...] = ("direct_valid", "reasoning_and_valid", "reasoning_only", "invalid")
@@ -55,8 +58,6 @@ DRIFT_DESCRIPTIONS: dict[str, str] = {
     "thinking": "the empty think block left out (thinking allowed)",
 }
 BASE_NAME = "base"
-#: Models smaller than this generate on one CPU thread (see :class:`HfBackend`).
-SMALL_MODEL_PARAMS = 20_000_000
 REPORT_VERSION = 1
 _INCOMPLETE_RE = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
 
@@ -78,6 +79,8 @@ class CompareOptions:
     allow_drift: bool = False
     as_json: bool = False
     batch_size: int | None = None
+    #: none | json | schema (None: the manifest's ``decoding.constrain``)
+    constrain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,111 +284,6 @@ def drift_prompt(contract: PromptContract, case: Case, kind: str) -> str | None:
     raise ValueError(f"unknown drift kind {kind!r}")
 
 
-# ---------------------------------------------------------------------- generation backends
-Advance = Callable[[int], None]
-
-
-class Backend(Protocol):
-    """Generates for the base (``None``) or a registered checkpoint."""
-
-    tokenizer: Any
-
-    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance) -> list[Generation]:
-        """Greedy outputs in prompt order; ``advance(n)`` after each batch."""
-        ...
-
-
-class HfBackend:
-    """:class:`~expertkit.generation.Engine`: one base in memory, checkpoints switched in place.
-
-    On CPU a small model (under :data:`SMALL_MODEL_PARAMS`) generates on one thread: its matrices are
-    too small to gain from more, and with several threads it slows down many times over whenever
-    another process wants the same cores.
-    """
-
-    def __init__(self, base: str, checkpoints: Sequence[Checkpoint], *, max_new_tokens: int, batch_size: int,
-                 stop_strings: Sequence[str]) -> None:
-        from expertkit.generation import Engine
-
-        kinds = {checkpoint_kind(ck.path) for ck in checkpoints}
-        if len(kinds) > 1:  # full weights cannot be swapped in under injected adapter layers
-            raise ExpertkitError("the checkpoints mix LoRA/DoRA adapters and full weights; compare each kind "
-                                 "on its own (--checkpoints)", key="--checkpoints")
-        self.engine = Engine(base)
-        self.tokenizer = self.engine.tokenizer
-        for ck in checkpoints:
-            self.engine.add(ck.name, ck.path)
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        # stop strings that are single end-of-turn tokens are already stop tokens (and cheaper so)
-        vocab = self.tokenizer.get_vocab()
-        self.stop_strings = [s for s in stop_strings if vocab.get(s) not in self.engine.eos_ids]
-        params = sum(p.numel() for p in self.engine.model.parameters())
-        self.threads = 1 if self.engine.device.type == "cpu" and params < SMALL_MODEL_PARAMS else None
-
-    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance) -> list[Generation]:
-        import torch
-
-        self.engine.activate(name)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[Generation | None] = [None] * len(prompts)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads or threads)
-        try:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = self.engine.generate([prompts[i] for i in idx], max_new_tokens=self.max_new_tokens,
-                                             batch_size=self.batch_size, stop_strings=self.stop_strings)
-                for i, g in zip(idx, batch, strict=True):
-                    out[i] = g
-                advance(len(idx))
-        finally:
-            torch.set_num_threads(threads)
-        return [g for g in out if g is not None]
-
-
-class VllmBackend:
-    """vLLM's multi-LoRA engine: the base once, one ``LoRARequest`` per checkpoint (GPU only)."""
-
-    def __init__(self, base: str, checkpoints: Sequence[Checkpoint], *, max_new_tokens: int,
-                 stop_strings: Sequence[str]) -> None:
-        import torch
-
-        try:
-            from vllm import LLM, SamplingParams
-            from vllm.lora.request import LoRARequest
-        except ImportError:
-            raise ExpertkitError("--engine vllm needs the vllm package (pip install vllm)", key="--engine") from None
-        if not torch.cuda.is_available():
-            raise ExpertkitError("--engine vllm needs a CUDA GPU; use --engine hf on this machine", key="--engine")
-        full = [ck.name for ck in checkpoints if checkpoint_kind(ck.path) != "adapter"]
-        if full:
-            raise ExpertkitError(f"--engine vllm serves LoRA adapters only; {', '.join(full)} hold full "
-                                 "weights (use --engine hf)", key="--engine")
-        from expertkit.model import load_tokenizer, resolve_base
-
-        configs = {ck.name: json.loads((ck.path / "adapter_config.json").read_text()) for ck in checkpoints}
-        dora = [name for name, config in configs.items() if config.get("use_dora")]
-        if dora:
-            raise ExpertkitError(f"--engine vllm does not serve DoRA adapters ({', '.join(dora)}); use --engine hf",
-                                 key="--engine")
-        ranks = [int(config.get("r", 16)) for config in configs.values()]
-        self.tokenizer = load_tokenizer(base)
-        self.llm = LLM(model=resolve_base(base), enable_lora=bool(checkpoints), max_loras=1,
-                       max_lora_rank=max([16, *ranks]))
-        self.params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=list(stop_strings))
-        self.requests = {ck.name: LoRARequest(ck.name, n, str(ck.path)) for n, ck in enumerate(checkpoints, 1)}
-
-    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance) -> list[Generation]:
-        t0 = time.perf_counter()
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], self.params,
-                                    lora_request=self.requests[name] if name else None, use_tqdm=False)
-        share = (time.perf_counter() - t0) / max(len(prompts), 1)
-        advance(len(prompts))
-        return [Generation(text=o.outputs[0].text.strip(), new_tokens=len(o.outputs[0].token_ids),
-                           finished=o.outputs[0].finish_reason == "stop", latency_s=share) for o in outputs]
-
-
 # ---------------------------------------------------------------------- the command
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -424,20 +322,14 @@ def select_checkpoints(run_dir: Path, steps: str | None) -> tuple[list[Checkpoin
 
 
 def resolve_run_base(run_dir: Path, base: str | None, checkpoints: Sequence[Checkpoint]) -> str:
-    """``--base``, else the base the run was trained on (its recorded folder when it still exists)."""
-    if base:
-        return base
+    """The base the run was trained on (its recorded folder when it still exists); ``--base`` must match it."""
     run = read_run(run_dir)
-    records = [run.get("options", {}) if isinstance(run.get("options"), dict) else {}, run,
-               *(ck.record for ck in checkpoints)]
-    for record in records:
-        path = record.get("base_path")
-        if isinstance(path, str) and Path(path).is_dir():
-            return path
-    for record in records:
-        if isinstance(record.get("base"), str) and record["base"]:
-            return str(record["base"])
-    raise ExpertkitError("the run records no base model; pass --base", path=run_dir, key="--base")
+    options = run.get("options") if isinstance(run.get("options"), dict) else {}
+    record = {"base": run.get("base"), "base_path": options.get("base_path")}  # type: ignore[union-attr]
+    try:
+        return choose_base(base, [("the run", record), *((ck.name, ck.record) for ck in checkpoints)])
+    except ExpertkitError as exc:
+        raise ExpertkitError(exc.message, path=run_dir, key="--base") from None
 
 
 def _progress() -> Progress:
@@ -445,15 +337,28 @@ def _progress() -> Progress:
                     console=_console, transient=False)
 
 
-def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
+@dataclass(frozen=True)
+class _Generating:
+    """What every generation of one compare shares: the engine, the expert, and the decoding settings."""
+
+    engine: InferenceEngine
+    expert: Expert
+    max_new_tokens: int
+    batch_size: int
+    constrain: str
+
+
+def _generate_scored(gen: _Generating, name: str | None, label: str, prompts: Sequence[Sequence[int]],
                      cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
     task = progress.add_task(label, total=len(prompts))
     t0 = time.perf_counter()
-    generations = backend.generate(name, prompts, lambda n: progress.advance(task, n))
+    generations = generate_for(gen.engine, gen.expert, name, prompts, [c.fields for c in cases],
+                               max_new_tokens=gen.max_new_tokens, constrain=gen.constrain,
+                               batch_size=gen.batch_size, advance=lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - t0
     scores = []
     for case, g in zip(cases, generations, strict=True):
-        s = score_output(expert, g.text, case.fields, case.gold)
+        s = score_output(gen.expert, g.text, case.fields, case.gold)
         scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
     return scores, seconds
 
@@ -465,9 +370,10 @@ def _drop(baseline: Mapping[str, Any], drifted: Mapping[str, Any], key: str) -> 
     return float(baseline[key] - drifted[key])
 
 
-def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases: Sequence[Case],
+def _drift_sweep(gen: _Generating, target: dict[str, Any], cases: Sequence[Case],
                  clean: Sequence[Score], metric: str, progress: Progress) -> dict[str, Any]:
     """Score drifted prompts on ``target`` and the drop from its clean scores on the same cases."""
+    expert = gen.expert
     kinds: list[dict[str, Any]] = []
     for kind in DRIFT_KINDS:
         picked = [(i, p) for i, c in enumerate(cases) if (p := drift_prompt(expert.contract, c, kind)) is not None]
@@ -477,10 +383,10 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
                          example_prompt=None, outputs=[])
             kinds.append(entry)
             continue
-        ids = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for _, p in picked]
+        ids = [gen.engine.tokenizer(p, add_special_tokens=False)["input_ids"] for _, p in picked]
         sub = [cases[i] for i, _ in picked]
         name = None if target["step"] is None else target["name"]
-        scores, seconds = _generate_scored(backend, expert, name, f"drift {kind}", ids, sub, progress)
+        scores, seconds = _generate_scored(gen, name, f"drift {kind}", ids, sub, progress)
         baseline = summarize([clean[i] for i, _ in picked])
         drifted = summarize(scores, seconds)
         entry.update(
@@ -501,8 +407,8 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
-    if options.engine not in ("hf", "vllm"):
-        raise ExpertkitError(f"unknown engine {options.engine!r} (hf or vllm)", key="--engine")
+    engine_class(options.engine)  # an unknown engine fails before anything is read
+    constrain = resolve_mode(expert, options.constrain)
     run = read_run(run_dir)
     if run.get("expert") not in (None, expert.name):
         raise ExpertkitError(f"the run trains expert {run['expert']!r}, not {expert.name!r}", path=run_dir,
@@ -525,24 +431,19 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     metric = expert.manifest.evaluation.metric
     max_new = expert.manifest.decoding.max_new_tokens
     batch_size = options.batch_size or expert.manifest.evaluation.batch_size
-    stops = expert.contract.stop_strings
 
     _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
-                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}")
-    backend: Backend
-    if options.engine == "vllm":
-        backend = VllmBackend(base, checkpoints, max_new_tokens=max_new, stop_strings=stops)
-    else:
-        backend = HfBackend(base, checkpoints, max_new_tokens=max_new, batch_size=batch_size, stop_strings=stops)
-    prompts = [expert.contract.encode_prompt(backend.tokenizer, c.fields, c.question) for c in cases]
+                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}, constrain {constrain}")
+    engine = create_engine(options.engine, base, {ck.name: ck.path for ck in checkpoints})
+    gen = _Generating(engine, expert, max_new, batch_size, constrain)
+    prompts = [expert.contract.encode_prompt(engine.tokenizer, c.fields, c.question) for c in cases]
 
     rows: list[dict[str, Any]] = []
     per_model: dict[str, list[Score]] = {}
     with _progress() as progress:
         for ck in [None, *checkpoints]:
             name = ck.name if ck else BASE_NAME
-            scores, seconds = _generate_scored(backend, expert, ck.name if ck else None, name, prompts, cases,
-                                               progress)
+            scores, seconds = _generate_scored(gen, ck.name if ck else None, name, prompts, cases, progress)
             per_model[name] = scores
             rows.append({
                 "name": name,
@@ -557,7 +458,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         drift = None
         if options.drift:
             target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
-            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
+            drift = _drift_sweep(gen, target, cases, per_model[target["name"]], metric, progress)
 
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -569,6 +470,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         "run": str(run_dir),
         "base": base,
         "engine": options.engine,
+        "constrain": constrain,
         "cases_source": str(cases_path),
         "max_new_tokens": max_new,
         "batch_size": batch_size,

@@ -12,10 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expertkit.errors import ExpertkitError
 from expertkit.model import load_model, load_tokenizer
+
+if TYPE_CHECKING:
+    from expertkit.constrain import Constraint
+    from expertkit.inference.base import Stops, TokenSink
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,7 @@ class Engine:
         self._active_full: str | None = None
         self._merged: str | None = None
         self.active: str | None = None
-        vocab = self.tokenizer.get_vocab()
         self.pad_id = self.tokenizer.pad_token_id
-        self.eos_ids = [vocab[t] for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in self.eos_ids:
-            self.eos_ids.append(self.tokenizer.eos_token_id)
 
     # ------------------------------------------------------------------ checkpoints
     def add(self, name: str, path: str | Path) -> None:
@@ -142,10 +142,16 @@ class Engine:
         prompts: Sequence[Sequence[int]],
         *,
         max_new_tokens: int,
+        stops: Stops,
         batch_size: int = 32,
-        stop_strings: Sequence[str] = (),
+        constraints: Sequence[Constraint | None] | None = None,
+        sinks: Sequence[TokenSink | None] | None = None,
     ) -> list[Generation]:
-        """Greedy outputs for token-id prompts, in the order given."""
+        """Greedy outputs for token-id prompts, in the order given, ended by the ``stops`` of the contract.
+
+        ``constraints`` (one per prompt) mask each row's tokens with its grammar; ``sinks`` receive each
+        row's tokens as they come and may cancel the row.
+        """
         import contextlib
 
         import torch
@@ -159,8 +165,8 @@ class Engine:
             else contextlib.nullcontext()
         )
         extra: dict[str, Any] = {}
-        if stop_strings:
-            extra = {"stop_strings": list(stop_strings), "tokenizer": self.tokenizer}
+        if stops.strings:
+            extra = {"stop_strings": list(stops.strings), "tokenizer": self.tokenizer}
         with disable, torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
@@ -170,31 +176,89 @@ class Engine:
                                          device=self.device)
                 attention = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch],
                                          device=self.device)
+                hooks = _row_hooks(self.tokenizer, self.model.config.vocab_size,
+                                   [constraints[i] for i in idx] if constraints else None,
+                                   [sinks[i] for i in idx] if sinks else None, stops.token_ids)
                 t0 = time.perf_counter()
                 out = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=attention,
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
-                    eos_token_id=self.eos_ids,
+                    eos_token_id=list(stops.token_ids),
                     pad_token_id=self.pad_id,
+                    **hooks,
                     **extra,
                 )
                 per_output = (time.perf_counter() - t0) / len(batch)
                 for row, i in zip(out[:, width:].tolist(), idx, strict=True):
-                    results[i] = self._decode(row, per_output, stop_strings)
+                    results[i] = self._decode(row, per_output, stops)
         return [r for r in results if r is not None]
 
-    def _decode(self, row: list[int], latency: float, stop_strings: Sequence[str]) -> Generation:
+    def _decode(self, row: list[int], latency: float, stops: Stops) -> Generation:
         finished = False
         for n, tok in enumerate(row):
-            if tok in self.eos_ids:
+            if tok in stops.token_ids:
                 row, finished = row[:n], True
                 break
         text = self.tokenizer.decode(row, skip_special_tokens=False)
-        for stop in stop_strings:
+        for stop in stops.strings:
             cut = text.find(stop)
             if cut != -1:
                 text, finished = text[:cut], True
         return Generation(text=text.strip(), new_tokens=len(row) + (1 if finished else 0),
                           finished=finished, latency_s=latency)
+
+
+def _row_hooks(tokenizer: Any, vocab_size: int, constraints: Sequence[Constraint | None] | None,
+               sinks: Sequence[TokenSink | None] | None, stop_ids: Sequence[int]) -> dict[str, Any]:
+    """``generate`` keyword arguments for one batch: grammar masks, a streamer and a per-row stop."""
+    extra: dict[str, Any] = {}
+    if constraints and any(c is not None for c in constraints):
+        from expertkit.constrain import hf_logits_processor
+
+        extra["logits_processor"] = [hf_logits_processor(tokenizer, vocab_size, stop_ids, constraints)]
+    if sinks and any(s is not None for s in sinks):
+        from transformers import StoppingCriteriaList
+
+        extra["streamer"] = _BatchStreamer(sinks, stop_ids)
+        extra["stopping_criteria"] = StoppingCriteriaList([_Cancelled(sinks)])
+    return extra
+
+
+class _BatchStreamer:
+    """transformers' streamer protocol for a batch: each row's new token goes to its sink until it stops."""
+
+    def __init__(self, sinks: Sequence[TokenSink | None], stop_ids: Sequence[int]) -> None:
+        self.sinks = list(sinks)
+        self.stop_ids = set(stop_ids)
+        self.done = [s is None for s in self.sinks]
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:  # the first call carries the prompts
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            sink = self.sinks[row]
+            if self.done[row] or sink is None:
+                continue
+            if token in self.stop_ids or sink.cancelled:
+                self.done[row] = True
+                continue
+            sink.push([token])
+
+    def end(self) -> None:
+        pass
+
+
+class _Cancelled:
+    """A stopping criterion: a row whose sink was cancelled (its client went away) ends now."""
+
+    def __init__(self, sinks: Sequence[TokenSink | None]) -> None:
+        self.sinks = list(sinks)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.tensor([s is not None and s.cancelled for s in self.sinks], device=input_ids.device)

@@ -62,6 +62,8 @@ class TrainingSpec(_Strict):
 
 class DecodingSpec(_Strict):
     max_new_tokens: int = Field(default=256, ge=1)
+    #: Constrained decoding (xgrammar): none, json (any JSON) or schema (what the validator accepts).
+    constrain: Literal["none", "json", "schema"] = "none"
 
 
 class EvaluationSpec(_Strict):

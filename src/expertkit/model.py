@@ -4,11 +4,14 @@ BPE tokenizer that expertkit builds locally, seeded and deterministic.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,6 +178,54 @@ def resolve_base(base: str) -> str:
     return base
 
 
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or the proxy in front of it) answers a TCP connect, quickly.
+
+    ``HF_HUB_OFFLINE`` counts as unreachable. Asked once per process, so that a missing model fails
+    in a second rather than after the hub client's minute of retries.
+    """
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
+        return False
+    proxy = next((os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)),
+                 None)
+    url = urllib.parse.urlparse(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme in ("https", "") else 80)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+def hub_cached(repo_id: str, filename: str = "config.json") -> str | None:
+    """The local Hugging Face cache's copy of ``filename`` of ``repo_id``, if there is one."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, filename)
+    except Exception:  # a malformed id is for from_pretrained to report
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _hub_kwargs(base: str, name: str) -> dict[str, Any]:
+    """``local_files_only`` for a hub id when the hub cannot be reached; a one-line error when nothing is cached."""
+    if Path(name).exists() or hub_reachable():
+        return {}
+    if hub_cached(name) is None:
+        raise ExpertkitError(
+            f"base model {base!r} is not in the local Hugging Face cache and the hub cannot be reached "
+            "(offline); download it first, or pass --base with a local model folder or 'tiny'",
+            key="--base",
+        )
+    return {"local_files_only": True}
+
+
 def _load_error(base: str, exc: Exception) -> ExpertkitError:
     return ExpertkitError(
         f"could not load base model {base!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
@@ -187,8 +238,9 @@ def load_tokenizer(base: str) -> Any:
     from transformers import AutoTokenizer
 
     name = resolve_base(base)
+    hub = _hub_kwargs(base, name)
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = AutoTokenizer.from_pretrained(name, **hub)
     except Exception as exc:
         raise _load_error(base, exc) from None
     if tok.pad_token is None:
@@ -217,10 +269,11 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     name = resolve_base(base)
+    hub = _hub_kwargs(base, name)
     device = device or default_device()
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype or default_dtype(device), attn_implementation=attn_implementation
+            name, dtype=dtype or default_dtype(device), attn_implementation=attn_implementation, **hub
         )
     except Exception as exc:
         raise _load_error(base, exc) from None
@@ -229,3 +282,41 @@ def load_model(
 
 def is_base_folder(path: Path) -> bool:
     return (path / "config.json").is_file()
+
+
+#: Config keys that tell two bases apart (a checkpoint only fits the shape it was trained on).
+_SIGNATURE_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                   "num_attention_heads", "num_key_value_heads")
+
+
+def base_signature(base: str) -> dict[str, Any] | None:
+    """The shape of a base (from its ``config.json``, local or in the hub cache); ``None`` when unknown."""
+    try:
+        name = resolve_base(base)
+    except ExpertkitError:
+        return None
+    path = Path(name) / "config.json" if Path(name).exists() else None
+    if path is None:
+        cached = hub_cached(name)
+        path = Path(cached) if cached else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return {k: config.get(k) for k in _SIGNATURE_KEYS} if isinstance(config, dict) else None
+
+
+def same_base(recorded: str, recorded_path: str | None, given: str) -> bool:
+    """Whether ``given`` names the base a checkpoint was trained on (by name, folder, or identical shape)."""
+    if given == recorded or (recorded_path is not None and given == recorded_path):
+        return True
+    given_path = Path(given).expanduser()
+    if (recorded_path and given_path.exists() and Path(recorded_path).exists()
+            and given_path.resolve() == Path(recorded_path).resolve()):
+        return True
+    mine = base_signature(given)
+    theirs = base_signature(recorded_path) if recorded_path and Path(recorded_path).exists() else None
+    theirs = theirs or base_signature(recorded)
+    return mine is not None and mine == theirs

@@ -26,38 +26,47 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
+from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, choose_base, load_checkpoint
+from expertkit.constrain import resolve_mode
 from expertkit.contract import PromptContract, parse_system_block
 from expertkit.errors import ContractError, ExpertkitError
+from expertkit.evaluate import score_output
 from expertkit.expert import Expert
 from expertkit.fileio import read_text
 from expertkit.findings import Finding
-from expertkit.generation import Engine, Generation, checkpoint_kind
+from expertkit.generation import Generation
+from expertkit.inference import (
+    InferenceEngine,
+    TokenSink,
+    contract_stops,
+    create_engine,
+    engine_class,
+    generate_for,
+)
 from expertkit.lint import check_messages
-from expertkit.reasoning import analyze_output
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"
 #: Fields whose values pick the expert for ``model: "auto"``.
 ROUTING_FIELDS = ("Dialect", "Task")
-ENGINES = ("hf", "vllm")
 
 
 @dataclass
 class ServeOptions:
     """Server settings; the limits apply per request."""
 
-    base: str = "tiny"
+    #: The base model (None: the one the checkpoints were trained on; another one is refused).
+    base: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     api_key_file: Path | None = None
@@ -73,6 +82,8 @@ class ServeOptions:
     request_timeout_s: float = 60.0
     #: Cap on every expert's ``decoding.max_new_tokens``.
     max_new_tokens: int | None = None
+    #: none | json | schema for every expert (None: each expert's manifest ``decoding.constrain``).
+    constrain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,20 +103,6 @@ class ServedExpert:
     def label(self) -> str:
         """``NAME@VERSION/checkpoint-N``: what answered a request."""
         return f"{self.name}@{self.expert.manifest.version}/{self.checkpoint.name}"
-
-
-class EngineLike(Protocol):
-    """What the worker needs from an engine (:class:`~expertkit.generation.Engine` or :class:`VllmEngine`)."""
-
-    tokenizer: Any
-    eos_ids: list[int]
-
-    def add(self, name: str, path: str | Path) -> None: ...
-
-    def activate(self, name: str | None) -> None: ...
-
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 32,
-                 stop_strings: Sequence[str] = ()) -> list[Generation]: ...
 
 
 # ---------------------------------------------------------------------- what to serve
@@ -134,81 +131,16 @@ def resolve_expert(spec: str, *, allow_drift: bool = False) -> ServedExpert:
     return ServedExpert(expert, checkpoint, spec, tuple(drift))
 
 
-class VllmEngine:
-    """vLLM's multi-LoRA engine: the base loaded once, each expert's adapter a ``LoRARequest``.
-
-    Prompts go in as the contract's token ids (the exported chat template with ``enable_thinking=False``
-    renders the same text), decoding is greedy.
-    """
-
-    def __init__(self, base: str, max_lora_rank: int, max_loras: int) -> None:
-        try:
-            import vllm
-        except ImportError:
-            raise ExpertkitError("--engine vllm needs the vllm package (pip install vllm)", key="--engine") from None
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ExpertkitError("--engine vllm needs a CUDA GPU; none is available", key="--engine")
-        from expertkit.model import load_tokenizer, resolve_base
-
-        self.tokenizer = load_tokenizer(base)
-        vocab = self.tokenizer.get_vocab()
-        self.eos_ids = [vocab[t] for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
-        self.llm = vllm.LLM(model=resolve_base(base), enable_lora=True, max_lora_rank=max_lora_rank,
-                            max_loras=max_loras)
-        self._requests: dict[str, Any] = {}
-        self.active: str | None = None
-
-    def add(self, name: str, path: str | Path) -> None:
-        from vllm.lora.request import LoRARequest
-
-        self._requests[name] = LoRARequest(name, len(self._requests) + 1, str(path))
-
-    def activate(self, name: str | None) -> None:
-        if name is not None and name not in self._requests:
-            raise ExpertkitError(f"unknown checkpoint {name!r}")
-        self.active = name
-
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 32,
-                 stop_strings: Sequence[str] = ()) -> list[Generation]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stop_strings),
-                                stop_token_ids=self.eos_ids, skip_special_tokens=False)
-        t0 = time.perf_counter()
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
-                                    lora_request=self._requests.get(self.active or ""), use_tqdm=False)
-        share = (time.perf_counter() - t0) / max(len(prompts), 1)
-        return [Generation(text=o.outputs[0].text.strip(), new_tokens=len(o.outputs[0].token_ids),
-                           finished=o.outputs[0].finish_reason == "stop", latency_s=share) for o in outputs]
+def serve_base(experts: Sequence[ServedExpert], given: str | None) -> str:
+    """The base every served checkpoint was trained on (``given`` must be that base)."""
+    return choose_base(given, [(served.label, served.checkpoint.record) for served in experts])
 
 
-def build_engine(experts: Sequence[ServedExpert], options: ServeOptions) -> EngineLike:
+def build_engine(experts: Sequence[ServedExpert], options: ServeOptions) -> InferenceEngine:
     """Load the base once and register every expert's checkpoint under the expert's name."""
-    if options.engine not in ENGINES:
-        raise ExpertkitError(f"unknown engine {options.engine!r} (one of {', '.join(ENGINES)})", key="--engine")
-    engine: EngineLike
-    if options.engine == "vllm":
-        full = [s.name for s in experts if checkpoint_kind(s.checkpoint.path) != "adapter"]
-        if full:
-            raise ExpertkitError(f"--engine vllm serves LoRA/DoRA adapters only; {', '.join(full)} hold full weights "
-                                 "(use --engine hf)", key="--engine")
-        ranks = [int(json.loads(read_text(s.checkpoint.path / "adapter_config.json")).get("r", 16)) for s in experts]
-        # vLLM accepts only some ranks as the maximum (8, 16, 32, ...): 16 covers the small ones
-        engine = VllmEngine(options.base, max_lora_rank=max([16, *ranks]), max_loras=max(len(experts), 1))
-    else:
-        engine = Engine(options.base)
-    for served in experts:
-        try:
-            engine.add(served.name, served.checkpoint.path)
-        except ExpertkitError:
-            raise
-        except Exception as exc:
-            raise ExpertkitError(f"cannot load this checkpoint over base {options.base!r}: {type(exc).__name__}: "
-                                 f"{' '.join(str(exc).split())[:300]}", path=served.checkpoint.path) from None
-    return engine
+    engine_class(options.engine)
+    base = serve_base(experts, options.base)
+    return create_engine(options.engine, base, {served.name: served.checkpoint.path for served in experts})
 
 
 # ---------------------------------------------------------------------- the worker
@@ -217,16 +149,18 @@ class _Job:
     expert: str
     prompt_ids: list[int]
     max_new_tokens: int
+    fields: dict[str, str] = field(default_factory=dict)
+    sink: TokenSink | None = None
     future: concurrent.futures.Future[Generation] = field(default_factory=concurrent.futures.Future)
 
 
 class _Worker:
     """The one thread that touches the model: it batches queued jobs per expert and generates."""
 
-    def __init__(self, engine: EngineLike, stop_strings: Mapping[str, list[str]], queue_size: int,
+    def __init__(self, engine: InferenceEngine, experts: Mapping[str, tuple[Expert, str]], queue_size: int,
                  max_batch: int) -> None:
         self.engine = engine
-        self.stop_strings = dict(stop_strings)
+        self.experts = dict(experts)  # name -> (expert, constrained-decoding mode)
         self.max_batch = max_batch
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._stopping = threading.Event()
@@ -270,10 +204,12 @@ class _Worker:
     def _generate(self, name: str, budget: int, group: list[_Job]) -> None:
         if not group:
             return
+        expert, mode = self.experts[name]
+        sinks = [j.sink for j in group]
         try:
-            self.engine.activate(name)
-            outputs = self.engine.generate([j.prompt_ids for j in group], max_new_tokens=budget,
-                                           batch_size=len(group), stop_strings=self.stop_strings[name])
+            outputs = generate_for(self.engine, expert, name, [j.prompt_ids for j in group], [j.fields for j in group],
+                                   max_new_tokens=budget, constrain=mode, batch_size=len(group),
+                                   sinks=sinks if any(s is not None for s in sinks) else None)
         except Exception as exc:
             for job in group:
                 job.future.set_exception(exc)
@@ -388,7 +324,7 @@ def read_api_key(path: Path) -> str:
 class _Service:
     """The experts, the request-side tokenizer and the worker, shared by the endpoints."""
 
-    def __init__(self, experts: Sequence[ServedExpert], engine: EngineLike, options: ServeOptions) -> None:
+    def __init__(self, experts: Sequence[ServedExpert], engine: InferenceEngine, options: ServeOptions) -> None:
         self.options = options
         self.experts: dict[str, ServedExpert] = {}
         for served in experts:
@@ -403,12 +339,9 @@ class _Service:
             raise ExpertkitError("no experts to serve")
         # the worker thread decodes with the engine's tokenizer; requests encode with their own copy
         self.tokenizer = copy.deepcopy(engine.tokenizer)
-        vocab = self.tokenizer.get_vocab()
-        stops = {
-            name: [s for s in served.expert.contract.stop_strings if vocab.get(s) not in engine.eos_ids]
-            for name, served in self.experts.items()
-        }
-        self.worker = _Worker(engine, stops, options.queue_size, options.max_batch)
+        modes = {name: (served.expert, resolve_mode(served.expert, options.constrain))
+                 for name, served in self.experts.items()}
+        self.worker = _Worker(engine, modes, options.queue_size, options.max_batch)
         self.created = int(time.time())
         self.api_key = read_api_key(options.api_key_file) if options.api_key_file is not None else None
 
@@ -461,16 +394,24 @@ class _Service:
         limits = [served.expert.manifest.decoding.max_new_tokens, self.options.max_new_tokens, requested]
         return min(x for x in limits if x is not None)
 
-    async def run(self, served: ServedExpert, prompt_ids: list[int], budget: int, started: float) -> Generation:
-        job = _Job(served.name, prompt_ids, budget)
+    def submit(self, served: ServedExpert, prompt_ids: list[int], budget: int, fields: Mapping[str, str],
+               sink: TokenSink | None = None) -> _Job:
+        job = _Job(served.name, prompt_ids, budget, dict(fields), sink)
         try:
             self.worker.submit(job)
         except queue.Full:
             raise ApiError(503, "queue_full", f"{self.options.queue_size} requests are waiting; try again shortly",
                            headers={"Retry-After": "1"}) from None
-        remaining = self.options.request_timeout_s - (time.perf_counter() - started)
+        return job
+
+    def remaining(self, started: float) -> float:
+        return max(self.options.request_timeout_s - (time.perf_counter() - started), 0.001)
+
+    async def run(self, served: ServedExpert, prompt_ids: list[int], budget: int, started: float,
+                  fields: Mapping[str, str]) -> Generation:
+        job = self.submit(served, prompt_ids, budget, fields)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=max(remaining, 0.001))
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=self.remaining(started))
         except TimeoutError:
             raise ApiError(504, "timeout", f"no answer within {self.options.request_timeout_s:g} s") from None
         except ExpertkitError as exc:
@@ -478,15 +419,134 @@ class _Service:
         except Exception as exc:
             raise ApiError(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
 
+    def stream(self, request: Request, served: ServedExpert, fields: Mapping[str, str], prompt_ids: list[int],
+               budget: int, started: float, findings: Sequence[Finding]) -> StreamingResponse:
+        """Server-Sent Events in OpenAI's chunk format: the role, text deltas as tokens come, then a chunk
+        with the finish reason, the usage and expertkit's verdict, then ``data: [DONE]``.
+
+        The request is queued before the response starts (a full queue is still a 503); past the time
+        limit the stream ends with an error event; a client that goes away cancels its row.
+        """
+        sink = _StreamSink(asyncio.get_running_loop())
+        job = self.submit(served, prompt_ids, budget, fields, sink)
+        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        stops = contract_stops(served.expert.contract, self.tokenizer)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": served.name,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+            return f"data: {json.dumps(body, ensure_ascii=True, separators=(',', ':'))}\n\n"
+
+        async def events() -> AsyncIterator[str]:
+            decoder = _DeltaDecoder(self.tokenizer, stops.strings)
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                future = asyncio.wrap_future(job.future)
+                while True:
+                    getter = asyncio.ensure_future(sink.queue.get())
+                    done, _ = await asyncio.wait({getter, future}, timeout=self.remaining(started),
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if getter in done:
+                        text = decoder.push(getter.result())
+                        if text:
+                            yield chunk({"content": text})
+                        continue
+                    getter.cancel()
+                    if not done:
+                        raise TimeoutError
+                    break
+                while not sink.queue.empty():
+                    decoder.push(sink.queue.get_nowait())
+                output = future.result()
+                rest = decoder.finish(output.text)
+                if rest:
+                    yield chunk({"content": rest})
+                judged = self.judge(served, output, fields)
+                usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": output.new_tokens,
+                         "total_tokens": len(prompt_ids) + output.new_tokens}
+                yield chunk({}, "stop" if output.finished else "length", usage=usage,
+                            expertkit={**judged, "warnings": [f.to_dict() for f in findings],
+                                       "latency_ms": _latency_ms(started)})
+            except TimeoutError:
+                error = {"message": f"no answer within {self.options.request_timeout_s:g} s", "type": "timeout_error",
+                         "code": "timeout", "param": None}
+                yield f"data: {json.dumps({'error': error})}\n\n"
+            except Exception as exc:
+                error = {"message": f"{type(exc).__name__}: {exc}", "type": "server_error",
+                         "code": "generation_failed", "param": None}
+                yield f"data: {json.dumps({'error': error}, ensure_ascii=True)}\n\n"
+            finally:  # also when the client went away: its row stops at the next token, a queued job is dropped
+                sink.cancel()
+                job.future.cancel()
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str]) -> dict[str, Any]:
-        analysis = analyze_output(output.text, served.expert.manifest.output.kind)
-        if analysis.answer:
-            result = served.expert.validator.validate(analysis.answer, fields)
-            valid, errors = result.valid, list(result.errors)
-        else:
-            valid, errors = False, [f"the output holds no answer ({analysis.kind or 'empty'})"]
-        return {"answer": analysis.answer, "valid": valid, "errors": errors,
-                "reasoning_removed": analysis.has_reasoning, "checkpoint": served.label}
+        score = score_output(served.expert, output.text, fields, None)
+        return {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
+                "reasoning_removed": score.reasoning_kind is not None, "checkpoint": served.label}
+
+
+class _StreamSink:
+    """One streamed row: the worker pushes token ids (from its thread), the response reads them (on the loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._cancelled = threading.Event()
+
+    def push(self, token_ids: Sequence[int]) -> None:
+        if not self._cancelled.is_set():
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, list(token_ids))
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
+class _DeltaDecoder:
+    """Token ids in, text deltas out: text that might still turn into a stop string is held back."""
+
+    def __init__(self, tokenizer: Any, stop_strings: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stop_strings = [s for s in stop_strings if s]
+        self.ids: list[int] = []
+        self.sent = ""
+        self.stopped = False
+
+    def _visible(self) -> str:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=False).lstrip()
+        for stop in self.stop_strings:
+            cut = text.find(stop)
+            if cut != -1:
+                text, self.stopped = text[:cut], True
+        if not self.stopped:
+            hold = max((n for s in self.stop_strings for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+            text = text[: len(text) - hold]
+            text = text.rstrip("\ufffd")  # a character whose bytes are not all here yet
+        return text
+
+    def push(self, token_ids: Sequence[int]) -> str:
+        if self.stopped:
+            return ""
+        self.ids.extend(token_ids)
+        text = self._visible()
+        if not text.startswith(self.sent):
+            return ""
+        delta, self.sent = text[len(self.sent):], text
+        return delta
+
+    def finish(self, final: str) -> str:
+        """What is left to send so that the stream adds up to ``final`` (the output, as the worker decoded it)."""
+        if final.startswith(self.sent):
+            delta, self.sent = final[len(self.sent):], final
+            return delta
+        return ""
 
 
 class _BodyLimit:
@@ -524,7 +584,7 @@ def _latency_ms(started: float) -> float:
 
 
 # ---------------------------------------------------------------------- the app
-def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: ServeOptions) -> FastAPI:
+def create_app(experts: Sequence[ServedExpert], engine: InferenceEngine, options: ServeOptions) -> FastAPI:
     """The FastAPI app over loaded experts and an engine holding their checkpoints."""
     service = _Service(experts, engine, options)
 
@@ -587,14 +647,12 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
         service.check_question(body.question)
         served = service.lookup(name, body.fields)
         fields, prompt_ids = service.prompt(served, body.fields, body.question, status=422, code="contract_rejected")
-        output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started)
+        output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started, fields)
         return {"expert": served.name, **service.judge(served, output, fields), "latency_ms": _latency_ms(started)}
 
-    @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> dict[str, Any]:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(body: ChatRequest, request: Request) -> dict[str, Any] | StreamingResponse:
         started = time.perf_counter()
-        if body.stream:
-            raise ApiError(400, "unsupported", "streaming is not supported: send stream=false")
         if body.n != 1:
             raise ApiError(400, "unsupported", "n must be 1 (decoding is greedy)")
         messages = [_message_text(i, m) for i, m in enumerate(body.messages)]
@@ -612,7 +670,10 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
             raise _contract_error(served.name, findings, status=400, code="contract_drift")
         fields, prompt_ids = service.prompt(served, dict(pairs), question, status=400, code="contract_drift")
         requested = body.max_completion_tokens or body.max_tokens
-        output = await service.run(served, prompt_ids, service.budget(served, requested), started)
+        if body.stream:
+            return service.stream(request, served, fields, prompt_ids, service.budget(served, requested), started,
+                                  findings)
+        output = await service.run(served, prompt_ids, service.budget(served, requested), started, fields)
         judged = service.judge(served, output, fields)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -647,5 +708,7 @@ def run_server(specs: Sequence[str], options: ServeOptions) -> None:
                              f"{'; '.join(served.drift)}\n")
     if options.api_key_file is None and options.host not in ("127.0.0.1", "localhost", "::1"):
         sys.stderr.write(f"expertkit: warning: serving on {options.host} without --api-key-file\n")
+    for served in experts:  # a bad --constrain fails before the base is loaded
+        resolve_mode(served.expert, options.constrain)
     app = create_app(experts, build_engine(experts, options), options)
     uvicorn.run(app, host=options.host, port=options.port, log_level="info")

@@ -1,0 +1,23 @@
+"""One inference engine under ``compare``, ``serve`` and ``ask`` (see :mod:`expertkit.inference.base`)."""
+
+from expertkit.inference.base import (
+    InferenceEngine,
+    Stops,
+    TokenSink,
+    contract_stops,
+    create_engine,
+    engine_class,
+    engine_names,
+)
+from expertkit.inference.run import generate_for
+
+__all__ = [
+    "InferenceEngine",
+    "Stops",
+    "TokenSink",
+    "contract_stops",
+    "create_engine",
+    "engine_class",
+    "engine_names",
+    "generate_for",
+]

@@ -1,0 +1,52 @@
+"""The Hugging Face engine: :class:`~expertkit.generation.Engine` (adapters merged while active, full weights
+swapped in place), registered as ``hf``.
+
+On CPU a small model (under :data:`SMALL_MODEL_PARAMS`) generates on one thread: its matrices are too
+small to gain from more, and with several threads it slows down many times over whenever another
+process wants the same cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from expertkit.generation import Engine, Generation
+from expertkit.inference.base import InferenceEngine, Stops, TokenSink
+
+if TYPE_CHECKING:
+    from expertkit.constrain import Constraint
+
+#: Models smaller than this generate on one CPU thread.
+SMALL_MODEL_PARAMS = 20_000_000
+
+
+class HfEngine(Engine, InferenceEngine):
+    name = "hf"
+    streams_tokens = True
+
+    def __init__(self, base: str, checkpoints: Mapping[str, Path] | None = None) -> None:
+        super().__init__(base)
+        params = sum(p.numel() for p in self.model.parameters())
+        self.threads = 1 if self.device.type == "cpu" and params < SMALL_MODEL_PARAMS else None
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        stops: Stops,
+        batch_size: int = 32,
+        constraints: Sequence[Constraint | None] | None = None,
+        sinks: Sequence[TokenSink | None] | None = None,
+    ) -> list[Generation]:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads)
+        try:
+            return super().generate(prompts, max_new_tokens=max_new_tokens, stops=stops, batch_size=batch_size,
+                                    constraints=constraints, sinks=sinks)
+        finally:
+            torch.set_num_threads(threads)
