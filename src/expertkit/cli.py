@@ -347,6 +347,85 @@ def serve(
                                      engine=engine, allow_drift=allow_drift, constrain=constrain))
 
 
+# ---------------------------------------------------------------------- asking (ask.py)
+@app.command()
+def ask(
+    expert: Annotated[str, typer.Argument(help="Expert folder or installed NAME[@VERSION].")],
+    question: Annotated[str | None, typer.Argument(help="The question (none: an interactive session).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint folder (default for an "
+                                                    "installed expert: its own).")] = None,
+    field: Annotated[list[str] | None, typer.Option("--field", help="NAME=VALUE (repeatable).")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="Answer every {question, fields} line of FILE.")]
+    = None,
+    base: Annotated[str | None, typer.Option("--base", help="Base model (default: the checkpoint's).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="hf | vllm")] = "hf",
+    constrain: ConstrainOption = None,
+    allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Ask a checkpoint of another contract.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON per answer: verdict, validity, errors, tokens, "
+                                          "latency.")] = False,
+) -> None:
+    """Ask a trained expert: one question, an interactive session, or a JSONL file in batches."""
+    from expertkit.ask import Asker, AskOptions, Question, canonical_fields, read_questions, resolve_target
+
+    if question is not None and jsonl is not None:
+        raise ExpertkitError("give a question or --jsonl FILE, not both", key="--jsonl")
+    loaded, ck = resolve_target(expert, checkpoint)
+    defaults = _parse_field_options(field)
+    if jsonl is not None:
+        items = read_questions(jsonl, defaults)
+        for item in items:  # every line checked before the model is loaded
+            canonical_fields(loaded, item, jsonl)
+    else:
+        canonical_fields(loaded, Question(defaults, question or ""))
+    asker = Asker(loaded, AskOptions(checkpoint=ck, base=base, engine=engine, constrain=constrain,
+                                     allow_drift=allow_drift))
+
+    def show(answer: Any, *, one_line: bool) -> None:
+        if as_json:
+            text = json.dumps(answer.to_dict(), ensure_ascii=False, indent=None if one_line else 2)
+            sys.stdout.write(text + "\n")
+        else:
+            sys.stdout.write((answer.answer or answer.output) + "\n")
+        sys.stdout.flush()
+
+    if jsonl is not None:
+        for answer in asker.ask(items, jsonl):
+            show(answer, one_line=True)
+        return
+    if question is not None:
+        show(asker.ask([Question(defaults, question)])[0], one_line=False)
+        return
+    _ask_session(asker, defaults, lambda a: show(a, one_line=True))
+
+
+def _ask_session(asker: Any, fields: dict[str, str], show: Any) -> None:
+    """One question per line until end of input (``exit`` or Ctrl-D); line editing and history on a terminal."""
+    from expertkit.ask import Question
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401  (input() gets line editing and history)
+
+        given = ", ".join(f"{k}={v}" for k, v in fields.items()) or "none"
+        console.print(f"asking {asker.expert.name} ({asker.checkpoint.path}); fields: {given}; "
+                      "one question per line, Ctrl-D or 'exit' to end")
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            break
+        text = line.strip()
+        if text in ("exit", "quit"):
+            break
+        if not text:
+            continue
+        try:
+            show(asker.ask([Question(fields, text)])[0])
+        except ExpertkitError as exc:  # a bad question ends neither the session nor its history
+            console.print(f"[red]error: {exc}[/red]")
+
+
 # ---------------------------------------------------------------------- packages (package.py, scaffold.py)
 @app.command()
 def package(
