@@ -284,39 +284,49 @@ def is_base_folder(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-#: Config keys that tell two bases apart (a checkpoint only fits the shape it was trained on).
-_SIGNATURE_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                   "num_attention_heads", "num_key_value_heads")
-
-
-def base_signature(base: str) -> dict[str, Any] | None:
-    """The shape of a base (from its ``config.json``, local or in the hub cache); ``None`` when unknown."""
+def _base_folder(base: str) -> Path | None:
+    """Where a base's files are on this machine: its folder, or its snapshot in the Hugging Face cache."""
     try:
         name = resolve_base(base)
     except ExpertkitError:
         return None
-    path = Path(name) / "config.json" if Path(name).exists() else None
-    if path is None:
-        cached = hub_cached(name)
-        path = Path(cached) if cached else None
-    if path is None or not path.is_file():
+    if Path(name).is_dir():
+        return Path(name)
+    cached = hub_cached(name)
+    return Path(cached).parent if cached else None
+
+
+def base_fingerprint(base: str) -> str | None:
+    """A cheap content fingerprint of a base (its config, tokenizer and the ends of its first weight file):
+    two bases with the same shape but other weights (``-Base`` and instruct) differ. ``None`` when the
+    base is not on this machine."""
+    folder = _base_folder(base)
+    if folder is None:
         return None
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return {k: config.get(k) for k in _SIGNATURE_KEYS} if isinstance(config, dict) else None
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json", "expertkit_base.json"):
+        if (folder / name).is_file():
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    shards = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if shards:
+        size = shards[0].stat().st_size
+        with shards[0].open("rb") as fh:
+            digest.update(str(size).encode() + fh.read(1 << 20))
+            fh.seek(max(size - (1 << 20), 0))
+            digest.update(fh.read())
+    return digest.hexdigest()
 
 
 def same_base(recorded: str, recorded_path: str | None, given: str) -> bool:
-    """Whether ``given`` names the base a checkpoint was trained on (by name, folder, or identical shape)."""
+    """Whether ``given`` is the base a checkpoint was trained on: the same name or folder, or the same
+    files (a local copy of a hub model, the cached folder of ``tiny``)."""
     if given == recorded or (recorded_path is not None and given == recorded_path):
         return True
     given_path = Path(given).expanduser()
     if (recorded_path and given_path.exists() and Path(recorded_path).exists()
             and given_path.resolve() == Path(recorded_path).resolve()):
         return True
-    mine = base_signature(given)
-    theirs = base_signature(recorded_path) if recorded_path and Path(recorded_path).exists() else None
-    theirs = theirs or base_signature(recorded)
+    mine = base_fingerprint(given)
+    theirs = base_fingerprint(recorded_path) if recorded_path and Path(recorded_path).exists() else None
+    theirs = theirs or base_fingerprint(recorded)
     return mine is not None and mine == theirs
