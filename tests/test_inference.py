@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from _reliability import assert_one_line_error, run_main
+from test_serve import serving
+
 from expertkit.checkpoints import RECORD_NAME, RUN_RECORD_NAME, choose_base
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.model import build_tiny_base
-from test_serve import serving
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "experts"
@@ -183,3 +183,209 @@ def test_vllm_refuses_dora_adapters_with_the_reason(tmp_path: Path) -> None:
         create_engine("vllm", "unused", {"ck": full})
     with pytest.raises(ExpertkitError, match="unknown engine 'tgi'"):
         create_engine("tgi", "unused", {})
+
+
+# ---------------------------------------------------------------------- expertkit ask
+def test_ask_one_shot_json_and_bad_input(world: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ask = ["ask", SHIPPED / "elastic", "--checkpoint", world["checkpoint"]]
+    plain = run_main([*ask, *_field_args(), "Only trips flagged as delayed"], capsys, monkeypatch)
+    assert plain.code == 0, plain.stderr[-2000:]
+    detailed = run_main([*ask, *_field_args(), "--json", "Only trips flagged as delayed"], capsys, monkeypatch)
+    body = json.loads(detailed.stdout)
+    assert set(body) >= {"answer", "output", "valid", "verdict", "errors", "tokens", "finished", "latency_ms"}
+    assert plain.stdout == (body["answer"] or body["output"]) + "\n"
+    assert body["fields"] == FIELDS
+
+    bad_value = run_main([*ask, *_field_args({**FIELDS, "Index": "nope"}), "q"], capsys, monkeypatch)
+    assert_one_line_error(bad_value, "--field", "'nope' is not an allowed value of Index")
+    lines = world["root"] / "bad.jsonl"
+    lines.write_text(json.dumps({"question": "q", "fields": FIELDS}) + "\n{not json\n")
+    assert_one_line_error(run_main([*ask, "--jsonl", lines], capsys, monkeypatch), f"{lines}:2")
+    lines.write_text(json.dumps({"question": "q", "fields": {**FIELDS, "Index": "nope"}}) + "\n")
+    assert_one_line_error(run_main([*ask, "--jsonl", lines], capsys, monkeypatch), f"{lines}:1", "fields",
+                          "not an allowed value")
+    assert_one_line_error(run_main([*ask, "--jsonl", lines, "q"], capsys, monkeypatch), "not both")
+    assert_one_line_error(run_main(["ask", SHIPPED / "elastic", *_field_args(), "q"], capsys, monkeypatch),
+                          "--checkpoint")
+    assert_one_line_error(run_main([*ask, *_field_args(), "--constrain", "regex", "q"], capsys, monkeypatch),
+                          "--constrain", "unknown constrained-decoding mode 'regex'")
+
+
+def test_ask_session_through_a_terminal_with_history(world: dict[str, Any]) -> None:
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "EXPERTKIT_DEBUG"}
+    proc = subprocess.Popen([sys.executable, "-m", "expertkit.cli", "ask", str(SHIPPED / "elastic"), "--checkpoint",
+                             str(world["checkpoint"]), *_field_args()], stdin=secondary, stdout=secondary,
+                            stderr=subprocess.PIPE, env=env, close_fds=True)
+    os.close(secondary)
+    seen = b""
+
+    def read_until(marker: bytes, count: int) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 240
+        while seen.count(marker) < count:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([primary], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(primary, 4096)
+                except OSError:  # the session ended
+                    break
+
+    try:
+        read_until(b"> ", 1)
+        os.write(primary, b"Only trips flagged as delayed\n")
+        read_until(b"> ", 2)
+        os.write(primary, b"\x1b[A\n")  # arrow up: the last question again, from the history
+        read_until(b"> ", 3)
+        os.write(primary, b"\x04")  # Ctrl-D ends the session
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    turns = seen.decode(errors="replace").replace("\r", "").split("> ")
+    first, second = turns[1], turns[2]
+    assert first.startswith("Only trips flagged as delayed\n")
+    assert second.startswith("Only trips flagged as delayed\n")  # recalled from the history
+    assert first.split("\n", 1)[1].strip() and first.split("\n", 1)[1] == second.split("\n", 1)[1]
+
+
+# ---------------------------------------------------------------------- streaming
+class SlowSinks:
+    """The real engine, with each streamed token delayed; records the outputs of every generate call."""
+
+    def __init__(self, engine: Any, delay_s: float) -> None:
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
+        self.delay_s = delay_s
+        self.outputs: list[Any] = []
+
+    def add(self, name: str, path: Any) -> None:
+        self.engine.add(name, path)
+
+    def activate(self, name: str | None) -> None:
+        self.engine.activate(name)
+
+    def generate(self, prompts: Any, **kwargs: Any) -> Any:
+        sinks = kwargs.get("sinks")
+        if sinks:
+            kwargs["sinks"] = [_Slow(s, self.delay_s) if s is not None else None for s in sinks]
+        out = self.engine.generate(prompts, **kwargs)
+        self.outputs.extend(out)
+        return out
+
+
+class _Slow:
+    def __init__(self, sink: Any, delay_s: float) -> None:
+        self.sink, self.delay_s = sink, delay_s
+
+    def push(self, token_ids: Any) -> None:
+        time.sleep(self.delay_s)
+        self.sink.push(token_ids)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.sink.cancelled)
+
+
+def test_streaming_with_the_openai_client(world: dict[str, Any], elastic: Expert) -> None:
+    from expertkit.serve import ServeOptions, build_engine, create_app, resolve_expert
+
+    key_file = world["root"] / "key"
+    key_file.write_text("k3y\n")
+    options = ServeOptions(api_key_file=key_file)
+    served = [resolve_expert(f"{SHIPPED / 'elastic'}:{world['checkpoint']}")]
+    engine = SlowSinks(build_engine(served, options), delay_s=0.05)
+    messages = elastic.contract.messages(FIELDS, "Only trips flagged as delayed")
+    with serving(create_app(served, engine, options)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k3y", max_retries=0)
+        whole = client.chat.completions.create(model="elastic", messages=messages)
+        chunks = list(client.chat.completions.create(model="elastic", messages=messages, stream=True))
+        assert chunks[0].choices[0].delta.role == "assistant"
+        text = "".join(c.choices[0].delta.content or "" for c in chunks)
+        assert text == whole.choices[0].message.content and len(chunks) > 3  # token by token
+        final = chunks[-1]
+        assert final.choices[0].finish_reason == whole.choices[0].finish_reason
+        verdict = (final.model_extra or {})["expertkit"]
+        assert verdict["verdict"] == (whole.model_extra or {})["expertkit"]["verdict"]
+        assert final.usage is not None and final.usage.completion_tokens == whole.usage.completion_tokens
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json={"model": "elastic", "messages": messages,
+                                                                      "stream": True},
+                          headers={"Authorization": "Bearer k3y"}, timeout=60) as raw:
+            assert raw.headers["content-type"].startswith("text/event-stream")
+            events = [line for line in raw.iter_lines() if line]
+        assert events[-1] == "data: [DONE]"
+
+        # auth applies to streams too
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).chat.completions.create(
+                model="elastic", messages=messages, stream=True)
+
+        # a client that goes away mid-stream: its row stops, the worker is free at once
+        engine.outputs.clear()
+        started = time.monotonic()
+        stream = client.chat.completions.create(model="elastic", messages=messages, stream=True)
+        for n, _ in enumerate(stream):
+            if n == 2:
+                break
+        stream.close()
+        deadline = time.monotonic() + 30
+        while not engine.outputs:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stopped = engine.outputs[0]
+        assert stopped.new_tokens < whole.usage.completion_tokens  # cut short, not run to its end
+        assert time.monotonic() - started < 0.05 * whole.usage.completion_tokens + 5
+        health = httpx.get(f"{url}/healthz").json()
+        assert health["queued"] == 0
+        again = client.chat.completions.create(model="elastic", messages=messages)
+        assert again.choices[0].message.content == whole.choices[0].message.content
+
+
+# ---------------------------------------------------------------------- constrained decoding
+def test_the_schema_grammar_admits_every_gold_answer_in_its_trained_form(elastic: Expert) -> None:
+    from xgrammar.testing import _is_grammar_accept_string
+
+    from expertkit.constrain import constraint_for
+    from expertkit.data import load_examples
+
+    examples = load_examples(elastic.eval_path)
+    for ex in examples:
+        constraint = constraint_for(elastic, "schema", elastic.contract.normalize(dict(ex.fields)))
+        assert constraint is not None and constraint.mode == "schema"
+        assert _is_grammar_accept_string(constraint.ebnf, ex.answer or ""), (ex.line, ex.answer)
+    grammar = constraint_for(elastic, "schema", FIELDS)
+    assert grammar is not None
+    # spaces, another key order, a field of another index, a query type on a field it does not work on
+    for wrong in ('{"query": {"term": {"Carrier": "x"}}}', '{"query":{"term":{"Carrier":"x"}},"size":3}',
+                  '{"query":{"term":{"clientip":"x"}}}', '{"query":{"range":{"Carrier":{"gte":1}}}}',
+                  '{"query":{"match":{"FlightDelayMin":"x"}}}'):
+        assert not _is_grammar_accept_string(grammar.ebnf, wrong), wrong
+
+
+def test_constrained_outputs_follow_the_grammar(world: dict[str, Any], capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch, elastic: Expert) -> None:
+    from xgrammar.testing import _is_grammar_accept_string
+
+    from expertkit.constrain import constraint_for
+
+    jsonl = world["root"] / "constrained.jsonl"
+    lines = elastic.eval_path.read_text().splitlines()[:6]
+    jsonl.write_text("\n".join(lines) + "\n")
+    for mode in ("json", "schema"):
+        result = run_main(["ask", SHIPPED / "elastic", "--checkpoint", world["checkpoint"], "--jsonl", jsonl,
+                           "--json", "--constrain", mode], capsys, monkeypatch)
+        assert result.code == 0, result.stderr[-2000:]
+        answers = [json.loads(line) for line in result.stdout.splitlines()]
+        for a in answers:
+            grammar = constraint_for(elastic, mode, a["fields"])
+            assert grammar is not None
+            # a finished output is a whole sentence of the grammar, a cut one a prefix of one
+            assert _is_grammar_accept_string(grammar.ebnf, a["output"], require_termination=a["finished"]), a
+            if a["finished"] and mode == "schema":
+                assert a["valid"], a
