@@ -2,7 +2,7 @@
 
 The same path as ``compare`` and ``serve``: the checkpoint's recorded base (another ``--base`` is
 refused), the contract's prompt and stops, the engine of :mod:`expertkit.inference`, the expert's
-constrained-decoding default, and :func:`~expertkit.evaluate.score_output` for the verdict. So an
+constrained-decoding default, and :func:`~expertkit.scoring.score_output` for the verdict. So an
 answer here is byte-identical to what ``compare`` measured and ``serve`` returns for the same
 checkpoint, fields and question.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from expertkit.checkpoints import Checkpoint, check_contract, choose_base, load_checkpoint
 from expertkit.constrain import resolve_mode
 from expertkit.errors import ContractError, ExpertkitError
-from expertkit.evaluate import score_output
+from expertkit.scoring import score_output
 from expertkit.expert import Expert
 from expertkit.fileio import iter_jsonl
 from expertkit.inference import InferenceEngine, create_engine, engine_class, generate_for
@@ -128,7 +128,7 @@ class Asker:
                                max_new_tokens=self.max_new_tokens, constrain=self.mode, batch_size=self.batch_size)
         answers = []
         for item, canonical, output in zip(items, fields, outputs, strict=True):
-            score = score_output(self.expert, output.text, canonical, None)
+            score = score_output(self.expert, output.text, canonical)
             answers.append(Answer(item.question, canonical, output.text, score.answer, score.valid, score.verdict,
                                   score.errors, output.new_tokens, output.finished,
                                   round(output.latency_s * 1000, 1), item.line))

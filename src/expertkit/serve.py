@@ -40,7 +40,6 @@ from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, choos
 from expertkit.constrain import resolve_mode
 from expertkit.contract import PromptContract, parse_system_block
 from expertkit.errors import ContractError, ExpertkitError
-from expertkit.evaluate import score_output
 from expertkit.expert import Expert
 from expertkit.fileio import read_text
 from expertkit.findings import Finding
@@ -54,6 +53,7 @@ from expertkit.inference import (
     generate_for,
 )
 from expertkit.lint import check_messages
+from expertkit.scoring import score_output
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"
@@ -484,9 +484,9 @@ class _Service:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str]) -> dict[str, Any]:
-        score = score_output(served.expert, output.text, fields, None)
+        score = score_output(served.expert, output.text, fields)
         return {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
-                "reasoning_removed": score.reasoning_kind is not None, "checkpoint": served.label}
+                "reasoning_removed": score.has_reasoning, "checkpoint": served.label}
 
 
 class _StreamSink:
