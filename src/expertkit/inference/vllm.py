@@ -85,9 +85,14 @@ class VllmEngine(InferenceEngine):
 
         extra: dict[str, Any] = {}
         if constraint is not None:
-            from vllm.sampling_params import StructuredOutputsParams
+            try:  # vLLM >= 0.11
+                from vllm.sampling_params import StructuredOutputsParams
 
-            extra["structured_outputs"] = StructuredOutputsParams(grammar=constraint.ebnf)
+                extra["structured_outputs"] = StructuredOutputsParams(grammar=constraint.ebnf)
+            except ImportError:  # older vLLM: guided decoding, the same xgrammar backend
+                from vllm.sampling_params import GuidedDecodingParams
+
+                extra["guided_decoding"] = GuidedDecodingParams(grammar=constraint.ebnf, backend="xgrammar")
         return SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop=list(stops.strings),
                               stop_token_ids=list(stops.token_ids), skip_special_tokens=False, **extra)
 
