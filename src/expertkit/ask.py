@@ -17,10 +17,10 @@ from typing import Any
 from expertkit.checkpoints import Checkpoint, check_contract, choose_base, load_checkpoint
 from expertkit.constrain import resolve_mode
 from expertkit.errors import ContractError, ExpertkitError
-from expertkit.scoring import score_output
 from expertkit.expert import Expert
 from expertkit.fileio import iter_jsonl
 from expertkit.inference import InferenceEngine, create_engine, engine_class, generate_for
+from expertkit.scoring import score_output
 
 #: The name the checkpoint is registered under in the engine.
 CHECKPOINT_NAME = "expert"

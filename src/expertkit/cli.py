@@ -291,9 +291,13 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
 ) -> None:
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
+    expert = _load(expert_dir)
+    if not resume and continue_to is None:  # a missing base fails before torch and TRL are imported
+        from expertkit.model import check_base_available
+
+        check_base_available(base or expert.manifest.base_model)
     from expertkit.train import TrainOptions, train_expert
 
-    expert = _load(expert_dir)
     result = train_expert(expert, TrainOptions(
         base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,

@@ -226,6 +226,13 @@ def _hub_kwargs(base: str, name: str) -> dict[str, Any]:
     return {"local_files_only": True}
 
 
+def check_base_available(base: str) -> str:
+    """``base`` resolved, or the one-line error loading it would end in (no network, nothing cached)."""
+    name = resolve_base(base)
+    _hub_kwargs(base, name)
+    return name
+
+
 def _load_error(base: str, exc: Exception) -> ExpertkitError:
     return ExpertkitError(
         f"could not load base model {base!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
