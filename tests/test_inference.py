@@ -186,8 +186,9 @@ def test_vllm_refuses_dora_adapters_with_the_reason(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- expertkit ask
-def test_ask_one_shot_json_and_bad_input(world: dict[str, Any], capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ask_one_shot_json_installed_and_bad_input(world: dict[str, Any], elastic: Expert,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ask = ["ask", SHIPPED / "elastic", "--checkpoint", world["checkpoint"]]
     plain = run_main([*ask, *_field_args(), "Only trips flagged as delayed"], capsys, monkeypatch)
     assert plain.code == 0, plain.stderr[-2000:]
@@ -196,6 +197,14 @@ def test_ask_one_shot_json_and_bad_input(world: dict[str, Any], capsys: pytest.C
     assert set(body) >= {"answer", "output", "valid", "verdict", "errors", "tokens", "finished", "latency_ms"}
     assert plain.stdout == (body["answer"] or body["output"]) + "\n"
     assert body["fields"] == FIELDS
+
+    # an installed expert by name answers with its own checkpoint, the same answer
+    from expertkit.package import install_package, package_expert
+
+    monkeypatch.setenv("EXPERTKIT_HOME", str(world["root"] / "home"))  # a registry of this test's own
+    install_package(package_expert(elastic, world["checkpoint"], world["root"] / "elastic.expert"))
+    installed = run_main(["ask", "elastic", *_field_args(), "Only trips flagged as delayed"], capsys, monkeypatch)
+    assert installed.code == 0 and installed.stdout == plain.stdout, installed.stderr[-2000:]
 
     bad_value = run_main([*ask, *_field_args({**FIELDS, "Index": "nope"}), "q"], capsys, monkeypatch)
     assert_one_line_error(bad_value, "--field", "'nope' is not an allowed value of Index")
