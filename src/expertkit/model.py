@@ -226,11 +226,12 @@ def _hub_kwargs(base: str, name: str) -> dict[str, Any]:
     return {"local_files_only": True}
 
 
-def check_base_available(base: str) -> str:
-    """``base`` resolved, or the one-line error loading it would end in (no network, nothing cached)."""
-    name = resolve_base(base)
-    _hub_kwargs(base, name)
-    return name
+def check_base_available(base: str) -> None:
+    """For a hub id, the one-line error loading it would end in (no network, nothing cached); quick, and
+    nothing is built (``tiny`` and folders are checked where they are loaded)."""
+    if base == TINY or base.startswith((".", "/", "~")) or Path(base).expanduser().exists():
+        return
+    _hub_kwargs(base, base)
 
 
 def _load_error(base: str, exc: Exception) -> ExpertkitError:
