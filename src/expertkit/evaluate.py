@@ -340,7 +340,7 @@ def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: 
     seconds = time.perf_counter() - t0
     scores = []
     for case, g in zip(cases, generations, strict=True):
-        s = score_output(expert, g.text, case.fields, case.gold)
+        s = score_output(expert, g.text, case.fields, case.gold, case.question)
         scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
     return scores, seconds
 
