@@ -35,25 +35,25 @@ HTML_NAME = "report.html"
 #: Summary columns: report key and header, correctness first.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("correct", "correct"),
-    ("component_f1", "comp F1"),
+    ("component_f1", "F1"),
     ("equivalent", "equiv"),
     ("execution_match", "exec"),
-    ("ungrounded", "ungrounded"),
+    ("ungrounded", "ungr."),
     ("valid", "valid"),
     ("reasoning", "reason"),
     ("direct_valid", "direct"),
-    ("answer_with_text", "w/ text"),
+    ("answer_with_text", "+text"),
     ("mean_output_tokens", "tokens"),
     ("mean_latency_s", "ms/out"),
     ("outputs_per_s", "out/s"),
 )
 #: Columns left out of the console table (to keep it narrow); compare.md and report.html have them.
 SPEED_KEYS = ("mean_output_tokens", "mean_latency_s", "outputs_per_s")
-LEGEND = ("correct: same result as the gold answer when run, else equivalent to it · comp F1: F1 of the "
+LEGEND = ("correct: same result as the gold answer when run, else equivalent to it · F1: component F1 of the "
           "answer's (clause, field, operator, value) parts against the gold's · equiv: equivalent to the gold · "
-          "exec: same result as the gold when run · ungrounded: valid answers with a literal neither in the "
+          "exec: same result as the gold when run · ungr.: valid answers with a literal neither in the "
           "question nor among the field's known values · valid: answer valid (not necessarily right) · "
-          "reason: output holds reasoning · direct: valid with nothing else · w/ text: valid with a fence, "
+          "reason: output holds reasoning · direct: valid with nothing else · +text: valid with a fence, "
           "label or trailing text · tokens: mean output tokens · ms/out: latency per output · "
           "out/s: outputs per second")
 #: Metrics drawn in the plot: key, colour, line style, line width (correctness bold, validity dashed).
@@ -66,6 +66,10 @@ PLOTTED: tuple[tuple[str, str, str, float], ...] = (
 )
 #: Outcome of one output → CSS class: green correct, amber valid but wrong, red invalid or reasoning.
 OUTCOME_CSS = {"correct": "ok", "valid_wrong": "warn", "failed": "fail"}
+#: Short error-kind headers for the console's error table (its caption spells them out).
+ERROR_SHORT = {"wrong_field": "field", "wrong_value": "value", "ungrounded_value": "ungr.", "wrong_operator": "op",
+               "missing_clause": "missing", "extra_clause": "extra", "wrong_result": "result", "broken_json": "json",
+               "invalid": "inv.", "reasoning": "reason", "trailing_text": "text"}
 #: Cases listed in compare.md where the best checkpoint fails.
 MD_FAILURES = 20
 
@@ -141,7 +145,7 @@ def headline(report: Mapping[str, Any]) -> str:
 def summary_table(report: Mapping[str, Any]) -> Table:
     """The per-model summary as a rich table, correctness first; the best checkpoint is starred."""
     table = Table(title=f"{report['expert']}: {report['models'][0]['cases']} cases, best by {report['metric']}",
-                  box=box.SIMPLE_HEAD)
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("model", no_wrap=True)
     cols = [c for c in _columns(report) if c[0] not in SPEED_KEYS]  # speed: in compare.md and report.html
     for _, header in cols:
@@ -156,10 +160,11 @@ def summary_table(report: Mapping[str, Any]) -> Table:
 def errors_table(report: Mapping[str, Any]) -> Table:
     """Per model, how many outputs have each kind of error (an output can have several)."""
     kinds = _error_kinds(report)
-    table = Table(title="errors (outputs with each kind)", box=box.SIMPLE_HEAD)
+    caption = " · ".join(f"{ERROR_SHORT[k]}: {k.replace('_', ' ')}" for k in kinds)
+    table = Table(title="errors (outputs with each kind)", caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("model", no_wrap=True)
     for kind in kinds:
-        table.add_column(kind.replace("_", " "), justify="right")
+        table.add_column(ERROR_SHORT[kind], justify="right", no_wrap=True)
     for row in report["models"]:
         table.add_row(row["name"], *(str(row.get("errors", {}).get(k, 0)) for k in kinds))
     return table
