@@ -80,7 +80,9 @@ def _describe(typ: Type) -> str:
 
 def _scalar_ok(value: Any, alt: Alt) -> bool:
     kind = alt.kind
-    if kind in ("str", "field", "sort"):
+    if kind == "str":  # the server reads a number or boolean given for a string as its text
+        return isinstance(value, str | int | float)
+    if kind in ("field", "sort"):
         return isinstance(value, str)
     if kind == "int":
         if isinstance(value, bool):
@@ -213,11 +215,14 @@ class Checker:
                 for i, item in enumerate(value):
                     self.typed(item, inner, what, f"{at}[{i}]")
                 return
+        elif "query" in kinds:
+            self.query(value, at)
+            return
         else:
             for alt in typ:
                 if _scalar_ok(value, alt):
                     if alt.kind == "field" or (alt.kind == "str" and "field" in kinds):
-                        self.pattern(value.split("^", 1)[0], at)
+                        self.pattern(value.split("^", 1)[0] if isinstance(value, str) else value, at)
                     return
             for alt in typ:  # a single value where the server also takes a list of them
                 if alt.kind == "seq" and any(_scalar_ok(value, i) for i in alt.inner):
@@ -306,6 +311,8 @@ class Checker:
             return
         self.params({k: v for k, v in body.items() if k in spec.params}, spec, f"{qtype} query", at,
                     owner=qtype)
+        if "distance" in body and (problem := es_values.distance_problem(body["distance"])):
+            self.error(f"{qtype} query: {problem}", f"{at}.distance")
         name = names[0]
         value = body[name]
         where = f"{at}.{name}"
@@ -937,6 +944,8 @@ class Checker:
                         self.pattern(fname, "highlight.fields", missing_ok=True)
             else:
                 self.errors.append("highlight needs 'fields'")
+        elif "highlight" in body:
+            self.errors.append(f"highlight must be an object, not {_jtype(highlight)}")
 
 
 def _is_count(value: Any) -> bool:
