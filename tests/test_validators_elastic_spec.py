@@ -8,24 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_validators_elastic as base
 
-from expertkit.manifest import OutputSpec
-from expertkit.validators import es_spec, es_values, get_validator
+from expertkit.validators import es_spec, es_values
 from expertkit.validators.elastic import ElasticDslValidator
 from expertkit.validators.es_query_string import field_terms
 
-EXPERT = Path(__file__).resolve().parents[1] / "experts" / "elastic"
+v = base.v  # the module-scoped validator over the shipped expert's mappings
 PROBES = json.loads((Path(__file__).parent / "fixtures" / "elastic" / "probes.json").read_text(encoding="utf-8"))
 ECOM = {"Index": "kibana_sample_data_ecommerce"}
 FLIGHTS = {"Index": "kibana_sample_data_flights"}
 LOGS = {"Index": "kibana_sample_data_logs"}
-
-
-@pytest.fixture(scope="module")
-def v() -> ElasticDslValidator:
-    validator = get_validator(EXPERT, OutputSpec(kind="elastic_dsl", resources={"mappings": "mappings"}))
-    assert isinstance(validator, ElasticDslValidator)
-    return validator
 
 
 def run(v: ElasticDslValidator, body: Any, fields: dict[str, str] = ECOM) -> tuple[list[str], list[str]]:
