@@ -1,39 +1,18 @@
-"""The ``elastic_dsl`` validator: an Elasticsearch search request body, checked against an index mapping.
+"""The ``elastic_dsl`` validator: an Elasticsearch search request body, judged as Elasticsearch would.
 
-Checks, in order:
-
-1. The output is one JSON object (no duplicate keys, no NaN) whose top-level keys are search-body
-   parameters (a misspelled ``qurey`` is an error).
-2. Structure. A walker over the query and aggregation trees finds what ``elasticsearch.dsl`` lets
-   through: unknown query / aggregation types, field queries naming no field or two fields, ``terms``
-   with a scalar, ``exists`` without ``field``, unknown ``bool`` clauses, unknown options (range
-   operators other than gt/gte/lt/lte/format/time_zone/boost/relation), ``size``/``from`` that are not
-   non-negative integers, malformed ``sort`` and ``_source``. ``Search.from_dict`` then parses what is
-   left, and anything it rejects is an error too.
-3. Fields, against ``<mappings>/<Index>.json`` (the mapping is read once and cached): every field
-   named in queries, sort, aggregations, ``_source``, ``collapse`` and ``fields`` exists (multi-fields
-   like ``customer_full_name.keyword`` and object paths like ``geoip.city_name`` included; wildcards
-   where Elasticsearch allows them). Type rules:
-
-   ===========================================================  =======  ==========================
-   rule                                                         level    why
-   ===========================================================  =======  ==========================
-   ``term``/``terms`` on a ``text`` field                       warning  matches analysed tokens;
-                                                                         the ``.keyword`` multi-field
-                                                                         is suggested when there is one
-   ``range`` on anything but numeric/date/ip/range/version      error    (text, keyword, boolean, geo)
-   ``prefix``/``wildcard``/``regexp``/``fuzzy`` on non-strings  error    Elasticsearch refuses it
-   geo queries/aggregations on a non-geo field                  error    Elasticsearch refuses it
-   a query, sort or aggregation on an object (not a leaf)       error    matches nothing / refused
-   avg/min/max/stats/percentiles… on a non-numeric field        error    (date and boolean allowed
-                                                                         for min/max/avg/stats/
-                                                                         percentiles, as in ES)
-   sum/extended_stats/histogram… on a non-numeric field         error
-   ``date_histogram``/``date_range`` on a non-date field        error
-   ``nested`` query/aggregation on a path that is not nested    error
-   terms (or any doc-values) aggregation, sort or collapse      error    fielddata is off for text
-   on a ``text`` field
-   ===========================================================  =======  ==========================
+1. The output is one JSON object (no duplicate keys, no NaN) whose top-level keys are the body fields
+   of the client's ``Elasticsearch.search`` (a misspelled ``qurey`` is an error).
+2. :mod:`~expertkit.validators.es_checker` walks it: every query, aggregation and nested value's
+   parameters, types and enums come from the typed classes of ``elasticsearch.dsl``
+   (:mod:`~expertkit.validators.es_spec`), values are read as the field's mapping type reads them
+   (:mod:`~expertkit.validators.es_values`: boolean, numeric, date and date math, ip, geo), the engine's
+   limits hold (result window, terms size, percentiles, intervals, aggregation names, order keys,
+   buckets_path), and ``query_string`` queries parse (:mod:`~expertkit.validators.es_query_string`).
+3. Fields, against ``<mappings>/<Index>.json`` (read once, cached): every field a query, sort or
+   aggregation names exists (multi-fields and object paths included, wildcards where Elasticsearch
+   allows them), with the type rules of docs/elastic.md. What Elasticsearch runs but a careful user
+   avoids (a range on keyword/text, wildcard on text, term on text, an unmapped field in ``fields``,
+   ``docvalue_fields``, ``_source`` or ``highlight``) is a warning, not an error.
 
    An ``Index`` the mappings folder lacks is an error; without a mappings resource or an ``Index``
    field, fields are not checked.
@@ -54,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expertkit.validators import ValidationResult, Validator, too_long
-from expertkit.validators.es_spec import subquery_params
+from expertkit.validators.es_spec import shorthand_main, subquery_params
 
 if TYPE_CHECKING:
     from expertkit.manifest import OutputSpec
@@ -76,30 +55,8 @@ OBJECTS = frozenset({"object", "nested"})
 
 META_KEYS = frozenset({"boost", "_name"})
 BOOL_CLAUSES = ("must", "filter", "should", "must_not")
-BOOL_OTHER = frozenset({"minimum_should_match", "boost", "_name", "adjust_pure_negative"})
-#: Field queries: one field key whose value is a scalar shorthand or an options object.
-#: query type -> (main option of the shorthand, allowed options)
-FIELD_QUERIES: dict[str, tuple[str, frozenset[str]]] = {
-    "match": ("query", frozenset({
-        "query", "analyzer", "auto_generate_synonyms_phrase_query", "fuzziness", "max_expansions",
-        "prefix_length", "fuzzy_transpositions", "fuzzy_rewrite", "lenient", "operator",
-        "minimum_should_match", "zero_terms_query", "cutoff_frequency", "boost", "_name"})),
-    "match_phrase": ("query", frozenset({"query", "analyzer", "slop", "zero_terms_query", "boost", "_name"})),
-    "match_phrase_prefix": ("query", frozenset({
-        "query", "analyzer", "max_expansions", "slop", "zero_terms_query", "boost", "_name"})),
-    "match_bool_prefix": ("query", frozenset({
-        "query", "analyzer", "fuzziness", "prefix_length", "max_expansions", "fuzzy_transpositions",
-        "fuzzy_rewrite", "operator", "minimum_should_match", "boost", "_name"})),
-    "term": ("value", frozenset({"value", "boost", "case_insensitive", "_name"})),
-    "prefix": ("value", frozenset({"value", "rewrite", "case_insensitive", "boost", "_name"})),
-    "wildcard": ("value", frozenset({"value", "wildcard", "rewrite", "case_insensitive", "boost", "_name"})),
-    "regexp": ("value", frozenset({
-        "value", "flags", "case_insensitive", "max_determinized_states", "rewrite", "boost", "_name"})),
-    "fuzzy": ("value", frozenset({
-        "value", "fuzziness", "max_expansions", "prefix_length", "transpositions", "rewrite", "boost",
-        "_name"})),
-    "span_term": ("value", frozenset({"value", "term", "boost", "_name"})),
-}
+
+
 # ---------------------------------------------------------------------------- mapping
 @dataclass
 class IndexMapping:
@@ -228,8 +185,8 @@ def canonical_query(q: Any) -> Any:
     (qtype, body), = q.items()
     if not isinstance(body, dict):
         return q
-    if qtype in FIELD_QUERIES:
-        main = FIELD_QUERIES[qtype][0]
+    main = shorthand_main(qtype)
+    if main:
         out: dict[str, Any] = {}
         for name, value in body.items():
             if name in META_KEYS:

@@ -219,7 +219,7 @@ def query_params(qtype: str) -> Params | None:
         return None
     spec = _from_signature(cls)
     if spec.field_keyed:
-        objs = [a for a in spec.value if a.kind == "obj"]
+        objs = [a for a in spec.value if a.kind == "obj" and a.name.endswith("Query")]
         main = ""
         if objs:
             inner = type_params(objs[0].name)
@@ -228,6 +228,15 @@ def query_params(qtype: str) -> Params | None:
                 main = "value"
         spec = Params(spec.params, True, spec.value, main, spec.required)
     return spec
+
+
+@cache
+def shorthand_main(qtype: str) -> str:
+    """The parameter a scalar stands for in a field query (``{"term": {"f": 1}}``: ``value``), or ""."""
+    spec = query_params(qtype)
+    if spec is None or not spec.field_keyed:
+        return ""
+    return spec.main if spec.main in ("query", "value") else ""
 
 
 @cache
