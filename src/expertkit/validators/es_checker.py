@@ -295,8 +295,10 @@ class Checker:
             self.field_keyed(qtype, spec, body, at)
             return
         handler = getattr(self, f"q_{qtype}", None)
-        self.params(body, spec, f"{qtype} query", at, owner=qtype,
-                    skip=getattr(handler, "handles", ()))
+        skip = getattr(handler, "handles", ())
+        if qtype == "function_score":  # one score function may stand directly in the query
+            skip = (*skip, *es_spec.function_types())
+        self.params(body, spec, f"{qtype} query", at, owner=qtype, skip=skip)
         if handler is not None:
             handler(body, at)
 
@@ -551,6 +553,9 @@ class Checker:
         if not isinstance(functions, list):
             self.error("function_score 'functions' must be a list", at)
             return
+        single = {k: v for k, v in body.items() if k in es_spec.function_types()}
+        if single:
+            functions = [*functions, single]
         known = es_spec.function_types() | {"weight", "filter"}
         for i, fn in enumerate(functions):
             where = f"{at}.functions[{i}]"
@@ -967,12 +972,17 @@ def _resolve_path(path: str, siblings: dict[str, Any], own: str, *, allow_specia
     """Why ``path`` names no aggregation among ``siblings`` (and their sub-aggregations), or None."""
     if path in ("_count", "_key") and allow_special:
         return None
+    special = ("_count", "_key", "_bucket_count")
     parts = path.split(">")
     level = siblings
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         name = part.split("[", 1)[0]
+        if last and i > 0 and name in special:
+            return None
         if name not in level and last and "." in name:
+            if name.rsplit(".", 1)[0] in level and name.rsplit(".", 1)[1] in special:
+                return None
             name = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[0] in level else name.split(".", 1)[0]
         if name not in level:
             known = ", ".join(sorted(k for k in level if k != own)) or "none"
