@@ -33,6 +33,8 @@ from expertkit.validators.es_spec import Alt, Params, Type
 MAX_RESULT_WINDOW = 10_000
 MAX_INNER_RESULT_WINDOW = 100
 DEFAULT_SIZE = 10
+#: longest query_string query parsed (luqum takes ~0.1 ms a character); longer ones get a warning
+MAX_QUERY_STRING = 4_096
 
 #: queries whose value is a piece of text analysed for the field (value checked unless ``lenient``)
 MATCH_QUERIES = frozenset({"match", "match_phrase", "match_phrase_prefix", "match_bool_prefix"})
@@ -463,6 +465,10 @@ class Checker:
         spec = es_spec.query_params("geo_bounding_box")
         if spec is not None:
             self.typed(value, spec.value, "geo_bounding_box", at)
+        corners = ("top_left", "bottom_right", "top_right", "bottom_left")
+        for corner in corners if isinstance(value, dict) else ():
+            if corner in value and (problem := es_values.geo_point_problem(value[corner])):
+                self.error(f"geo_bounding_box {corner}: {problem}", at)
         self.geo_point_field("geo_bounding_box", name, at)
 
     def fq_geo_polygon(self, name: str, value: Any, at: str) -> None:
@@ -523,7 +529,9 @@ class Checker:
             fields = [*fields, body["default_field"]] if isinstance(fields, list) else fields
         self.field_list(fields, at)
         text = body.get("query")
-        if isinstance(text, str):
+        if isinstance(text, str) and len(text) > MAX_QUERY_STRING:
+            self.warn(f"query_string of {len(text)} characters not parsed (over {MAX_QUERY_STRING})", f"{at}.query")
+        elif isinstance(text, str):
             from expertkit.validators.es_query_string import field_terms
 
             terms, problem = field_terms(text)
