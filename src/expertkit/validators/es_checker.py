@@ -359,6 +359,10 @@ class Checker:
                     at: str) -> None:
         """A field query's value against the field's mapping type."""
         if qtype == "term":
+            if ftype in GEO:
+                self.error(f"term query on geo field {name!r}: geometry fields do not support exact searching; "
+                           f"use a geo query", at)
+                return
             self.term_on_text(qtype, name, ftype, at)
             problem = es_values.value_problem(value, ftype, fmt=self.date_format(name), cidr=True)
             if problem:
@@ -401,6 +405,10 @@ class Checker:
             return
         ftype = self.ftype(name, at)
         if ftype is None:
+            return
+        if ftype in GEO:
+            self.error(f"terms query on geo field {name!r}: geometry fields do not support exact searching; "
+                       f"use a geo query", at)
             return
         self.term_on_text("terms", name, ftype, at)
         for item in value:
