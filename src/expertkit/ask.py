@@ -128,7 +128,7 @@ class Asker:
                                max_new_tokens=self.max_new_tokens, constrain=self.mode, batch_size=self.batch_size)
         answers = []
         for item, canonical, output in zip(items, fields, outputs, strict=True):
-            score = score_output(self.expert, output.text, canonical)
+            score = score_output(self.expert, output.text, canonical, None, item.question)
             answers.append(Answer(item.question, canonical, output.text, score.answer, score.valid, score.verdict,
                                   score.errors, output.new_tokens, output.finished,
                                   round(output.latency_s * 1000, 1), item.line))

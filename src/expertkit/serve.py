@@ -419,8 +419,8 @@ class _Service:
         except Exception as exc:
             raise ApiError(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
 
-    def stream(self, request: Request, served: ServedExpert, fields: Mapping[str, str], prompt_ids: list[int],
-               budget: int, started: float, findings: Sequence[Finding]) -> StreamingResponse:
+    def stream(self, request: Request, served: ServedExpert, fields: Mapping[str, str], question: str,
+               prompt_ids: list[int], budget: int, started: float, findings: Sequence[Finding]) -> StreamingResponse:
         """Server-Sent Events in OpenAI's chunk format: the role, text deltas as tokens come, then a chunk
         with the finish reason, the usage and expertkit's verdict, then ``data: [DONE]``.
 
@@ -461,7 +461,7 @@ class _Service:
                 rest = decoder.finish(output.text)
                 if rest:
                     yield chunk({"content": rest})
-                judged = self.judge(served, output, fields)
+                judged = self.judge(served, output, fields, question)
                 usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": output.new_tokens,
                          "total_tokens": len(prompt_ids) + output.new_tokens}
                 yield chunk({}, "stop" if output.finished else "length", usage=usage,
@@ -483,8 +483,9 @@ class _Service:
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str]) -> dict[str, Any]:
-        score = score_output(served.expert, output.text, fields)
+    def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str],
+              question: str) -> dict[str, Any]:
+        score = score_output(served.expert, output.text, fields, None, question)
         return {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
                 "reasoning_removed": score.has_reasoning, "checkpoint": served.label}
 
@@ -648,7 +649,8 @@ def create_app(experts: Sequence[ServedExpert], engine: InferenceEngine, options
         served = service.lookup(name, body.fields)
         fields, prompt_ids = service.prompt(served, body.fields, body.question, status=422, code="contract_rejected")
         output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started, fields)
-        return {"expert": served.name, **service.judge(served, output, fields), "latency_ms": _latency_ms(started)}
+        judged = service.judge(served, output, fields, body.question)
+        return {"expert": served.name, **judged, "latency_ms": _latency_ms(started)}
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: ChatRequest, request: Request) -> dict[str, Any] | StreamingResponse:
@@ -671,10 +673,10 @@ def create_app(experts: Sequence[ServedExpert], engine: InferenceEngine, options
         fields, prompt_ids = service.prompt(served, dict(pairs), question, status=400, code="contract_drift")
         requested = body.max_completion_tokens or body.max_tokens
         if body.stream:
-            return service.stream(request, served, fields, prompt_ids, service.budget(served, requested), started,
-                                  findings)
+            return service.stream(request, served, fields, question, prompt_ids, service.budget(served, requested),
+                                  started, findings)
         output = await service.run(served, prompt_ids, service.budget(served, requested), started, fields)
-        judged = service.judge(served, output, fields)
+        judged = service.judge(served, output, fields, question)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
