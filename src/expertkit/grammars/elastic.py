@@ -122,6 +122,8 @@ def build_index_grammar(expert: Expert, fields: Mapping[str, str], types: Mappin
         leaf_alts.append(f"{key('terms')} \"{{\" q_terms \"}}\"")
     ranges: dict[str, list[str]] = {}
     for path, ftype in leaves.items():
+        if ftype not in NUMERIC | DATES:  # a range over keywords is legal but compares strings: not offered
+            continue
         value = "str" if ftype in DATES else "num"
         if probe.ok({"query": {"range": {path: {"gte": _sample(ftype) if ftype in DATES else 1}}}}):
             ranges.setdefault(value, []).append(key(path))
