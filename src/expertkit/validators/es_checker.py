@@ -46,8 +46,6 @@ HISTOGRAM_PARENT = frozenset({"derivative", "cumulative_sum", "cumulative_cardin
                               "moving_avg", "moving_percentiles", "serial_diff", "normalize"})
 BUCKET_PARENT = frozenset({"bucket_script", "bucket_selector", "bucket_sort"})
 HISTOGRAMS = frozenset({"histogram", "date_histogram", "auto_date_histogram"})
-SINGLE_BUCKET = frozenset({"filter", "global", "missing", "nested", "reverse_nested", "sampler",
-                           "diversified_sampler", "random_sampler", "children", "parent"})
 REMOVED_ORDER_KEYS = {"_term": "removed in 7.0; use _key", "_time": "removed in 7.0; use _key"}
 #: aggregation -> field types allowed for its ``field`` (None: any leaf but text)
 NUM_OR_DATE = NUMERIC | DATES | {"boolean", "histogram"}
@@ -359,6 +357,10 @@ class Checker:
                     at: str) -> None:
         """A field query's value against the field's mapping type."""
         if qtype == "term":
+            if ftype in GEO:
+                self.error(f"term query on geo field {name!r}: geometry fields do not support exact searching; "
+                           f"use a geo query", at)
+                return
             self.term_on_text(qtype, name, ftype, at)
             problem = es_values.value_problem(value, ftype, fmt=self.date_format(name), cidr=True)
             if problem:
@@ -401,6 +403,10 @@ class Checker:
             return
         ftype = self.ftype(name, at)
         if ftype is None:
+            return
+        if ftype in GEO:
+            self.error(f"terms query on geo field {name!r}: geometry fields do not support exact searching; "
+                       f"use a geo query", at)
             return
         self.term_on_text("terms", name, ftype, at)
         for item in value:
@@ -814,9 +820,8 @@ class Checker:
         if atype in HISTOGRAM_PARENT and parent not in HISTOGRAMS:
             self.error(f"{atype} aggregation [{name}] must have a histogram, date_histogram or "
                        f"auto_date_histogram as parent", at)
-        elif atype in BUCKET_PARENT and (parent is None or parent in SINGLE_BUCKET):
-            self.error(f"{atype} aggregation [{name}] must be declared inside of another (multi-bucket) "
-                       f"aggregation", at)
+        elif atype in BUCKET_PARENT and parent is None:
+            self.error(f"{atype} aggregation [{name}] must be declared inside of another aggregation", at)
         paths = body.get("buckets_path")
         if paths is None:
             if atype not in ("bucket_sort",) and "buckets_path" in (es_spec.agg_params(atype) or Params({})).params:
