@@ -97,7 +97,8 @@ def test_score_judges_outputs_from_anywhere(layout: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"summary", "cases"}
-    assert {"line", "verdict", "valid", "errors", "equivalent", "execution_match", "decided_by"} <= set(data["cases"][0])
+    keys = {"line", "verdict", "valid", "errors", "equivalent", "execution_match", "decided_by"}
+    assert keys <= set(data["cases"][0])
 
 
 def test_score_refuses_misaligned_outputs(layout: Path) -> None:

@@ -102,7 +102,7 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
         except ContractError as exc:
             raise ExpertkitError(f"case does not fit the contract: {exc.message}", path=cases_path,
                                  line=example.line) from None
-        score = score_output(expert, output, fields, example.answer)
+        score = score_output(expert, output, fields, example.answer, question=example.question)
         scores.append(score)
         case = {"line": example.line, **score.to_dict()}
         if example.line in names:
