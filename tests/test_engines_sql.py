@@ -125,6 +125,7 @@ def test_postgres_refuses_with_its_own_message(expert: Expert, fields: dict[str,
 
 def test_postgres_accepts_what_it_plans(expert: Expert, fields: dict[str, str]) -> None:
     for sql in ["SELECT 5 / 2", "SELECT 1; -- done", "select name from departments;",
+                "(SELECT 1) UNION (SELECT 2)",
                 "SELECT d.name, count(*) FROM departments d JOIN employees e ON e.department_id = d.id GROUP BY d.id",
                 "SELECT name FROM departments LIMIT -1"]:  # LIMIT -1 fails only when it runs
         assert expert.validator.validate(sql, fields).errors == [], sql
@@ -351,6 +352,12 @@ def test_duckdb_explains_with_its_own_rules(expert: Expert, fields: dict[str, st
     assert not expert.validator.validate("FROM departments", fields).valid  # not PostgreSQL
     result = expert.validator.validate("SELECT nope FROM departments", duck)
     assert not result.valid and "nope" in result.errors[0]
+    engine = get_engine("duckdb")
+    assert engine is not None
+    db = engine.fixture(HR, HR_DATA)
+    assert engine.run(db, "SELECT 5 / 2").rows == [(2.5,)]  # DuckDB's division, not PostgreSQL's
+    big = engine.run(db, "SELECT repeat('x', 100000) FROM range(50)", max_bytes=1_000_000)
+    assert big.error == "result is over 1000000 bytes"  # capped in bytes, not only in rows
 
 
 # ------------------------------------------------------------------------------- results and variants

@@ -353,7 +353,8 @@ class PostgresEngine(SqlEngine):
 
         def work(con: Any) -> None:
             with con.cursor() as cur:
-                cur.execute("EXPLAIN " + sql, binary=True)  # binary: the extended protocol, one statement
+                # binary: the extended protocol, one statement; the options list lets "(SELECT …) UNION …" parse
+                cur.execute("EXPLAIN (COSTS OFF) " + sql, binary=True)
 
         try:
             self._in_sandbox(dbname, timeout_s, work)
