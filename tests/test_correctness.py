@@ -120,6 +120,10 @@ def test_score_gives_correctness_and_error_kinds(elastic: Expert) -> None:
     assert right.correct and right.error_kinds == ["trailing_text"] and right.component["f1"] == 1.0  # type: ignore[index]
     broken = score_output(elastic, '<think>\nhmm\n</think>\n{"query":', FLIGHTS, gold, q)
     assert broken.error_kinds == ["broken_json", "reasoning"]
+    arranged = score_output(elastic, '{"query":{"bool":{"must":[{"range":{"FlightTimeMin":{"lt":180}}}]}}}',
+                            FLIGHTS, '{"query":{"bool":{"filter":[{"range":{"FlightTimeMin":{"lt":180}}}]}}}', q)
+    assert arranged.correct is False and arranged.component["f1"] == 1.0  # type: ignore[index]
+    assert arranged.error_kinds == ["wrong_structure"]
     unknown = score_output(elastic, '{"query":{"term":{"NoSuchField":1}}}', FLIGHTS, gold, q)
     assert "invalid" in unknown.error_kinds and "broken_json" not in unknown.error_kinds
 

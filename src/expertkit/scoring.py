@@ -156,6 +156,8 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
         kinds.add("invalid")
     if correct is False:
         kinds.update(differences)
+        if component is not None and valid and not differences:
+            kinds.add("wrong_structure")  # the same parts, not equivalent: arranged otherwise
         if ungrounded:
             kinds.add("ungrounded_value")
         if valid and execution is False:
