@@ -151,7 +151,7 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
     if analysis.has_text:
         kinds.add("trailing_text")
     if not valid and answer:
-        kinds.add("broken_json" if matcher is not None and not matcher.parses(answer) else "invalid")
+        kinds.add(matcher.broken if matcher is not None and not matcher.parses(answer) else "invalid")
     elif not valid and not analysis.has_reasoning:  # an empty output (reasoning alone says "reasoning")
         kinds.add("invalid")
     if correct is False:

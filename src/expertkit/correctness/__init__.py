@@ -4,7 +4,8 @@ on a kind).
 
 A :class:`Matcher` compares an answer with the gold answer as parts (for Query DSL: the (clause, field,
 operator, value) tuples of query, filters, aggregations, sort and size — Spider's partial matching
-carried over), giving precision, recall and F1 of the parts and the kinds of difference (wrong field,
+carried over; for SQL, Spider's partial matching itself on sqlglot's tree), giving precision, recall
+and F1 of the parts and the kinds of difference (wrong field,
 wrong value, wrong operator, missing clause, extra clause); and it finds the answer's literals that are
 neither in the question nor among the field's known values (``ungrounded``), when the expert ships known
 values as its ``values`` resource.
@@ -33,6 +34,7 @@ ERROR_KINDS: tuple[str, ...] = (
     "wrong_structure",
     "wrong_result",
     "broken_json",
+    "broken_sql",
     "invalid",
     "reasoning",
     "trailing_text",
@@ -46,7 +48,8 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "extra_clause": "a part the gold answer does not have",
     "wrong_structure": "the gold answer's parts, arranged otherwise (must for filter, a lone query for a bool)",
     "wrong_result": "valid, but not the gold answer's result when run",
-    "broken_json": "the answer does not parse",
+    "broken_json": "the answer is not JSON (or not a JSON object)",
+    "broken_sql": "the answer does not parse as SQL",
     "invalid": "the answer parses but the validator rejects it",
     "reasoning": "the output holds reasoning",
     "trailing_text": "a code fence, a label or text around the answer",
@@ -106,6 +109,8 @@ class Matcher(ABC):
     """Compares answers of one output kind as parts and checks their literals."""
 
     kind: ClassVar[str]
+    #: The error kind of an answer that does not parse.
+    broken: ClassVar[str] = "broken_json"
 
     def __init__(self, validator: Validator) -> None:
         self.validator = validator  # its resources are the matcher's
@@ -115,7 +120,7 @@ class Matcher(ABC):
 
     @abstractmethod
     def parses(self, answer: str) -> bool:
-        """Does ``answer`` parse at all (a broken one is ``broken_json``, else ``invalid``)?"""
+        """Does ``answer`` parse at all (a broken one is :attr:`broken`, else ``invalid``)?"""
 
     @abstractmethod
     def parts(self, answer: str) -> list[Part] | None:
@@ -152,4 +157,5 @@ def get_matcher(validator: Validator) -> Matcher | None:
     return cls(validator) if cls is not None else None
 
 
-from expertkit.correctness import elastic as _elastic  # noqa: E402,F401  (registers itself)
+from expertkit.correctness import elastic as _elastic  # noqa: E402,F401  (register themselves)
+from expertkit.correctness import sql as _sql  # noqa: E402,F401
