@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from expertkit.correctness import Matcher, Part, register
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?")
 _WORD_RE = re.compile(r"\w+")
+#: Answers up to this long have their parts cached.
+MAX_CACHED_CHARS = 20_000
 
 
 def _bare(node: exp.Expression) -> str:
@@ -120,6 +123,16 @@ class _Walker:
 
 
 def _walk(answer: str, dialect: str | None) -> _Walker | None:
+    """The parts and literals of ``answer`` (short answers cached: scoring asks for them several times)."""
+    return _walk_cached(answer, dialect) if len(answer) <= MAX_CACHED_CHARS else _walk_once(answer, dialect)
+
+
+@lru_cache(maxsize=4096)
+def _walk_cached(answer: str, dialect: str | None) -> _Walker | None:
+    return _walk_once(answer, dialect)
+
+
+def _walk_once(answer: str, dialect: str | None) -> _Walker | None:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -165,7 +178,7 @@ class SqlMatcher(Matcher):
 
     def parts(self, answer: str) -> list[Part] | None:
         walker = _walk(answer, self._dialect())
-        return None if walker is None else walker.parts
+        return None if walker is None else list(walker.parts)
 
     def ungrounded(self, answer: str, fields: Mapping[str, str], question: str) -> list[str]:
         walker = _walk(answer, self._dialect())
