@@ -401,6 +401,7 @@ class PostgresEngine(SqlEngine):
                     "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                     [_quote(name)]).fetchall()
                 pk: list[str] = []
+                unique: list[list[str]] = []
                 fks: list[tuple[list[str], str, list[str]]] = []
                 for kind, cols_, ref, ref_cols in con.execute(
                         "SELECT con.contype, ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i) "
@@ -408,13 +409,16 @@ class PostgresEngine(SqlEngine):
                         "con.confrelid::regclass::text, ARRAY(SELECT a.attname FROM unnest(con.confkey) "
                         "WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.confrelid "
                         "AND a.attnum = k.n ORDER BY k.i) FROM pg_constraint con "
-                        "WHERE con.conrelid = %s::regclass AND con.contype IN ('p', 'f')", [_quote(name)]).fetchall():
+                        "WHERE con.conrelid = %s::regclass AND con.contype IN ('p', 'f', 'u')",
+                        [_quote(name)]).fetchall():
                     if kind == "p":
                         pk = list(cols_)
+                    elif kind == "u":
+                        unique.append(list(cols_))
                     else:
                         fks.append((list(cols_), ref.strip('"'), list(ref_cols)))
                 rows = con.execute(f"SELECT * FROM {_quote(name)}").fetchall()
-                out.append(Table(name, [Column(c, t, bool(nn)) for c, t, nn in cols], pk, fks, rows))
+                out.append(Table(name, [Column(c, t, bool(nn)) for c, t, nn in cols], pk, fks, rows, unique))
             return out
 
     def with_rows(self, db: Database, tables: Sequence[Table], tag: str) -> Database:
