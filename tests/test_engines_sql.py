@@ -107,6 +107,9 @@ REFUSED_BY_POSTGRES = [
     ("SELECT name FROM departments WHERE id IN (SELECT id, name FROM departments)", "subquery has too many columns"),
     ("SELECT [name] FROM departments", 'syntax error at or near "["'),
     ("SELECT * FROM flights", 'relation "flights" does not exist'),  # another fixture's table
+    ('SELECT name FROM departments WHERE location = "Boston"',
+     'column "Boston" does not exist; a double-quoted "Boston" is a column name in PostgreSQL, a string is '
+     "written 'Boston'"),
 ]
 
 

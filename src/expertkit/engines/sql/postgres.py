@@ -360,6 +360,14 @@ class PostgresEngine(SqlEngine):
             self._in_sandbox(dbname, timeout_s, work)
         except psycopg.errors.QueryCanceled:
             return f"planning the query took over {timeout_s:g} s"
+        except psycopg.errors.UndefinedColumn as exc:
+            message = _pg_error(exc)
+            name = getattr(exc.diag, "message_primary", "") or ""
+            quoted = re.match(r'column "([^"]+)" does not exist', name)
+            if quoted and f'"{quoted.group(1)}"' in sql:  # SQLite/MySQL habit: "text" as a string
+                message += (f"; a double-quoted \"{quoted.group(1)}\" is a column name in PostgreSQL, "
+                            f"a string is written '{quoted.group(1)}'")
+            return message
         except psycopg.Error as exc:
             return _pg_error(exc)
         except (ValueError, OverflowError, UnicodeError) as exc:  # NUL bytes and the like, refused by the driver
