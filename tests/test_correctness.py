@@ -89,7 +89,12 @@ def test_partial_credit_is_precision_and_recall_of_parts() -> None:
         ('{"query":{"wildcard":{"Dest":{"value":"*Zork*"}}}}', "airports with zork", []),
         ('{"query":{"wildcard":{"Dest":{"value":"*Zork*"}}}}', "airports with a k", ["Dest='*Zork*'"]),
         ('{"query":{"range":{"timestamp":{"gte":"now-7d/d"}}}}', "last week", []),  # date math
-        ('{"query":{"range":{"FlightTimeMin":{"lt":11000}}}}', "under 3 hours", []),  # numbers: not judged
+        ('{"query":{"range":{"dayOfWeek":{"gte":11000}}}}', "flight duration in minutes lower than 180",
+         ["dayOfWeek=11000"]),
+        ('{"query":{"range":{"FlightTimeMin":{"lt":180}}}}', "flight duration in minutes lower than 180", []),
+        ('{"query":{"range":{"DistanceKilometers":{"gte":1000}}}}', "at least 1,000 km", []),
+        ('{"query":{"range":{"DistanceKilometers":{"gte":1000}}}}', "at least 10000 km", ["DistanceKilometers=1000"]),
+        ('{"size":11000,"query":{"term":{"Cancelled":true}}}', "cancelled ones", []),  # size, booleans: not judged
         ('{"query":{"terms":{"OriginCountry":["IT","ZZ"]}}}', "from italy", ["OriginCountry='ZZ'"]),
     ],
 )
@@ -113,7 +118,8 @@ def test_score_gives_correctness_and_error_kinds(elastic: Expert) -> None:
     wrong = score_output(elastic, '{"query":{"range":{"dayOfWeek":{"gte":11000}}}}', FLIGHTS, gold, q)
     assert wrong.verdict == "direct_valid" and wrong.valid and wrong.correct is False  # valid is not correct
     assert wrong.component == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    assert wrong.error_kinds == ["missing_clause", "extra_clause"]
+    assert wrong.error_kinds == ["ungrounded_value", "missing_clause", "extra_clause"]
+    assert wrong.ungrounded == ["dayOfWeek=11000"]  # nothing in the question says 11000
     made_up = score_output(elastic, '{"query":{"term":{"DestWeather":"Heco"}}}', FLIGHTS, gold, q)
     assert made_up.ungrounded == ["DestWeather='Heco'"] and "ungrounded_value" in made_up.error_kinds
     right = score_output(elastic, f"```json\n{gold}\n```", FLIGHTS, gold, q)

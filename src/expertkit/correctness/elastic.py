@@ -12,9 +12,11 @@ Parts are taken from the canonical form the validator's equivalence compares (sh
 * ``sort``: one part per sort key with its order; any other top-level key (``size``, ``from``,
   ``_source``…) is one part.
 
-A literal is a string value of a query (not an aggregation parameter, sort or size); date math and
-dates are left out (the question says "last week", not ``now-1w``), and so are numbers and booleans
-(units and words change them: "three hours" is 180 minutes).
+A literal is a string or number of a query (not an aggregation parameter, sort or size): a number is
+grounded when the question states it (``1,000`` for 1000 included); date math and dates are left out
+(the question says "last week", not ``now-1w``), and so are booleans. A number the question gives in
+other units or words ("three hours" for 180 minutes) is reported ungrounded — it is a literal a reader
+must check, not an error of a correct answer (a correct answer gets no error kinds).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _MAIN_PARAMS = ("value", "query")
 _META = ("boost", "_name")
 _DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
 _WORD_RE = re.compile(r"\w+")
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
 #: Answers up to this long have their parts cached.
 MAX_CACHED_CHARS = 20_000
 
@@ -50,11 +53,11 @@ class _Walker:
 
     def __init__(self) -> None:
         self.parts: list[Part] = []
-        self.literals: list[tuple[str, str]] = []  # (field, value)
+        self.literals: list[tuple[str, str | int | float]] = []  # (field, value)
 
     def add(self, clause: str, field: str, op: str, value: Any, literal: bool = False) -> None:
         self.parts.append((clause, field, op, _j(value)))
-        if literal and isinstance(value, str):
+        if literal and isinstance(value, str | int | float) and not isinstance(value, bool):
             self.literals.append((field, value))
 
     def body(self, body: Mapping[str, Any]) -> None:
@@ -186,7 +189,11 @@ def _walk_once(answer: str) -> _Walker | None:
 
 
 def _grounded(value: str, question: str, known: set[str]) -> bool:
-    """In the question (whole, or all its words), or among the known values (case-insensitive)."""
+    """In the question (whole, or all its words; a number as a number), or among the known values
+    (case-insensitive)."""
+    if _NUMBER_RE.fullmatch(value):
+        digits = question.replace(",", "")
+        return bool(re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", digits)) or value in known
     bare = value.strip().strip("*?").strip()
     if not bare or _DATE_RE.match(bare):
         return True
@@ -244,7 +251,7 @@ class ElasticMatcher(Matcher):
         out: list[str] = []
         for field, value in walker.literals:
             values = known.get(field, set()) | known.get(field.removesuffix(".keyword"), set())
-            if not _grounded(value, question, values):
+            if not _grounded(value if isinstance(value, str) else _j(value), question, values):
                 item = f"{field}={value!r}"
                 if item not in out:
                     out.append(item)
