@@ -172,6 +172,11 @@ def test_sql_correctness_is_execution_match(sql_expert: Expert) -> None:
     assert right.correct is True and right.error_kinds == []
     made_up = score_output(expert, "SELECT name FROM customers WHERE city = 'Atlantis'", fields, gold, "customers")
     assert made_up.ungrounded == ["city='Atlantis'"] and "ungrounded_value" in made_up.error_kinds
+    m = expert.matcher
+    assert m is not None
+    assert m.ungrounded("SELECT id FROM orders WHERE total > 500", fields, "orders over 50") == ["total=500"]
+    assert m.ungrounded("SELECT id FROM orders WHERE total > 5000 LIMIT 3", fields, "orders over 5,000") == []
+    assert m.ungrounded("SELECT id FROM customers WHERE name LIKE 'Ann%'", fields, "names starting with ann") == []
     broken = score_output(expert, "SELECT name FROM customers WHERE (", fields, gold)
     assert "broken_sql" in broken.error_kinds and "broken_json" not in broken.error_kinds
 

@@ -22,12 +22,11 @@ must check, not an error of a correct answer (a correct answer gets no error kin
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from expertkit.correctness import Matcher, Part, register
+from expertkit.correctness import Matcher, Part, grounded, register
 from expertkit.errors import ExpertkitError
 from expertkit.fileio import read_text
 
@@ -37,9 +36,6 @@ if TYPE_CHECKING:
 _CLAUSE = {"must": "and", "filter": "and", "should": "or", "must_not": "not"}
 _MAIN_PARAMS = ("value", "query")
 _META = ("boost", "_name")
-_DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
-_WORD_RE = re.compile(r"\w+")
-_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
 #: Answers up to this long have their parts cached.
 MAX_CACHED_CHARS = 20_000
 
@@ -188,23 +184,6 @@ def _walk_once(answer: str) -> _Walker | None:
     return walker
 
 
-def _grounded(value: str, question: str, known: set[str]) -> bool:
-    """In the question (whole, or all its words; a number as a number), or among the known values
-    (case-insensitive)."""
-    if _NUMBER_RE.fullmatch(value):
-        digits = question.replace(",", "")
-        return bool(re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", digits)) or value in known
-    bare = value.strip().strip("*?").strip()
-    if not bare or _DATE_RE.match(bare):
-        return True
-    low, q = bare.lower(), question.lower()
-    if low in q or low in known:
-        return True
-    words = [w for w in _WORD_RE.findall(re.sub(r"[*?]", " ", low))]
-    q_words = set(_WORD_RE.findall(q))
-    return bool(words) and all(w in q_words or w in q for w in words)
-
-
 @register
 class ElasticMatcher(Matcher):
     """Parts of Query DSL bodies; literals against the question and ``<values>/<Index>.json``."""
@@ -251,7 +230,7 @@ class ElasticMatcher(Matcher):
         out: list[str] = []
         for field, value in walker.literals:
             values = known.get(field, set()) | known.get(field.removesuffix(".keyword"), set())
-            if not _grounded(value if isinstance(value, str) else _j(value), question, values):
+            if not grounded(value if isinstance(value, str) else _j(value), question, values):
                 item = f"{field}={value!r}"
                 if item not in out:
                     out.append(item)
