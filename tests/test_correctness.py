@@ -220,3 +220,30 @@ def test_a_kind_without_a_matcher_has_none(tmp_path: Path) -> None:
     from expertkit.validators import get_validator
 
     assert get_matcher(get_validator(tmp_path, OutputSpec(kind="json"))) is None
+
+
+def test_matchers_never_raise_on_outputs(elastic: Expert, sql_expert: Expert) -> None:
+    import random
+
+    rng = random.Random(7)
+    atoms: list[object] = [1, -2.5, "x", "now-1d", True, None, [], {}, [1, "a"], {"a": 1}]
+    keys = ["query", "aggs", "sort", "size", "bool", "must", "filter", "should", "must_not", "term", "terms",
+            "range", "match", "multi_match", "query_string", "exists", "field", "fields", "gte", "value",
+            "nested", "dis_max", "queries", "constant_score", "avg", "date_histogram"]
+
+    def body(depth: int = 0) -> object:
+        if depth > 4 or rng.random() < 0.3:
+            return rng.choice(atoms)
+        if rng.random() < 0.7:
+            return {rng.choice(keys): body(depth + 1) for _ in range(rng.randint(1, 3))}
+        return [body(depth + 1) for _ in range(rng.randint(0, 3))]
+
+    fields = {**FLIGHTS, "Index": "../../etc/passwd"}  # an Index is a name, never a path to read
+    for _ in range(300):
+        text = json.dumps({"query": body(), "aggs": body(), "sort": body()})
+        s = score_output(elastic, text, fields, text, "q 1")
+        assert s.component is None or 0.0 <= s.component["f1"] <= 1.0
+    for raw in ["SELECT", "WITH a AS (SELECT 1) SELECT * FROM a", "SELECT * FROM t UNION SELECT * FROM u LIMIT ALL",
+                "SELECT CASE WHEN a THEN 1 END FROM t WHERE NOT (a OR b)", "DROP TABLE t", "((("]:
+        s = score_output(sql_expert, raw, {"Schema": "CREATE TABLE t (a INT);"}, "SELECT a FROM t", "q")
+        assert s.correct is not True and s.error_kinds

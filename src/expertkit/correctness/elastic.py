@@ -22,6 +22,7 @@ must check, not an error of a correct answer (a correct answer gets no error kin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 _CLAUSE = {"must": "and", "filter": "and", "should": "or", "must_not": "not"}
 _MAIN_PARAMS = ("value", "query")
 _META = ("boost", "_name")
+_INDEX_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 #: Answers up to this long have their parts cached.
 MAX_CACHED_CHARS = 20_000
 
@@ -179,7 +181,7 @@ def _walk_once(answer: str) -> _Walker | None:
     walker = _Walker()
     try:
         walker.body(canonical_body(body))
-    except RecursionError:
+    except Exception:  # never raise on an output (RecursionError included): no parts
         return None
     return walker
 
@@ -206,7 +208,7 @@ class ElasticMatcher(Matcher):
     def known_values(self, index: str | None) -> dict[str, set[str]]:
         """Field → known values (lower case) of ``index``, from the ``values`` resource (empty without)."""
         folder = self.resource("values")
-        if folder is None or not index:
+        if folder is None or not index or not _INDEX_RE.fullmatch(index):  # a name, never a path
             return {}
         if index not in self._values:
             path = folder / f"{index}.json"
@@ -219,6 +221,8 @@ class ElasticMatcher(Matcher):
                 if not isinstance(data, dict):
                     raise ExpertkitError("known values must be an object of field -> list of values", path=path)
                 values = {str(k): {str(v).lower() for v in vs} for k, vs in data.items() if isinstance(vs, list)}
+            if len(self._values) >= 1024:
+                return values
             self._values[index] = values
         return self._values[index]
 
