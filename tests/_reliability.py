@@ -96,11 +96,23 @@ def snapshot(root: Path, *, skip: Sequence[Path] = ()) -> dict[str, tuple[int, i
     return out
 
 
+def safetensors_bytes() -> bytes:
+    """A small, whole safetensors file (checkpoints' weights are verified when they are registered)."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"lora_A.weight": np.zeros((2, 4), dtype=np.float32)})
+
+
+#: Placeholder adapter weights: a whole, loadable safetensors file.
+WEIGHTS = safetensors_bytes()
+
+
 def write_checkpoint(folder: Path, expert: Any, *, step: int = 1, base: str = "tiny") -> Path:
     """A complete adapter checkpoint record (with placeholder adapter files), as training leaves it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "adapter_config.json").write_text('{"r": 4, "peft_type": "LORA"}')
-    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "adapter_model.safetensors").write_bytes(WEIGHTS)
     record = {"step": step, "expert": expert.name, "fingerprint": expert.fingerprint,
               "contract": expert.contract.canonical(), "method": "lora", "base": base}
     (folder / "expertkit.json").write_text(json.dumps(record))
