@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -50,10 +51,17 @@ def cli_env() -> dict[str, str]:
     return {**env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
-def run_subprocess(args: Sequence[str | Path], *, timeout: float = 180) -> CliResult:
-    """``python -m expertkit.cli ARGS`` in a fresh process."""
+def run_subprocess(args: Sequence[str | Path], *, timeout: float = 180, memory_limit: int | None = None,
+                   env: dict[str, str] | None = None) -> CliResult:
+    """``python -m expertkit.cli ARGS`` in a fresh process; ``memory_limit`` caps its address space
+    (``RLIMIT_AS``, bytes): a memory bound asserted without timing anything."""
+
+    def limit() -> None:
+        if memory_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
     proc = subprocess.run([sys.executable, "-m", "expertkit.cli", *map(str, args)], capture_output=True, text=True,
-                          env=cli_env(), timeout=timeout)
+                          env={**cli_env(), **(env or {})}, timeout=timeout, preexec_fn=limit)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -116,4 +124,20 @@ def write_checkpoint(folder: Path, expert: Any, *, step: int = 1, base: str = "t
     record = {"step": step, "expert": expert.name, "fingerprint": expert.fingerprint,
               "contract": expert.contract.canonical(), "method": "lora", "base": base}
     (folder / "expertkit.json").write_text(json.dumps(record))
+    return folder
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Make ``folder`` read-only: mode 0555, and, for root (whom modes do not stop), ``os.access`` says so."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.access
+
+        def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+            if mode & os.W_OK and Path(path).absolute() == folder.absolute():
+                return False
+            return real(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
     return folder

@@ -196,7 +196,25 @@ def resolve_base(base: str) -> str:
         return str(p)
     if base.startswith((".", "/", "~")):
         raise ExpertkitError("no such base model folder", path=p)
+    if hub_offline() and not _in_hub_cache(base):
+        raise ExpertkitError(f"{base!r} is not a local folder and not in the Hugging Face cache, and the hub is "
+                             "offline (HF_HUB_OFFLINE): download it first, or give a folder", key="--base")
     return base
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub may not be reached (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an id the hub would refuse (HFValidationError): loading says why
+        return True
 
 
 def _load_error(base: str, exc: Exception) -> ExpertkitError:

@@ -503,8 +503,10 @@ def _check_contents(archive: Path, folder: Path) -> tuple[dict[str, Any], Expert
             raise ExpertkitError("the manifest's path leads outside the expert package", key=outside[0])
         resources = _resource_files(expert)  # every resource inside the package
         weights = _checkpoint_files(load_checkpoint(folder / CHECKPOINT_DIR))  # complete, whole safetensors
-    except ExpertkitError as exc:  # its path is the staging folder: name the key instead
-        raise _bad(archive, f"{exc.key}: {exc.message}" if exc.key else exc.message) from None
+    except ExpertkitError as exc:  # its path is in the staging folder: name the member and the key instead
+        inside = exc.path is not None and Path(exc.path).is_relative_to(folder) and Path(exc.path) != folder
+        member = f"{Path(exc.path).relative_to(folder).as_posix()}: " if inside and exc.path else ""
+        raise _bad(archive, member + (f"{exc.key}: {exc.message}" if exc.key else exc.message)) from None
     expected = {PACKAGE_RECORD_NAME, MANIFEST_NAME, CONTRACT_NAME, TEMPLATE_NAME, EVAL_NAME, CHECKSUMS_NAME,
                 *resources, *weights}
     unexpected = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
