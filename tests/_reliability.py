@@ -128,16 +128,51 @@ def write_checkpoint(folder: Path, expert: Any, *, step: int = 1, base: str = "t
 
 
 def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
-    """Make ``folder`` read-only: mode 0555, and, for root (whom modes do not stop), ``os.access`` says so."""
+    """Make ``folder`` read-only: mode 0555, and, for root (whom modes do not stop), the calls that create or
+    replace entries in it (``os.access``, ``os.open``, ``os.mkdir``, ``os.rename``, ``os.replace``) refused as the
+    kernel refuses them for anyone else."""
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o555)
-    if os.geteuid() == 0:
-        real = os.access
+    if os.geteuid() != 0:
+        return folder
+    locked = folder.absolute()
 
-        def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
-            if mode & os.W_OK and Path(path).absolute() == folder.absolute():
-                return False
-            return real(path, mode, *args, **kwargs)
+    def inside(path: Any) -> bool:
+        p = Path(os.fsdecode(path)).absolute()
+        return p == locked or p.parent == locked
 
-        monkeypatch.setattr(os, "access", access)
+    def denied(path: Any) -> OSError:
+        return PermissionError(13, "Permission denied", os.fsdecode(path))
+
+    real_access, real_open, real_mkdir = os.access, os.open, os.mkdir
+    real_rename, real_replace = os.rename, os.replace
+
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        if mode & os.W_OK and Path(os.fsdecode(path)).absolute() == locked:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR) and inside(path) and Path(os.fsdecode(path)) != locked:
+            raise denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        if inside(path) and Path(os.fsdecode(path)).absolute() != locked:
+            raise denied(path)
+        real_mkdir(path, *args, **kwargs)
+
+    def rename(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if inside(dst) or inside(src):
+            raise denied(dst)
+        real_rename(src, dst, *args, **kwargs)
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if inside(dst) or inside(src):
+            raise denied(dst)
+        real_replace(src, dst, *args, **kwargs)
+
+    for name, fake in (("access", access), ("open", open_), ("mkdir", mkdir), ("rename", rename),
+                       ("replace", replace)):
+        monkeypatch.setattr(os, name, fake)
     return folder

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,7 +96,10 @@ def _run(case: tuple[str, str], tmp: Path, world: dict[str, Any]) -> tuple[CliRe
                                   "--question", "q"]
     else:
         args = _args(reader, target, world)
-    return run_subprocess(args, timeout=120, memory_limit=MEMORY_LIMIT), target
+    try:
+        return run_subprocess(args, timeout=90, memory_limit=MEMORY_LIMIT), target
+    except subprocess.TimeoutExpired:  # a reader that blocks (before the fix: a FIFO)
+        return CliResult(124, "", "timed out after 90 s"), target
 
 
 @pytest.fixture(scope="module")

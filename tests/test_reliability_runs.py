@@ -58,6 +58,8 @@ NUMERIC_CASES: dict[str, tuple[list[str], list[str]]] = {
     "train --save-every 0": (["train", "{expert}", "--out", "{run}", "--save-every", "0"], ["--save-every"]),
     "train --epochs -1": (["train", "{expert}", "--out", "{run}", "--epochs", "-1"], ["--epochs"]),
     "train --steps 0": (["train", "{expert}", "--out", "{run}", "--steps", "0"], ["--steps", "at least 1"]),
+    "train --steps 10^30 (an overflow)": (["train", "{expert}", "--out", "{run}", "--steps", "1" + "0" * 30],
+                                          ["--steps", "at most"]),
     "compare --max-cases -1": (["compare", "{expert}", "--run", "{done}", "--max-cases", "-1"], ["--max-cases"]),
     "compare --max-cases 0": (["compare", "{expert}", "--run", "{done}", "--max-cases", "0"], ["--max-cases"]),
     "data generate --eval-size 0": (["data", "generate", "{expert}", "--eval-size", "0"], ["--eval-size"]),

@@ -12,6 +12,8 @@ from expertkit.errors import ExpertkitError
 
 #: Seeds feed numpy and torch generators, which take 0 <= seed < 2**32.
 MAX_SEED = 2**32 - 1
+#: Counts (steps, records, cases, batch sizes) past this overflow the libraries' integers.
+MAX_COUNT = 10**9
 
 
 def check_number(value: float | None, option: str, *, ge: float | None = None, gt: float | None = None,
@@ -34,8 +36,8 @@ def check_number(value: float | None, option: str, *, ge: float | None = None, g
 
 
 def check_count(value: int | None, option: str) -> None:
-    """A count of steps, records, cases: a whole number, at least 1."""
-    check_number(value, option, ge=1)
+    """A count of steps, records, cases: a whole number, at least 1 (and not absurdly large)."""
+    check_number(value, option, ge=1, le=MAX_COUNT)
 
 
 def check_seed(value: int | None, option: str = "--seed") -> None:

@@ -805,13 +805,13 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def server_config(app: ASGIApp, options: ServeOptions) -> Any:
+def server_config(app: ASGIApp, options: ServeOptions, *, log_level: str = "info") -> Any:
     """uvicorn's settings for ``app``: the guarded protocol, with the options' read timeout and connection cap."""
     import uvicorn
 
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {
         "read_timeout_s": options.read_timeout_s, "max_connections": options.max_connections})
-    return uvicorn.Config(app, host=options.host, port=options.port, log_level="info", http=protocol,
+    return uvicorn.Config(app, host=options.host, port=options.port, log_level=log_level, http=protocol,
                           timeout_keep_alive=5)
 
 
