@@ -992,6 +992,7 @@ class ElasticDslValidator(Validator):
     """Validates Elasticsearch search bodies against the expert's index mappings."""
 
     kind = "elastic_dsl"
+    needs = ("Index",)
 
     def __init__(self, expert_root: Path, output: OutputSpec) -> None:
         super().__init__(expert_root, output)
