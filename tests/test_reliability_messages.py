@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from _reliability import BADINPUT, assert_one_line_error, read_only, run_main, snapshot, write_checkpoint
 
-import expertkit.model
 import expertkit.serve
 from expertkit.expert import Expert
 from expertkit.package import install_package, package_expert
@@ -41,7 +40,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         raise AssertionError("a model was loaded before the input was checked")
 
     monkeypatch.setattr(expertkit.serve, "build_engine", nothing_loaded)
-    monkeypatch.setattr(expertkit.model, "load_tokenizer", nothing_loaded)
     monkeypatch.setenv("EXPERTKIT_HOME", str(tmp_path / "home"))
     return {"tmp": tmp_path, "expert": expert, "checkpoint": checkpoint, "sql": sql, "archive": archive,
             "file": a_file, "locked": tmp_path / "locked"}
@@ -80,8 +78,13 @@ CASES: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
                              ["--port", "another server holds the port"], {}),
     "serve on a host that does not exist": (["serve", "{expert}:{checkpoint}", "--host", "no-such-host.invalid"],
                                             ["--host", "no-such-host.invalid"], {}),
-    "an unknown hub id offline": (["train", "{expert}", "--base", "nobody/no-such-model", "--out", "{tmp}/r"],
-                                  ["--base", "nobody/no-such-model", "offline"], {"HF_HUB_OFFLINE": "1"}),
+    "an unknown hub id with HF_HUB_OFFLINE": (
+        ["train", "{expert}", "--base", "nobody/no-such-model", "--out", "{tmp}/r"],
+        ["--base", "nobody/no-such-model", "offline (HF_HUB_OFFLINE is set)"], {"HF_HUB_OFFLINE": "1"}),
+    "an unknown hub id, the hub unreachable": (
+        ["train", "{expert}", "--base", "nobody/no-such-model", "--out", "{tmp}/r"],
+        ["--base", "nobody/no-such-model", "127.0.0.1:9 cannot be reached"],
+        {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"}),
 }
 
 

@@ -196,10 +196,43 @@ def resolve_base(base: str) -> str:
         return str(p)
     if base.startswith((".", "/", "~")):
         raise ExpertkitError("no such base model folder", path=p)
-    if hub_offline() and not _in_hub_cache(base):
-        raise ExpertkitError(f"{base!r} is not a local folder and not in the Hugging Face cache, and the hub is "
-                             "offline (HF_HUB_OFFLINE): download it first, or give a folder", key="--base")
     return base
+
+
+def check_hub_reachable(name: str) -> None:
+    """Fail at once, not after a minute of retries, for a hub id that is not cached while the hub is offline
+    (``HF_HUB_OFFLINE``, or no connection to ``HF_ENDPOINT``)."""
+    if Path(name).expanduser().exists() or _in_hub_cache(name):
+        return
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else None
+    if why is None and not _hub_answers():
+        why = f"{_hub_endpoint()} cannot be reached"
+    if why:
+        raise ExpertkitError(f"{name!r} is not a local folder and not in the Hugging Face cache, and the hub is "
+                             f"offline ({why}): download it first, or give a folder", key="--base")
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _hub_answers(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub opens (through a proxy, assumed so: the proxy decides)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                        "all_proxy")):
+        return True
+    url = urlparse(_hub_endpoint())
+    if not url.hostname:
+        return True
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def hub_offline() -> bool:
@@ -229,6 +262,7 @@ def load_tokenizer(base: str) -> Any:
     from transformers import AutoTokenizer
 
     name = resolve_base(base)
+    check_hub_reachable(name)
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except Exception as exc:
@@ -259,6 +293,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     name = resolve_base(base)
+    check_hub_reachable(name)
     device = device or default_device()
     try:
         model = AutoModelForCausalLM.from_pretrained(
