@@ -28,7 +28,7 @@ REPO = SRC.parents[1]
 #: Direct writes allowed in ``src/``: (file, text of the line, why it is safe).
 DIRECT_WRITES = [
     ("fileio.py", 'with os.fdopen(fd, "wb") as fh:', "the temporary file of atomic_write_bytes"),
-    ("model.py", '(tmp / "expertkit_base.json").write_text(', "a temporary folder, moved into place whole"),
+    ("model.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
     ("scaffold.py", "(tmp / ", "a temporary folder, renamed when whole"),
     ("package.py", 'with os.fdopen(fd, "wb") as raw, tarfile.open(', "a temporary file renamed over the archive"),
     ("package.py", 'with target.open("xb") as fh:', "extraction into the staging folder, renamed when verified"),
