@@ -184,7 +184,7 @@ def test_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(tarfile.TarFile, "addfile", addfile)
     with pytest.raises(Crash):
-        package_expert(expert, checkpoint, out / "invoices.expert")
+        package_expert(expert, checkpoint, out / "invoices.expert", force=True)  # over the old one
     assert (out / "invoices.expert").read_bytes() == b"the old archive"
     assert sorted(p.name for p in out.iterdir()) == ["invoices.expert"]
 
