@@ -121,7 +121,7 @@ def test_generated_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     old_eval = evals.read_bytes()
     crash_on_fsync(monkeypatch, after=1)  # the training set is written, the eval set crashes
     with pytest.raises(Crash):
-        generate_dataset(Expert.load(root), train_size=5, eval_size=3, seed=1)
+        generate_dataset(Expert.load(root), train_size=5, eval_size=3, seed=1, force=True)  # over the old ones
     assert len(train.read_text().splitlines()) == 5 and evals.read_bytes() == old_eval
     assert leftovers(root / "data") == []
 

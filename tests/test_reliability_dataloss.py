@@ -39,6 +39,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     thesis = tmp_path / "thesis"
     thesis.mkdir()
     (thesis / "chapter1.tex").write_text("years of work")
+    sql = Path(shutil.copytree(Path(__file__).resolve().parents[1] / "experts" / "sql", tmp_path / "sql"))
+    with (sql / "data" / "train.jsonl").open("a") as fh:
+        fh.write('{"fields": {"Dialect": "postgres"}, "question": "a record written by hand", "answer": "SELECT 1"}\n')
     existing = tmp_path / "existing.expert"
     existing.write_bytes(b"an earlier archive the user keeps")
 
@@ -47,7 +50,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
     monkeypatch.setattr(expertkit.evaluate, "HfBackend", no_scoring)
     return {"tmp": tmp_path, "expert": expert, "run": run, "checkpoint": checkpoint, "thesis": thesis,
-            "existing": existing}
+            "existing": existing, "sql": sql}
 
 
 #: case -> (arguments, needles of the one error line); ``{name}`` are the world's paths.
@@ -68,6 +71,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
                                        ["existing.expert", "--out", "is a file"]),
     "compare --out a read-only folder": (["compare", "{expert}", "--run", "{run}", "--out", "{tmp}/locked"],
                                          ["locked", "--out", "permission denied"]),
+    "data generate over a dataset edited by hand": (["data", "generate", "{sql}"],
+                                                    ["train.jsonl", "data.train", "different dataset", "--force"]),
     "compare --out a folder of the user's files": (["compare", "{expert}", "--run", "{run}", "--out", "{thesis}"],
                                                    ["thesis", "--out", "not empty"]),
 }

@@ -243,6 +243,7 @@ def data_generate(
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write here instead of the manifest paths.")]
     = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing datasets that differ.")] = False,
 ) -> None:
     """Generate the expert's deterministic, seeded dataset (train and held-out eval)."""
     from expertkit.generators import generate_dataset
@@ -252,7 +253,8 @@ def data_generate(
     check_count(eval_size, "--eval-size")
     check_seed(seed)
     expert = _load(expert_dir)
-    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir)
+    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir,
+                              force=force)
     for split, (path, n) in result.items():
         out.print(f"{split}: {n} records -> {path}")
 
