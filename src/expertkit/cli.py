@@ -29,8 +29,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 base_app = typer.Typer(help="Base models.", no_args_is_help=True)
+import_app = typer.Typer(help="Import benchmark datasets as expertkit cases.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
+data_app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
@@ -308,6 +310,58 @@ def train(
     out.print(str(result))
     if result.interrupted:
         raise typer.Exit(130)
+
+
+@import_app.command("spider")
+def data_import_spider(
+    questions: Annotated[Path, typer.Option("--questions", help="Spider questions (dev.json).")],
+    tables: Annotated[Path, typer.Option("--tables", help="Spider schemas (tables.json).")],
+    databases: Annotated[Path, typer.Option("--databases", help="Folder of <db_id>/<db_id>.sqlite.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL cases to write.")],
+) -> None:
+    """Spider-layout questions as cases (Dialect: sqlite) tied to their SQLite databases."""
+    from expertkit.spider import import_spider
+
+    result = import_spider(questions, tables, databases, out_file)
+    line = f"{result.records} records ({result.databases} databases) -> {result.out}"
+    if result.missing:
+        missing = ", ".join(f"{k} ({v})" for k, v in sorted(result.missing.items()))
+        line += f"; no database file for {missing}: their schema comes from the tables file"
+    out.print(line)
+
+
+@app.command()
+def score(
+    expert_dir: ExpertDir,
+    cases: Annotated[Path, typer.Option("--cases", help="JSONL cases (fields, question, gold answer).")],
+    outputs: Annotated[Path, typer.Option("--outputs", help="One output per line, or JSONL with an 'output' key.")],
+    variants: Annotated[int | None, typer.Option("--variants", help="SQL: seeded fixture variants (default 3).")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Judge outputs from anywhere against the cases, with the same scoring as compare."""
+    from expertkit.judge import score_file
+
+    expert = _load(expert_dir)
+    report = score_file(expert, cases, outputs, variants=variants)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    s = report.summary
+    table = Table(title=f"score {outputs}: {s['cases']} cases")
+    for col in ("line", "verdict", "valid", "execution_match", "decided_by", "error"):
+        table.add_column(col)
+    for case in report.cases[:200]:
+        table.add_row(str(case["line"]), case["verdict"], str(case["valid"]), str(case["execution_match"]),
+                      str(case.get("decided_by") or ""), (case["errors"] or [""])[0][:100])
+    out.print(table)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    out.print(f"valid {s['valid_count']}/{s['cases']} ({pct(s['valid'])}); execution match "
+              f"{s['execution_match_count']}/{s['execution_known']} ({pct(s['execution_match'])}); "
+              f"equivalent {pct(s['equivalent'])}; verdicts {s['verdicts']}; {s['seconds']:.1f} s")
 
 
 # ---------------------------------------------------------------------- comparison (evaluate.py, report.py)

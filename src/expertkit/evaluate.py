@@ -5,7 +5,8 @@ or vLLM's multi-LoRA engine). Every prompt comes from the expert's contract. Eac
 reasoning and answer, validated, compared with the gold answer and, for SQL, executed on the fixture,
 by :func:`~expertkit.scoring.score_output`, which also gives each output its verdict.
 
-The best checkpoint is the one with the highest ``evaluation.metric`` (ties go to the earliest step).
+The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
+metric — ties broken by :data:`~expertkit.scoring.TIE_BREAKS`, then the earliest step.
 ``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
 """
@@ -39,7 +40,7 @@ from expertkit.expert import Expert
 from expertkit.fileio import check_output_dir
 from expertkit.generation import Generation, checkpoint_kind
 from expertkit.options import check_count
-from expertkit.scoring import VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
 __all__ = [  # scoring lives in expertkit.scoring; these names stay importable from here
     "VERDICTS", "Score", "pick_best", "score_output", "summarize", "verdict_of",
@@ -358,7 +359,7 @@ def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: 
     seconds = time.perf_counter() - t0
     scores = []
     for case, g in zip(cases, generations, strict=True):
-        s = score_output(expert, g.text, case.fields, case.gold)
+        s = score_output(expert, g.text, case.fields, case.gold, case.question)
         scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
     return scores, seconds
 
@@ -478,6 +479,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         "fingerprint": expert.fingerprint,
         "output_kind": expert.manifest.output.kind,
         "metric": metric,
+        "scorer_version": SCORER_VERSION,
         "run": str(run_dir),
         "base": base,
         "engine": options.engine,
