@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from expertkit.errors import ExpertkitError
+from expertkit.errors import ExpertkitError, from_os_error, one_line
 from expertkit.findings import Finding, has_errors
 
 app = typer.Typer(
@@ -245,12 +245,18 @@ def data_generate(
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write here instead of the manifest paths.")]
     = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing datasets that differ.")] = False,
 ) -> None:
     """Generate the expert's deterministic, seeded dataset (train and held-out eval)."""
     from expertkit.generators import generate_dataset
+    from expertkit.options import check_count, check_seed
 
+    check_count(train_size, "--train-size")
+    check_count(eval_size, "--eval-size")
+    check_seed(seed)
     expert = _load(expert_dir)
-    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir)
+    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir,
+                              force=force)
     for split, (path, n) in result.items():
         out.print(f"{split}: {n} records -> {path}")
 
@@ -271,7 +277,8 @@ def base_tiny(
 @app.command()
 def train(
     expert_dir: ExpertDir,
-    base: Annotated[str, typer.Option("--base", help="Hub id, local folder, or 'tiny'.")] = "tiny",
+    base: Annotated[str | None, typer.Option("--base", help="Hub id, local folder, or 'tiny' (default: tiny; "
+                                             "a resumed run keeps its own).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/run"),
     method: Annotated[str | None, typer.Option(help="lora | dora | full (default: manifest; full for tiny).")]
     = None,
@@ -293,8 +300,10 @@ def train(
     from expertkit.train import TrainOptions, train_expert
 
     expert = _load(expert_dir)
+    extending = resume or continue_to is not None
     result = train_expert(expert, TrainOptions(
-        base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
+        base=base if base is not None or extending else "tiny", out_dir=out_dir, method=method, steps=steps,
+        epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
     ))
@@ -419,12 +428,13 @@ def package(
     out_file: Annotated[Path, typer.Option("--out", help="NAME.expert archive to write.")],
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Package a checkpoint of another contract.")]
     = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Pack manifest, contract, chat template, adapter and eval summary into a .expert archive."""
     from expertkit.package import package_expert
 
     expert = _load(expert_dir)
-    path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift)
+    path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift, force=force)
     out.print(f"packaged {path}")
 
 
@@ -486,7 +496,12 @@ def main() -> None:
     # idle OpenMP threads sleep instead of spinning: small models on shared CPU cores train several times faster
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        rc = app(standalone_mode=False)
+        try:
+            rc = app(standalone_mode=False)
+        except OSError as exc:  # PermissionError, FileExistsError, a full disk: FILE: reason, one line
+            raise from_os_error(exc) from exc
+        except RecursionError as exc:
+            raise ExpertkitError("input nested too deeply") from exc
     except ExpertkitError as exc:
         if debug:
             traceback.print_exc()
@@ -505,7 +520,7 @@ def main() -> None:
             sys.exit(130)
         # typer bundles its own copy of click: its usage errors are TyperExceptions, not click's
         if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "format_message"):
-            message = " ".join(exc.format_message().split())
+            message = one_line(exc.format_message())
             ctx = getattr(exc, "ctx", None)
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
             if message:  # empty when the help was printed for a command given no arguments
@@ -513,7 +528,7 @@ def main() -> None:
             sys.exit(getattr(exc, "exit_code", 2))
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"expertkit: error: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        sys.stderr.write(f"expertkit: error: {type(exc).__name__}: {one_line(str(exc))[:500]}"
                          " (run with --debug for the traceback)\n")
         sys.exit(2)
     sys.exit(rc if isinstance(rc, int) else 0)
