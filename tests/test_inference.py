@@ -74,7 +74,7 @@ def test_train_without_base_takes_the_manifests_and_fails_fast_offline(tmp_path:
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "'Qwen/Qwen3-0.6B'" in lines[0] and "not in the local Hugging Face cache" in lines[0]
+    assert "'Qwen/Qwen3-0.6B'" in lines[0] and "not in the Hugging Face cache" in lines[0] and "offline" in lines[0]
     assert not (tmp_path / "run").exists()
 
 

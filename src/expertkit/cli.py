@@ -299,18 +299,19 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
 ) -> None:
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
-    expert = _load(expert_dir)
-    if not resume and continue_to is None:  # a missing base fails before torch and TRL are imported
-        from expertkit.model import check_base_available
-
-        check_base_available(base or expert.manifest.base_model)
+    from expertkit.model import check_base_available
     from expertkit.train import TrainOptions, train_expert
 
-    result = train_expert(expert, TrainOptions(
+    expert = _load(expert_dir)
+    options = TrainOptions(
         base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-    ))
+    )
+    options.check()
+    if not resume and continue_to is None:  # a hub base that cannot load fails now, not after the data work
+        check_base_available(base or expert.manifest.base_model)
+    result = train_expert(expert, options)
     out.print(str(result))
     if result.interrupted:
         raise typer.Exit(130)
