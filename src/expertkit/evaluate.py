@@ -328,11 +328,11 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         raise ExpertkitError("no complete checkpoints in the run"
                              + (f" ({', '.join(incomplete)} incomplete)" if incomplete else ""), path=run_dir)
     changes = {ck.name: check_contract(ck, expert, allow_drift=options.allow_drift) for ck in checkpoints}
-    base = resolve_run_base(run_dir, options.base, checkpoints)
     cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
     max_cases = options.max_cases or expert.manifest.evaluation.max_cases
     case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
     cases = load_cases(expert, cases_path, max_cases)
+    base = resolve_run_base(run_dir, options.base, checkpoints)  # after the inputs: their errors come first
     for warning in case_warnings:
         _console.print(warning, style="yellow", markup=False, highlight=False)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
