@@ -270,8 +270,13 @@ def train(
     = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (default: manifest).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
+    max_tokens_per_batch: Annotated[int | None, typer.Option(
+        "--max-tokens-per-batch", help="Padding-free batches of at most N tokens per device; 0: padded batches "
+        "of --batch-size (default: manifest, else about --batch-size examples).")] = None,
 ) -> None:
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
+    import os
+
     from expertkit.train import TrainOptions, train_expert
 
     expert = _load(expert_dir)
@@ -279,8 +284,10 @@ def train(
         base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        max_tokens_per_batch=max_tokens_per_batch,
     ))
-    out.print(str(result))
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, the main process reports
+        out.print(str(result))
     if result.interrupted:
         raise typer.Exit(130)
 

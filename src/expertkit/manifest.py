@@ -52,6 +52,9 @@ class TrainingSpec(_Strict):
     batch_size: int = Field(default=16, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_length: int = Field(default=1024, ge=16)
+    #: Padding-free batches (``expertkit.packing``): at most this many tokens per device and micro-batch;
+    #: 0 trains padded batches of ``batch_size`` examples; unset, about ``batch_size`` examples' tokens.
+    max_tokens_per_batch: int | None = Field(default=None, ge=0)
     steps: int | None = Field(default=None, ge=1)
     epochs: float = Field(default=1.0, gt=0)
     save_every: int = Field(default=50, ge=1)
