@@ -249,6 +249,19 @@ def base_tiny(
     out.print(f"tiny base written to {path}")
 
 
+@base_app.command("qwen3-shape")
+def base_qwen3_shape(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the base into.")],
+    layers: Annotated[int, typer.Option(help="Layers (Qwen3-0.6B has 28).")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for weights.")] = 0,
+) -> None:
+    """Qwen3's real tokenizer and chat template on Qwen3-0.6B's configuration, N layers, random weights."""
+    from expertkit.qwen3 import build_qwen3_shape_base
+
+    path = build_qwen3_shape_base(out_dir, layers=layers, seed=seed)
+    out.print(f"qwen3-shape base ({layers} layers, random weights) written to {path}")
+
+
 # ---------------------------------------------------------------------- training (train.py)
 @app.command()
 def train(
