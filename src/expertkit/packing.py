@@ -9,10 +9,12 @@ and the gradients are those of the same examples padded (tests/test_packing.py h
 in fp32 for LoRA, DoRA and full fine-tuning); only the padding's compute is gone.
 
 A batch is a token budget (``max_tokens``, per device and micro-batch): examples are taken in a seeded
-random order until the next one would not fit, then laid into rows of at most ``row_tokens`` (the
-manifest's ``max_length``; attention costs grow with the square of a row's length, so rows stay short)
-by first-fit decreasing. Rows are padded to the batch's longest row; the padding at a row's end is a
-sequence of its own (position ids restart there too) and carries no label. The batches are fixed once
+random order until the next one would not fit, then laid into as few rows of at most ``row_tokens``
+(:data:`ROW_TOKENS`, or the longest example) as they need, filled evenly: the longest first, each into
+the emptiest row. Attention costs grow with the square of a row's length, so rows stay short: on CPU
+(tiny base, 2 cores, steps interleaved) rows of 256 tokens ran 1.1x the padded batch's tokens/s, rows of
+128, 512 or 1,024 about 1.0x. Rows are padded to the batch's longest row; the padding at a row's end is
+a sequence of its own (position ids restart there too) and carries no label. The batches are fixed once
 per run (their order is shuffled each epoch by the Trainer's sampler), so a resumed run sees the same
 batches, and data-parallel processes split them as they split examples.
 """
@@ -26,6 +28,8 @@ import numpy as np
 import torch
 
 IGNORE = -100
+#: The longest row of a padding-free batch, unless an example is longer (see the module docstring).
+ROW_TOKENS = 256
 #: The key the collator adds with the number of real (non-padding) tokens; the trainer pops it.
 REAL_TOKENS = "real_tokens"
 
@@ -55,20 +59,21 @@ def pack_batches(
 
 
 def _rows(batch: list[int], lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
-    """First-fit decreasing: the longest examples first, each into the first row with room for it."""
-    rows: list[list[int]] = []
-    room: list[int] = []
+    """As few rows as the batch needs, filled evenly (the padding is what rows fall short of the longest):
+    the longest examples first, each into the emptiest row with room for it, or a new row."""
+    total = sum(int(lengths[i]) for i in batch)
+    rows: list[list[int]] = [[] for _ in range(max(1, -(-total // row_tokens)))]
+    used = [0] * len(rows)
     for i in sorted(batch, key=lambda k: (-int(lengths[k]), k)):
         n = int(lengths[i])
-        for r, free in enumerate(room):
-            if n <= free:
-                rows[r].append(i)
-                room[r] -= n
-                break
-        else:
-            rows.append([i])
-            room.append(row_tokens - n)
-    return rows
+        r = min(range(len(rows)), key=lambda k: used[k])
+        if used[r] and used[r] + n > row_tokens:
+            rows.append([])
+            used.append(0)
+            r = len(rows) - 1
+        rows[r].append(i)
+        used[r] += n
+    return [row for row in rows if row]
 
 
 class PackedCollator:

@@ -87,7 +87,7 @@ from expertkit.fileio import atomic_write_json, atomic_write_text
 from expertkit.lint import lint_file
 from expertkit.manifest import MANIFEST_NAME
 from expertkit.model import TINY, load_model, load_tokenizer, resolve_base
-from expertkit.packing import REAL_TOKENS, PackedCollator, pack_batches
+from expertkit.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
 
 METHODS = ("lora", "dora", "full")
 LOSS_LOG_NAME = "loss.jsonl"
@@ -157,7 +157,7 @@ class TrainPlan:
     question_noise: float = 0.0
     #: Padding-free batches of at most this many tokens per device (0: padded batches of ``batch_size``).
     max_tokens_per_batch: int = 0
-    #: The longest row of a padding-free batch (the manifest's ``max_length``).
+    #: The longest row of a padding-free batch (``expertkit.packing.ROW_TOKENS`` or the longest example).
     row_tokens: int = 0
     #: Processes that train together (``accelerate launch``) and what one optimizer step takes in all:
     #: examples (padded batches) or at most that many tokens (padding-free batches).
@@ -293,7 +293,7 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
     batch_size = _pick(options.batch_size, TINY_TRAINING["batch_size"], spec.batch_size, tiny)
     accumulation = spec.gradient_accumulation_steps
     world = _world_size()
-    row_tokens = max(spec.max_length, max(lengths, default=0))
+    row_tokens = max(min(spec.max_length, ROW_TOKENS), max(lengths, default=0))
     if options.max_tokens_per_batch is not None:
         budget = token_budget(options.max_tokens_per_batch, batch_size, lengths, row_tokens)
     else:
@@ -682,7 +682,6 @@ def build_trainer(
 
         attn = "flash_attention_2" if is_flash_attn_2_available() else "sdpa"
     liger, liger_note = liger_available()
-    _say(f"batches: {_describe_batches(plan)}; attention {attn}; {liger_note}")
     dtype = torch.bfloat16 if bf16 and plan.method != "full" else torch.float32
     model = load_model(plan.base_path, device="cpu", dtype=dtype, attn_implementation=attn)
     peft_config = None
@@ -764,6 +763,7 @@ def build_trainer(
         trainer.data_collator = noise
     if plan.question_noise > 0:
         trainer.add_callback(noise)
+    _say(f"batches: {_describe_batches(plan)}; attention {attn}; {liger_note}")
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_QuietProgress())
@@ -787,7 +787,8 @@ def liger_available() -> tuple[bool, str]:
 def _describe_batches(plan: TrainPlan) -> str:
     per_device = (f"padding-free, up to {plan.max_tokens_per_batch} tokens in rows of up to {plan.row_tokens}"
                   if plan.packed else f"padded, {plan.batch_size} examples")
-    return (f"{per_device} per device; {plan.world_size} process(es), global batch "
+    backend = f" ({torch.distributed.get_backend()})" if torch.distributed.is_initialized() else ""
+    return (f"{per_device} per device; {plan.world_size} process(es){backend}, global batch "
             f"{plan.global_batch} {plan.global_batch_unit} per step")
 
 
