@@ -7,30 +7,26 @@ from typing import Any
 
 import pytest
 import torch
-from test_train import MANIFEST, _records, _write_jsonl
+from _mini import mini_base, mini_expert
+from test_train import MANIFEST
 
 from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
-from expertkit.model import build_tiny_base, load_tokenizer
+from expertkit.model import load_tokenizer
 from expertkit.packing import REAL_TOKENS, pack_batches
 from expertkit.train import TrainOptions, build_trainer, encode_dataset, plan_run, train_expert
 
 
 @pytest.fixture(scope="module")
 def expert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mini-packed")
-    (root / "expert.yaml").write_text(MANIFEST.replace("max_length: 128", "max_length: 160"))
-    _write_jsonl(root / "data" / "train.jsonl", _records(24))
-    _write_jsonl(root / "data" / "eval.jsonl", _records(4, offset=1000))
-    return root
+    manifest = MANIFEST.replace("max_length: 128", "max_length: 160")
+    return mini_expert(tmp_path_factory.mktemp("mini-packed"), 24, manifest=manifest)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, expert_dir: Path) -> str:
-    expert = Expert.load(expert_dir)
-    corpus = [expert.contract.render_conversation(r["fields"], r["question"], r["answer"]) for r in _records(64)]
-    return str(build_tiny_base(tmp_path_factory.mktemp("b") / "tiny", corpus=corpus, vocab_size=400))
+    return mini_base(tmp_path_factory.mktemp("b"), expert_dir)
 
 
 def test_pack_batches_keeps_every_example_once_within_budget() -> None:

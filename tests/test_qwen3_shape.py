@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from _mini import mini_expert
 from safetensors.torch import load_file, save_file
 from test_manifest_and_cli import assert_one_line_error, run_cli
 from test_serve import serving
-from test_train import MANIFEST, _records, _write_jsonl
+from test_train import _records
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from typer.testing import CliRunner
 
@@ -48,11 +49,7 @@ def _stop_at_once(base: Path, expert: Expert) -> None:
 
 
 def test_qwen3_shape_trains_compares_serves_and_packages(tmp_path: Path) -> None:
-    root = tmp_path / "mini"
-    (root / "data").mkdir(parents=True)
-    (root / "expert.yaml").write_text(MANIFEST)
-    _write_jsonl(root / "data" / "train.jsonl", _records(16))
-    _write_jsonl(root / "data" / "eval.jsonl", _records(4, offset=1000))
+    root = mini_expert(tmp_path / "mini", 16)
     expert = Expert.load(root)
     record = _records(1, offset=1000)[0]
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from _mini import mini_base, mini_expert
 from safetensors.torch import load_file
-from test_train import MANIFEST, _records, _write_jsonl
 
 from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.expert import Expert
-from expertkit.model import build_tiny_base
 from expertkit.train import TrainOptions, train_expert
 
 STEPS, PER_DEVICE = 2, 4
@@ -27,18 +26,12 @@ STEPS, PER_DEVICE = 2, 4
 
 @pytest.fixture(scope="module")
 def expert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mini-ddp")
-    (root / "expert.yaml").write_text(MANIFEST)
-    _write_jsonl(root / "data" / "train.jsonl", _records(32))
-    _write_jsonl(root / "data" / "eval.jsonl", _records(4, offset=1000))
-    return root
+    return mini_expert(tmp_path_factory.mktemp("mini-ddp"), 32)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, expert_dir: Path) -> str:
-    expert = Expert.load(expert_dir)
-    corpus = [expert.contract.render_conversation(r["fields"], r["question"], r["answer"]) for r in _records(64)]
-    return str(build_tiny_base(tmp_path_factory.mktemp("b") / "tiny", corpus=corpus, vocab_size=400))
+    return mini_base(tmp_path_factory.mktemp("b"), expert_dir)
 
 
 def _free_port() -> int:

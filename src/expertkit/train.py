@@ -27,13 +27,19 @@ Resuming and extending:
 Ctrl-C (SIGINT) finishes the current step, saves a complete checkpoint and stops; a second Ctrl-C
 aborts at once. Under several processes the stop is agreed on (all-reduce) so that all stop together.
 
-Devices: on CPU, fp32, no gradient checkpointing, no padding-free batches, and the loss is the model's
-own cross-entropy (TRL's chunked LM head, made for large vocabularies on GPUs, is ~1.6x slower per
-step on CPU). On a GPU, TRL's loss, bf16 mixed precision (adapters and full weights kept in fp32, a
-LoRA/DoRA base loaded in bf16) and, when ``flash_attn`` is installed, padding-free batches with
-FlashAttention-2 (TRL supports padding-free only with FlashAttention; without it, batches are padded).
-Data-parallel training on several GPUs runs under ``accelerate launch -m expertkit.cli train ...`` (see
-``docs/training.md``); ``batch_size`` is per device.
+Batches: padding-free by default (:mod:`expertkit.packing`: examples packed into rows, position ids
+restarting per example, no attention mask, on any attention implementation), of at most
+``max_tokens_per_batch`` tokens per device (``--max-tokens-per-batch``; unset in the manifest, about
+``batch_size`` examples' tokens; 0: padded batches of ``batch_size``, the tiny base's default, as fast on CPU).
+
+Devices: on CPU, fp32, no gradient checkpointing, and the loss is the model's own cross-entropy (TRL's
+chunked LM head, made for large vocabularies on GPUs, is ~1.6x slower per step on CPU). On a GPU, TRL's
+loss, bf16 mixed precision (adapters and full weights kept in fp32, a LoRA/DoRA base loaded in bf16),
+FlashAttention-2 when ``flash_attn`` is installed (SDPA otherwise), and Liger's kernels (RMSNorm, SwiGLU,
+RoPE) when ``liger-kernel`` and ``triton`` are installed (``expertkit[gpu]``). Data-parallel training on
+several GPUs runs under ``accelerate launch --multi_gpu -m expertkit.cli train ...`` (see
+``docs/training.md``); batch sizes are per device, and the run and checkpoint records hold the world size
+and the global batch.
 
 The tiny base (:data:`TINY_TRAINING`, measured on 2 CPU cores with the shipped Elasticsearch expert):
 a random Qwen3-shaped model gives an adapter little to steer, so ``full`` fine-tuning is its default,
