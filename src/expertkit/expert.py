@@ -6,13 +6,17 @@ from collections import Counter
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expertkit.contract import PromptContract
 from expertkit.errors import ExpertkitError
 from expertkit.findings import Finding
 from expertkit.manifest import Manifest, load_manifest
 from expertkit.validators import ValidationResult, Validator, get_validator
+
+if TYPE_CHECKING:
+    from expertkit.correctness import Matcher
+    from expertkit.scoring import Score
 
 
 class Expert:
@@ -55,6 +59,13 @@ class Expert:
     def validator(self) -> Validator:
         return get_validator(self.root, self.manifest.output)
 
+    @cached_property
+    def matcher(self) -> Matcher | None:
+        """Compares answers with gold ones as parts and checks their literals (``None`` for kinds without)."""
+        from expertkit.correctness import get_matcher
+
+        return get_matcher(self.validator)
+
     # ------------------------------------------------------------------ the API of the brief
     def render(self, fields: Mapping[str, Any], question: str) -> str:
         """The exact generation prompt for these fields and question."""
@@ -76,6 +87,13 @@ class Expert:
     def validate(self, output: str, fields: Mapping[str, Any]) -> ValidationResult:
         """Validate an output for a prompt with these fields (normalised through the contract)."""
         return self.validator.validate(output, self.contract.normalize(fields))
+
+    def score(self, raw: str, fields: Mapping[str, Any], gold: str | None = None) -> Score:
+        """Judge a raw model output as ``compare`` does (reasoning, text around the answer, validity, and
+        with ``gold`` equivalence and execution match); fields are normalised through the contract."""
+        from expertkit.scoring import score_output
+
+        return score_output(self, raw, self.contract.normalize(fields), gold)
 
     # ------------------------------------------------------------------ training-data facts
     def training_field_values(self) -> dict[str, set[str]]:
