@@ -275,13 +275,13 @@ def token_budget(given: int | None, batch_size: int, lengths: Sequence[int], row
     return budget
 
 
-def batches_per_epoch(plan: TrainPlan, lengths: Sequence[int], examples: int) -> int:
-    """Micro-batches in one pass over the data, on one device."""
-    if plan.packed and lengths:
-        batches = len(pack_batches(lengths, max_tokens=plan.max_tokens_per_batch, row_tokens=plan.row_tokens,
-                                   seed=plan.seed))
-        return math.ceil(batches / plan.world_size)
-    return math.ceil(examples / (plan.batch_size * plan.world_size))
+def batches_per_epoch(examples: int, lengths: Sequence[int], *, batch_size: int, max_tokens: int, row_tokens: int,
+                      seed: int, world_size: int) -> int:
+    """Micro-batches in one pass over the data, on one device (padding-free ones when ``max_tokens``)."""
+    if max_tokens and lengths:
+        batches = len(pack_batches(lengths, max_tokens=max_tokens, row_tokens=row_tokens, seed=seed))
+        return math.ceil(batches / world_size)
+    return math.ceil(examples / (batch_size * world_size))
 
 
 def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int,
@@ -299,17 +299,12 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
     batch_size = _pick(options.batch_size, TINY_TRAINING["batch_size"], spec.batch_size, tiny)
     accumulation = spec.gradient_accumulation_steps
     world = _world_size()
+    seed = options.seed if options.seed is not None else spec.seed
     row_tokens = max(min(spec.max_length, ROW_TOKENS), max(lengths, default=0))
-    if options.max_tokens_per_batch is not None:
-        budget = token_budget(options.max_tokens_per_batch, batch_size, lengths, row_tokens)
-    else:
-        budget = token_budget(TINY_TRAINING["max_tokens_per_batch"] if tiny else spec.max_tokens_per_batch,
-                              batch_size, lengths, row_tokens)
-    shape = TrainPlan(base="", base_path=base_path, method=method, steps=1, save_every=1, batch_size=batch_size,
-                      gradient_accumulation_steps=accumulation, learning_rate=1.0, lr_scheduler="linear",
-                      warmup_steps=0, weight_decay=0.0, seed=options.seed if options.seed is not None else spec.seed,
-                      max_examples=None, max_tokens_per_batch=budget, row_tokens=row_tokens, world_size=world)
-    per_epoch = max(batches_per_epoch(shape, lengths, examples) / accumulation, 1 / accumulation)
+    budget = token_budget(_pick(options.max_tokens_per_batch, TINY_TRAINING["max_tokens_per_batch"],
+                                spec.max_tokens_per_batch, tiny), batch_size, lengths, row_tokens)
+    per_epoch = batches_per_epoch(examples, lengths, batch_size=batch_size, max_tokens=budget,
+                                  row_tokens=row_tokens, seed=seed, world_size=world) / accumulation
     if options.steps is not None:
         steps = options.steps
     elif options.epochs is not None:
@@ -337,7 +332,7 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
         lr_scheduler=TINY_TRAINING["lr_scheduler"] if tiny else "linear",
         warmup_steps=min(warmup, steps),
         weight_decay=spec.weight_decay,
-        seed=shape.seed,
+        seed=seed,
         max_examples=options.max_examples,
         lora=lora,
         question_noise=_pick(options.question_noise, TINY_TRAINING["question_noise"], 0.0, tiny),
