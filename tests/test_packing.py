@@ -14,7 +14,7 @@ from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.model import load_tokenizer
-from expertkit.packing import REAL_TOKENS, pack_batches
+from expertkit.packing import REAL_TOKENS, PackedCollator, pack_batches
 from expertkit.train import TrainOptions, build_trainer, encode_dataset, plan_run, train_expert
 
 
@@ -129,3 +129,20 @@ def test_a_budget_below_the_longest_example_is_refused(expert_dir: Path, base: s
         train_expert(Expert.load(expert_dir), TrainOptions(base=base, out_dir=tmp_path / "r", steps=1,
                                                            max_tokens_per_batch=20))
     assert not (tmp_path / "r" / "run.json").exists()
+
+
+def test_question_noise_reaches_padding_free_batches(expert_dir: Path, base: str, tmp_path: Path) -> None:
+    expert = Expert.load(expert_dir)
+    tokenizer = load_tokenizer(base)
+    data = encode_dataset(expert, tokenizer)
+    plan = plan_run(expert, TrainOptions(base=base, steps=1, question_noise=0.5, max_tokens_per_batch=400), base,
+                    data.examples, data.lengths)
+    trainer = build_trainer(expert, plan, data, tokenizer, tmp_path / "run")
+    collator = trainer.data_collator
+    assert isinstance(collator, PackedCollator) and collator.transform is not None
+    item = trainer.train_dataset[0]
+    noisy = collator([item])
+    clean = PackedCollator(collator.examples, collator.pad_token_id)([item])
+    changed = noisy["input_ids"] != clean["input_ids"]
+    assert changed.any() and torch.equal(noisy["labels"], clean["labels"])
+    assert not (changed & (clean["labels"] != -100)).any()  # answers untouched

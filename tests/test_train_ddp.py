@@ -66,8 +66,9 @@ def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> Non
 def test_two_processes_train_like_one_with_the_same_global_batch(expert_dir: Path, base: str,
                                                                  tmp_path: Path) -> None:
     run = tmp_path / "two"
+    # padded batches: a padding-free budget would group other examples per process than in one process
     proc = _launch(expert_dir, base, run, "--steps", str(STEPS), "--save-every", "1", "--method", "full",
-                   "--batch-size", str(PER_DEVICE))
+                   "--batch-size", str(PER_DEVICE), "--max-tokens-per-batch", "0")
     # one report, one line per saved checkpoint, one lint line: only the main process speaks
     assert proc.stdout.count("trained:") == 1, proc.stdout
     assert proc.stderr.count("saved checkpoint-2") == 1 and proc.stderr.count("lint:") == 1, proc.stderr[-3000:]
@@ -83,7 +84,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_dir: Pat
     # one process, the same global batch and seed: the same weights
     one = train_expert(Expert.load(expert_dir), TrainOptions(base=base, out_dir=tmp_path / "one", steps=STEPS,
                                                              save_every=STEPS, method="full",
-                                                             batch_size=2 * PER_DEVICE))
+                                                             batch_size=2 * PER_DEVICE, max_tokens_per_batch=0))
     assert read_run(one.run_dir)["world_size"] == 1
     two_weights = _weights(run / "checkpoint-2")
     _assert_close(two_weights, _weights(one.run_dir / "checkpoint-2"))
