@@ -37,8 +37,10 @@ from expertkit.contract import QWEN_THINK_OFF, PromptContract
 from expertkit.data import load_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
+from expertkit.fileio import check_output_dir
 from expertkit.generation import Generation, checkpoint_kind
-from expertkit.scoring import VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.options import check_count
+from expertkit.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
 __all__ = [  # scoring lives in expertkit.scoring; these names stay importable from here
     "VERDICTS", "Score", "pick_best", "score_output", "summarize", "verdict_of",
@@ -116,6 +118,22 @@ def load_cases(expert: Expert, path: Path, max_cases: int | None) -> list[Case]:
             raise ExpertkitError(f"case cannot be rendered: {exc.message}", path=path, line=ex.line) from None
         cases.append(Case(ex.line, fields, ex.question.strip(), ex.answer, prompt))
     return cases
+
+
+def lint_cases(expert: Expert, path: Path) -> list[str]:
+    """Lint a cases file as ``lint`` does: its errors stop (invalid, empty or think-block gold answers, control
+    tokens, too long), its warnings come back as lines to print."""
+    from expertkit.lint import lint_file
+
+    report = lint_file(expert, path)
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more errors: expertkit lint {expert.root} --data {path})" if len(
+            errors) > 1 else ""
+        raise ExpertkitError(f"{first.code}: {first.message}{more}", path=path, line=first.line, key="--cases")
+    return [f"{path}:{f.line}: {f.code}: {f.message}" if f.line else f"{path}: {f.code}: {f.message}"
+            for f in report.findings]
 
 
 def _field_lines(contract: PromptContract, fields: Mapping[str, str]) -> list[str]:
@@ -390,11 +408,15 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
 
 def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
-    from expertkit.report import print_summary, write_reports
+    from expertkit.report import REPORT_NAMES, print_summary, write_reports
 
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
+    check_count(options.max_cases, "--max-cases")
+    check_count(options.batch_size, "--batch-size")
+    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
+    check_output_dir(out_dir, key="--out", ours=REPORT_NAMES)  # before the scoring, not after
     if options.engine not in ("hf", "vllm"):
         raise ExpertkitError(f"unknown engine {options.engine!r} (hf or vllm)", key="--engine")
     run = read_run(run_dir)
@@ -409,7 +431,10 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     base = resolve_run_base(run_dir, options.base, checkpoints)
     cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
     max_cases = options.max_cases or expert.manifest.evaluation.max_cases
+    case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
     cases = load_cases(expert, cases_path, max_cases)
+    for warning in case_warnings:
+        _console.print(warning, style="yellow", markup=False, highlight=False)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
         _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
     for name, found in changes.items():
@@ -460,6 +485,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         "fingerprint": expert.fingerprint,
         "output_kind": expert.manifest.output.kind,
         "metric": metric,
+        "scorer_version": SCORER_VERSION,
         "run": str(run_dir),
         "base": base,
         "engine": options.engine,
@@ -484,7 +510,6 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     }
     if drift is not None:
         report["drift"] = drift
-    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
     paths = write_reports(report, out_dir)
     result = CompareResult(report, paths)
     if options.as_json:

@@ -32,6 +32,8 @@ from expertkit.fileio import atomic_write_json, atomic_write_text
 JSON_NAME = "compare.json"
 MD_NAME = "compare.md"
 HTML_NAME = "report.html"
+#: The files ``compare`` writes: a folder holding one of them is an earlier report, replaced by the next.
+REPORT_NAMES = (JSON_NAME, MD_NAME, HTML_NAME)
 #: Summary columns: report key and header, correctness first.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("correct", "correct"),
@@ -68,8 +70,9 @@ PLOTTED: tuple[tuple[str, str, str, float], ...] = (
 OUTCOME_CSS = {"correct": "ok", "valid_wrong": "warn", "failed": "fail"}
 #: Short error-kind headers for the console's error table (its caption spells them out).
 ERROR_SHORT = {"wrong_field": "field", "wrong_value": "value", "ungrounded_value": "ungr.", "wrong_operator": "op",
-               "missing_clause": "missing", "extra_clause": "extra", "wrong_result": "result", "broken_json": "json",
-               "invalid": "inv.", "reasoning": "reason", "trailing_text": "text"}
+               "missing_clause": "missing", "extra_clause": "extra", "wrong_structure": "struct.",
+               "wrong_result": "result", "broken_json": "json", "broken_sql": "sql", "invalid": "inv.",
+               "reasoning": "reason", "trailing_text": "text"}
 #: Cases listed in compare.md where the best checkpoint fails.
 MD_FAILURES = 20
 

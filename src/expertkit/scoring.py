@@ -133,8 +133,7 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
     differences: list[str] = []
     if gold is not None:
         equivalent = bool(answer) and validator.equivalent(answer, gold, fields)
-        if expert.manifest.output.kind == "sql":
-            execution = validator.execution_match(answer, gold, fields)
+        execution = validator.execution_match(answer, gold, fields)  # None where answers cannot run
         correct = execution if execution is not None else equivalent
         if matcher is not None:
             found = matcher.compare(answer, gold)
@@ -151,11 +150,13 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
     if analysis.has_text:
         kinds.add("trailing_text")
     if not valid and answer:
-        kinds.add("broken_json" if matcher is not None and not matcher.parses(answer) else "invalid")
+        kinds.add(matcher.broken if matcher is not None and not matcher.parses(answer) else "invalid")
     elif not valid and not analysis.has_reasoning:  # an empty output (reasoning alone says "reasoning")
         kinds.add("invalid")
     if correct is False:
         kinds.update(differences)
+        if component is not None and valid and not differences:
+            kinds.add("wrong_structure")  # the same parts, not equivalent: arranged otherwise
         if ungrounded:
             kinds.add("ungrounded_value")
         if valid and execution is False:

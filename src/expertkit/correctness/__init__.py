@@ -4,7 +4,8 @@ on a kind).
 
 A :class:`Matcher` compares an answer with the gold answer as parts (for Query DSL: the (clause, field,
 operator, value) tuples of query, filters, aggregations, sort and size — Spider's partial matching
-carried over), giving precision, recall and F1 of the parts and the kinds of difference (wrong field,
+carried over; for SQL, Spider's partial matching itself on sqlglot's tree), giving precision, recall
+and F1 of the parts and the kinds of difference (wrong field,
 wrong value, wrong operator, missing clause, extra clause); and it finds the answer's literals that are
 neither in the question nor among the field's known values (``ungrounded``), when the expert ships known
 values as its ``values`` resource.
@@ -12,9 +13,10 @@ values as its ``values`` resource.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,8 +32,10 @@ ERROR_KINDS: tuple[str, ...] = (
     "wrong_operator",
     "missing_clause",
     "extra_clause",
+    "wrong_structure",
     "wrong_result",
     "broken_json",
+    "broken_sql",
     "invalid",
     "reasoning",
     "trailing_text",
@@ -43,8 +47,10 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "wrong_operator": "a part of the gold answer with another operator (query or aggregation type, bound)",
     "missing_clause": "a part of the gold answer left out",
     "extra_clause": "a part the gold answer does not have",
+    "wrong_structure": "the gold answer's parts, arranged otherwise (must for filter, a lone query for a bool)",
     "wrong_result": "valid, but not the gold answer's result when run",
-    "broken_json": "the answer does not parse",
+    "broken_json": "the answer is not JSON (or not a JSON object)",
+    "broken_sql": "the answer does not parse as SQL",
     "invalid": "the answer parses but the validator rejects it",
     "reasoning": "the output holds reasoning",
     "trailing_text": "a code fence, a label or text around the answer",
@@ -100,10 +106,35 @@ def match_parts(answer: Iterable[Part], gold: Iterable[Part]) -> PartMatch:
     return PartMatch(precision, recall, f1, sorted(differences, key=ERROR_KINDS.index))
 
 
+_DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
+_WORD_RE = re.compile(r"\w+")
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
+
+
+def grounded(value: str, question: str, known: Set[str] = frozenset(), wildcards: str = "*?") -> bool:
+    """Is the literal ``value`` in the question (whole, all its words, or a number as written, ``1,000``
+    for 1000 included) or among the ``known`` values (lower case)? Dates and date math count as grounded
+    (a question says "last week"); ``wildcards`` are pattern characters to ignore."""
+    if _NUMBER_RE.fullmatch(value):
+        digits = question.replace(",", "")
+        return bool(re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", digits)) or value in known
+    bare = value.strip().strip(wildcards).strip()
+    if not bare or _DATE_RE.match(bare):
+        return True
+    low, q = bare.lower(), question.lower()
+    if low in q or low in known:
+        return True
+    words = _WORD_RE.findall(re.sub(f"[{re.escape(wildcards)}]", " ", low))
+    q_words = set(_WORD_RE.findall(q))
+    return bool(words) and all(w in q_words or w in q for w in words)
+
+
 class Matcher(ABC):
     """Compares answers of one output kind as parts and checks their literals."""
 
     kind: ClassVar[str]
+    #: The error kind of an answer that does not parse.
+    broken: ClassVar[str] = "broken_json"
 
     def __init__(self, validator: Validator) -> None:
         self.validator = validator  # its resources are the matcher's
@@ -113,7 +144,7 @@ class Matcher(ABC):
 
     @abstractmethod
     def parses(self, answer: str) -> bool:
-        """Does ``answer`` parse at all (a broken one is ``broken_json``, else ``invalid``)?"""
+        """Does ``answer`` parse at all (a broken one is :attr:`broken`, else ``invalid``)?"""
 
     @abstractmethod
     def parts(self, answer: str) -> list[Part] | None:
@@ -150,4 +181,5 @@ def get_matcher(validator: Validator) -> Matcher | None:
     return cls(validator) if cls is not None else None
 
 
-from expertkit.correctness import elastic as _elastic  # noqa: E402,F401  (registers itself)
+from expertkit.correctness import elastic as _elastic  # noqa: E402,F401  (register themselves)
+from expertkit.correctness import sql as _sql  # noqa: E402,F401
