@@ -121,3 +121,10 @@ def test_base_qwen3_shape_refuses_bad_layers(tmp_path: Path, layers: str, needle
     proc = run_cli("base", "qwen3-shape", "--out", tmp_path / "b", "--layers", layers)
     assert_one_line_error(proc, needle)
     assert not (tmp_path / "b").exists()
+
+
+def test_base_qwen3_shape_never_writes_into_someone_elses_folder(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    assert_one_line_error(run_cli("base", "qwen3-shape", "--out", tmp_path / "b"), "is not empty")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["notes.txt"]

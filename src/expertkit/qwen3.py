@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from expertkit.errors import ExpertkitError
-from expertkit.model import QWEN_SPLIT_PATTERN
+from expertkit.fileio import check_output_dir, usual_dir_mode
+from expertkit.model import QWEN_SPLIT_PATTERN, TINY_MARKER, replace_folder
 
 QWEN3_SHAPE = "qwen3-shape"
 #: Qwen3's added tokens in id order, from 151643 (``<|endoftext|>``) to 151668 (``</think>``).
@@ -97,10 +98,7 @@ def build_qwen3_shape_base(out_dir: str | Path, *, layers: int = 2, seed: int = 
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     out = Path(out_dir)
-    foreign = out.exists() and not (out / "expertkit_base.json").is_file()
-    if foreign and (not out.is_dir() or any(out.iterdir())):  # never overwrite what expertkit did not write
-        raise ExpertkitError("exists and is not a base expertkit built; choose another folder", path=out,
-                             key="--out")
+    check_output_dir(out, key="--out", ours=[TINY_MARKER])  # before the work: never someone else's folder
     tokenizer = qwen3_tokenizer()
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = Qwen3Config(eos_token_id=eos, pad_token_id=pad, bos_token_id=None,
@@ -109,16 +107,16 @@ def build_qwen3_shape_base(out_dir: str | Path, *, layers: int = 2, seed: int = 
     model = Qwen3ForCausalLM(config).to(torch.bfloat16)
     model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False,
                                                max_new_tokens=256)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name or 'qwen3-shape'}.", dir=parent))
     try:
+        usual_dir_mode(tmp)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "expertkit_base.json").write_text(json.dumps({"kind": QWEN3_SHAPE, "layers": layers, "seed": seed,
-                                                            "shape": {**(shape or {})}}))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        (tmp / TINY_MARKER).write_text(json.dumps({"kind": QWEN3_SHAPE, "layers": layers, "seed": seed,
+                                                  "shape": {**(shape or {})}}))
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
