@@ -72,7 +72,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_dir: Pat
     # one report, one line per saved checkpoint, one lint line: only the main process speaks
     assert proc.stdout.count("trained:") == 1, proc.stdout
     assert proc.stderr.count("saved checkpoint-2") == 1 and proc.stderr.count("lint:") == 1, proc.stderr[-3000:]
-    assert "2 process(es) (gloo), global batch 8 examples" in proc.stderr
+    assert "2 process(es) (gloo), global batch 8 examples" in " ".join(proc.stderr.split())  # lines wrap
     recorded = read_run(run)
     assert (recorded["world_size"], recorded["global_batch"], recorded["global_batch_unit"]) == (2, 8, "examples")
     assert [json.loads(line)["step"] for line in (run / "loss.jsonl").read_text().splitlines()] == [1, 2]
