@@ -24,6 +24,10 @@ Resuming and extending:
   N-step schedule is at that step and decays to zero at N.
 * Both refuse a checkpoint trained on another contract unless ``allow_drift``.
 
+Scoring checkpoints on the task while training (``eval_every``), early stopping by the expert's metric
+(``early_stop``, ``min_delta``) and how many checkpoints stay (``keep``) are a callback of their own,
+:mod:`expertkit.train_eval`; their settings are recorded with the plan and may change on resume.
+
 Ctrl-C (SIGINT) finishes the current step, saves a complete checkpoint and stops; a second Ctrl-C
 aborts at once. Under several processes the stop is agreed on (all-reduce) so that all stop together.
 
@@ -86,6 +90,7 @@ from expertkit.fileio import atomic_write_json, atomic_write_text
 from expertkit.lint import lint_file
 from expertkit.manifest import MANIFEST_NAME
 from expertkit.model import TINY, load_model, load_tokenizer, resolve_base
+from expertkit.train_eval import EvalSettings, make_evaluator, trim_eval_log
 
 METHODS = ("lora", "dora", "full")
 LOSS_LOG_NAME = "loss.jsonl"
@@ -126,6 +131,17 @@ class TrainOptions:
     seed: int | None = None
     #: Share of question tokens replaced by random tokens in each epoch (see :class:`QuestionNoise`).
     question_noise: float | None = None
+    #: Score checkpoints every N steps on the eval set (:mod:`expertkit.train_eval`).
+    eval_every: int | None = None
+    #: Score a fixed seeded subset of K eval cases.
+    eval_cases: int | None = None
+    #: Stop after this many evaluations without a rise of the expert's metric.
+    early_stop: int | None = None
+    min_delta: float | None = None
+    #: all | best | last checkpoints stay on disk.
+    keep: str | None = None
+    #: ``(model, step) -> (summary, cases, scores, seconds)`` instead of real scoring (tests).
+    score_fn: Any = None
     #: Extra ``transformers.TrainerCallback`` objects (Python API only).
     callbacks: Sequence[TrainerCallback] = ()
 
@@ -149,6 +165,16 @@ class TrainPlan:
     max_examples: int | None
     lora: dict[str, Any] | None = None
     question_noise: float = 0.0
+    eval_every: int | None = None
+    eval_cases: int | None = None
+    early_stop: int | None = None
+    min_delta: float = 0.0
+    keep: str = "all"
+
+    @property
+    def evaluation(self) -> EvalSettings:
+        return EvalSettings(every=self.eval_every, cases=self.eval_cases, early_stop=self.early_stop,
+                            min_delta=self.min_delta, keep=self.keep)
 
 
 @dataclass
@@ -168,6 +194,11 @@ class TrainResult:
     examples: int
     skipped: int = 0
     interrupted: bool = False
+    #: The best checkpoint by the expert's metric (scored runs), and why training stopped early.
+    best: dict[str, Any] | None = None
+    stop_reason: str | None = None
+    evaluations: int = 0
+    eval_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -185,6 +216,15 @@ class TrainResult:
             f"{self.tokens} tokens, {self.tokens_per_second:.0f} tokens/s",
             f"  checkpoints: {', '.join(self.checkpoints) or 'none'}",
         ]
+        if self.evaluations:
+            share = self.eval_seconds / self.seconds if self.seconds > 0 else 0.0
+            lines.append(f"  {self.evaluations} evaluation(s), {self.eval_seconds:.1f} s scoring "
+                         f"({share:.0%} of training)")
+        if self.best:
+            value = "n/a" if self.best.get("value") is None else f"{self.best['value']:.4f}"
+            lines.append(f"  best checkpoint: {self.best['name']} ({self.best['metric']} {value})")
+        if self.stop_reason:
+            lines.append(f"  {self.stop_reason}; train further with --continue-to N")
         if self.interrupted:
             lines.append(f"  resume with: expertkit train EXPERT --out {self.run_dir} --resume")
         return "\n".join(lines)
@@ -276,7 +316,22 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
         max_examples=options.max_examples,
         lora=lora,
         question_noise=_pick(options.question_noise, TINY_TRAINING["question_noise"], 0.0, tiny),
+        **_eval_settings(options, spec),
     )
+
+
+def _eval_settings(options: TrainOptions, spec: Any, current: TrainPlan | None = None) -> dict[str, Any]:
+    """The scoring options: given ones, else the recorded plan's (a resumed run), else the manifest's."""
+    def pick(name: str) -> Any:
+        given = getattr(options, name)
+        if given is not None:
+            return given
+        return getattr(current, name) if current is not None else getattr(spec, name)
+
+    settings = {name: pick(name) for name in ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")}
+    EvalSettings(every=settings["eval_every"], cases=settings["eval_cases"], early_stop=settings["early_stop"],
+                 min_delta=settings["min_delta"], keep=settings["keep"]).check()
+    return settings
 
 
 def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> TrainPlan:
@@ -299,6 +354,8 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> Trai
                              key="--steps")
     if not Path(plan.base_path).exists() and plan.base != plan.base_path:
         plan.base_path = resolve_base(plan.base)
+    for key, value in _eval_settings(options, None, plan).items():  # these may change on resume
+        setattr(plan, key, value)
     return plan
 
 
@@ -741,6 +798,9 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         elif done >= plan.steps:
             raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
                                  path=out, key="--resume")
+        elif isinstance(run.get("stopped"), dict):
+            raise ExpertkitError(f"the run stopped early at step {run['stopped'].get('step')} (no rise of the "
+                                 "metric); use --continue-to N to train further", path=out, key="--resume")
         base_path = plan.base_path
     else:
         base_path = resolve_base(options.base or expert.manifest.base_model)
@@ -755,15 +815,19 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
 
     stopper = StopOnInterrupt()
     out.mkdir(parents=True, exist_ok=True)
-    trainer = build_trainer(expert, plan, data, tokenizer, out, [stopper, *options.callbacks])
+    start_step = resume_from.step if resume_from else 0
+    history = trim_eval_log(out, start_step) if extending and int(os.environ.get("RANK", "0")) == 0 else []
+    evaluator = make_evaluator(expert, plan.evaluation, out, tokenizer, seed=plan.seed, history=history,
+                               score_fn=options.score_fn)
+    callbacks = [stopper, *([evaluator] if evaluator is not None else []), *options.callbacks]
+    trainer = build_trainer(expert, plan, data, tokenizer, out, callbacks)
     main = trainer.args.should_save
     trainer.accelerator.wait_for_everyone()
-    start_step = resume_from.step if resume_from else 0
     if main:
         if extending:
             _remove_tmp_checkpoints(out)
             _trim_loss_log(out / LOSS_LOG_NAME, start_step)
-        history = [*run.get("history", []), {
+        actions = [*run.get("history", []), {
             "action": "continue" if options.continue_to is not None else "resume" if extending else "train",
             "from_step": start_step, "to_step": plan.steps, "started": _now(),
         }]
@@ -778,8 +842,10 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
             "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
                      "skipped": dict(data.skipped), "sha256": data.sha256},
             "created": run.get("created", _now()),
-            "history": history,
+            "history": actions,
         })
+        if evaluator is not None:
+            evaluator.write_run_record()
     trainer.accelerator.wait_for_everyone()
     prepared = time.perf_counter()
     if resume_from is not None:
@@ -803,4 +869,8 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         examples=data.examples,
         skipped=sum(data.skipped.values()),
         interrupted=stopper.stopped_at is not None,
+        best=evaluator.best if evaluator is not None else None,
+        stop_reason=evaluator.stopped.reason if evaluator is not None and evaluator.stopped else None,
+        evaluations=len(evaluator.history) - len(history) if evaluator is not None else 0,
+        eval_seconds=evaluator.seconds if evaluator is not None else 0.0,
     )
