@@ -803,6 +803,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
                                  "metric); use --continue-to N to train further", path=out, key="--resume")
         base_path = plan.base_path
     else:
+        _eval_settings(options, expert.manifest.training)  # refused before anything is loaded
         base_path = resolve_base(options.base or expert.manifest.base_model)
     tokenizer = load_tokenizer(base_path)
     _lint_or_refuse(expert, tokenizer, options.force)

@@ -53,8 +53,9 @@ if TYPE_CHECKING:
 EVAL_LOG_NAME = "eval.jsonl"
 KEEP = ("all", "best", "last")
 #: What ``quickstart`` trains with (the tiny base's 1200 steps, a checkpoint every 100): every
-#: checkpoint scored on 64 held-out cases, stopping after 3 evaluations without a rise of the metric.
-QUICKSTART_EVAL: dict[str, Any] = {"eval_every": 100, "eval_cases": 64, "early_stop": 3, "min_delta": 0.0}
+#: checkpoint scored on the whole held-out eval set (so that ``compare`` reuses it all), stopping after
+#: 3 evaluations without a rise of the metric.
+QUICKSTART_EVAL: dict[str, Any] = {"eval_every": 100, "eval_cases": None, "early_stop": 3, "min_delta": 0.0}
 
 _console = Console(stderr=True)
 
@@ -80,19 +81,19 @@ class EvalSettings:
     def check(self) -> None:
         """Refuse settings that cannot work together (one line naming the option)."""
         if self.keep not in KEEP:
-            raise ExpertkitError(f"unknown --keep {self.keep!r} (all, best or last)", key="--keep")
+            raise ExpertkitError(f"unknown value {self.keep!r} (all, best or last)", key="--keep")
         if self.every is None:
             if self.early_stop is not None:
-                raise ExpertkitError("--early-stop needs scored checkpoints: give --eval-every N too",
+                raise ExpertkitError("needs scored checkpoints: give --eval-every N too",
                                      key="--early-stop")
             if self.keep == "best":
-                raise ExpertkitError("--keep best needs scored checkpoints: give --eval-every N too", key="--keep")
+                raise ExpertkitError("best needs scored checkpoints: give --eval-every N too", key="--keep")
         for key, value in (("--eval-every", self.every), ("--eval-cases", self.cases),
                            ("--early-stop", self.early_stop)):
             if value is not None and value < 1:
-                raise ExpertkitError(f"{key} must be at least 1, got {value}", key=key)
+                raise ExpertkitError(f"must be at least 1, got {value}", key=key)
         if self.min_delta < 0:
-            raise ExpertkitError(f"--min-delta must not be negative, got {self.min_delta}", key="--min-delta")
+            raise ExpertkitError(f"must not be negative, got {self.min_delta}", key="--min-delta")
 
 
 # ---------------------------------------------------------------------- early stopping
@@ -119,10 +120,10 @@ class EarlyStopping:
         return self.since >= self.patience
 
     def reason(self, metric: str, step: int) -> str:
-        best = "none" if self.best is None else f"{self.best:.4f} at step {self.best_step}"
-        rise = f"by more than {self.min_delta:g}" if self.min_delta else "at all"
+        rise = f"by more than {self.min_delta:g} above {self.best:.4f}" if self.min_delta and self.best is not None \
+            else "at all"
         return (f"early stop at step {step}: {metric} has not risen {rise} for {self.since} evaluation(s) "
-                f"(patience {self.patience}); best {best}")
+                f"(patience {self.patience})")
 
 
 # ---------------------------------------------------------------------- the cases
@@ -279,8 +280,10 @@ class CheckpointEvaluator(TrainerCallback):
         best = pick_best(self.history, self.metric)
         stop = self._stopper is not None and self._stopper.update(step, row.get(self.metric))
         if stop:
-            assert self._stopper is not None
-            self.stopped = _Stop(step, self._stopper.reason(self.metric, step))
+            assert self._stopper is not None and best is not None
+            value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
+            self.stopped = _Stop(step, f"{self._stopper.reason(self.metric, step)}; best {best['name']} "
+                                       f"({self.metric} {value}), kept")
         mark = " (best so far)" if best is not None and best["step"] == step else ""
         lead = "" if self.metric in ("valid", "correct") else f"{self.metric} {_fmt(row.get(self.metric))}, "
         _say(f"eval {folder.name}: {lead}valid {_fmt(row['valid'])}, "
