@@ -9,31 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_train import MANIFEST, _records, _write_jsonl
+import test_train
 
 from expertkit.checkpoints import list_checkpoints, load_checkpoint, read_run
 from expertkit.errors import ExpertkitError
 from expertkit.evaluate import CompareOptions, HfBackend, compare_run
 from expertkit.expert import Expert
-from expertkit.model import build_tiny_base
 from expertkit.train import TrainOptions, train_expert
 from expertkit.train_eval import EarlyStopping, EvalSettings, eval_cases
 
-
-@pytest.fixture(scope="module")
-def expert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mini")
-    (root / "expert.yaml").write_text(MANIFEST)
-    _write_jsonl(root / "data" / "train.jsonl", _records(64))
-    _write_jsonl(root / "data" / "eval.jsonl", _records(8, offset=1000))
-    return root
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory, expert_dir: Path) -> str:
-    expert = Expert.load(expert_dir)
-    corpus = [expert.contract.render_conversation(r["fields"], r["question"], r["answer"]) for r in _records(64)]
-    return str(build_tiny_base(tmp_path_factory.mktemp("b") / "tiny", corpus=corpus, vocab_size=400))
+expert_dir = test_train.expert_dir  # the tiny expert and its tiny base (module-scoped fixtures)
+base = test_train.base
 
 
 # ---------------------------------------------------------------------- early stopping, scripted
