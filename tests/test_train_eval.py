@@ -180,3 +180,15 @@ def test_cli_options_reach_the_run(expert_dir: Path, base: str, tmp_path: Path) 
                           str(tmp_path / "other"), "--early-stop", "2"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "--early-stop: needs scored checkpoints: give --eval-every N too" in bad.stderr
+
+
+def test_early_stop_end_to_end_with_real_scores(expert_dir: Path, base: str, tmp_path: Path) -> None:
+    # min-delta 1: no rate can rise by more than that, so the second evaluation stops the run
+    out = tmp_path / "run"
+    result = train_expert(Expert.load(expert_dir), TrainOptions(base=base, out_dir=out, steps=8, save_every=100,
+                                                                eval_every=2, eval_cases=2, early_stop=1,
+                                                                min_delta=1.0, keep="last"))
+    assert result.steps == 4 and result.stop_reason is not None and "early stop at step 4" in result.stop_reason
+    assert result.evaluations == 2 and result.eval_seconds > 0
+    assert [c.step for c in list_checkpoints(out)] == [4]  # --keep last
+    assert read_run(out)["stopped"]["step"] == 4

@@ -282,8 +282,9 @@ class CheckpointEvaluator(TrainerCallback):
         if stop:
             assert self._stopper is not None and best is not None
             value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
+            kept = "kept" if self.settings.keep != "last" or best["step"] == step else "not kept (--keep last)"
             self.stopped = _Stop(step, f"{self._stopper.reason(self.metric, step)}; best {best['name']} "
-                                       f"({self.metric} {value}), kept")
+                                       f"({self.metric} {value}), {kept}")
         mark = " (best so far)" if best is not None and best["step"] == step else ""
         lead = "" if self.metric in ("valid", "correct") else f"{self.metric} {_fmt(row.get(self.metric))}, "
         _say(f"eval {folder.name}: {lead}valid {_fmt(row['valid'])}, "
