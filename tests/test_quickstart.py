@@ -55,6 +55,9 @@ def test_quickstart_end_to_end_in_small(tmp_path: Path, tiny_base: Path, capsys:
     assert generated == [(None, True), (None, True), (None, False)]  # 2 evaluations in training, then the base
     assert [m["reused"] for m in report["models"]] == [0, 4, 4]
     assert [m["valid"] for m in report["models"][1:]] == [e["valid"] for e in run["evaluations"]]
+    assert report["training"]["evaluations"] == run["evaluations"]
+    markdown = (out / "compare" / "compare.md").read_text()
+    assert "## Scores recorded while training" in markdown and "8 output(s) reused" in markdown
     assert report["best"]["name"] in ("checkpoint-2", "checkpoint-4")
     assert {p.name for p in (out / "compare").iterdir()} == {"compare.json", "compare.md", "report.html"}
     printed = capsys.readouterr()

@@ -704,6 +704,8 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     }
     if drift is not None:
         report["drift"] = drift
+    if run.get("evaluations"):
+        report["training"] = {key: run.get(key) for key in ("evaluations", "best", "stopped")}
     out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
     paths = write_reports(report, out_dir)
     result = CompareResult(report, paths)
