@@ -57,8 +57,9 @@ def _decode(expert: Any, run_dir: Path, step: int, cases_n: int, samples: list[i
     from rich.progress import Progress
 
     from expertkit.checkpoints import load_checkpoint
-    from expertkit.evaluate import HfBackend, _generate_scored, _generate_voted, load_cases, summarize
+    from expertkit.evaluate import HfBackend, _generate_scored, _generate_voted, load_cases
     from expertkit.generation import Sampling
+    from expertkit.scoring import summarize
     from expertkit.train_eval import correct_rate
 
     ck = load_checkpoint(run_dir / f"checkpoint-{step}")

@@ -53,6 +53,9 @@ def test_verdicts() -> None:
     assert verdict_of(True, True) == "reasoning_and_valid"
     assert verdict_of(True, False) == "reasoning_only"
     assert verdict_of(False, False) == "invalid"
+    assert verdict_of(False, True, True) == "answer_with_text"
+    assert verdict_of(True, True, True) == "reasoning_and_valid"
+    assert verdict_of(False, False, True) == "invalid"
 
 
 @pytest.mark.parametrize(
@@ -61,6 +64,9 @@ def test_verdicts() -> None:
         (GOLD, "direct_valid", True, True),
         ('{"query": {"term": {"FlightDelay": true}}}', "direct_valid", True, True),
         ('{"query":{"term":{"Cancelled":true}}}', "direct_valid", True, False),
+        (f"```json\n{GOLD}\n```", "answer_with_text", True, True),
+        (f"{GOLD}\nThis finds the delayed flights.", "answer_with_text", True, True),
+        (f"Answer: {GOLD}", "answer_with_text", True, True),
         (f"<think>\nDelayed flights: a term on FlightDelay.\n</think>\n\n{GOLD}", "reasoning_and_valid", True, True),
         (f"Let me work out which field holds the delay. {GOLD}", "reasoning_and_valid", True, True),
         ("<think>\nThe user wants delayed flights, so", "reasoning_only", False, False),
@@ -106,7 +112,8 @@ def test_summarize_rates(elastic: Expert) -> None:
     assert m["cases"] == 4
     assert m["valid"] == 0.5 and m["equivalent"] == 0.5 and m["reasoning"] == 0.5 and m["direct_valid"] == 0.25
     assert m["execution_match"] is None
-    assert m["verdicts"] == {"direct_valid": 1, "reasoning_and_valid": 1, "reasoning_only": 1, "invalid": 1}
+    assert m["verdicts"] == {"direct_valid": 1, "answer_with_text": 0, "reasoning_and_valid": 1, "reasoning_only": 1,
+                             "invalid": 1}
     assert m["outputs_per_s"] == 2.0
 
 

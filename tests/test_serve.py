@@ -168,7 +168,8 @@ def test_generate_normalises_fields_and_answers(server: dict[str, Any]) -> None:
         "fields": {"Index": "logs", "Task": "query_dsl", "Dialect": "es"}, "question": "  errors today  "})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"expert", "answer", "valid", "errors", "reasoning_removed", "checkpoint", "latency_ms"}
+    assert set(body) == {"expert", "answer", "valid", "errors", "verdict", "reasoning_removed", "checkpoint",
+                         "latency_ms"}
     assert body["expert"] == "esx" and body["checkpoint"] == "esx@0.1.0/checkpoint-1"
     assert isinstance(body["valid"], bool) and isinstance(body["errors"], list)
     assert body["valid"] or body["errors"]

@@ -135,8 +135,10 @@ def test_field_the_index_lacks(v: ElasticDslValidator) -> None:
 def test_unknown_fields_everywhere(v: ElasticDslValidator) -> None:
     assert "'order_dat'" in one_error(v, {"sort": [{"order_dat": "desc"}]})
     assert "'prices'" in one_error(v, {"aggs": {"a": {"avg": {"field": "prices"}}}})
-    assert "'geoip.town'" in one_error(v, {"_source": ["geoip.town"]})
-    assert "'nope*'" in one_error(v, {"_source": {"includes": ["nope*"]}})
+    # source filtering of an unmapped field returns nothing: a warning, not an error
+    assert check(v, {"_source": ["geoip.town"]})[0] == []
+    assert "'geoip.town'" in check(v, {"_source": ["geoip.town"]})[1][0]
+    assert "'nope*'" in check(v, {"_source": {"includes": ["nope*"]}})[1][0]
     assert "'FlightNum'" in one_error(v, {"query": {"term": {"FlightNum": "X"}}})  # a flights field
     assert "'geoip.city_name.keyword'" in one_error(v, {"query": {"term": {"geoip.city_name.keyword": "X"}}})
     error = one_error(v, {"query": {"bool": {"filter": {"constant_score": {"filter": {"term": {"custmer_id": 1}}}}}}})
@@ -188,13 +190,13 @@ DSL_ACCEPTS = [
     ({"query": {"terms": {"currency": "EUR"}}}, "terms on 'currency' needs a list of values, not a string"),
     ({"query": {"exists": {}}}, "exists query needs a 'field'"),
     ({"query": {"match": {"category": "a", "customer_full_name": "b"}}}, "match query takes one field, got 2"),
-    ({"query": {"bool": {"shoud": [{"match": {"category": "x"}}]}}}, "unknown bool clause 'shoud'"),
+    ({"query": {"bool": {"shoud": [{"match": {"category": "x"}}]}}}, "unknown bool query parameter 'shoud'"),
     ({"query": {"range": {"taxful_total_price": {"gtx": 10}}}}, "unknown range operator 'gtx'"),
-    ({"query": {"range": {"taxful_total_price": {"from": 10}}}}, "unknown range operator 'from'"),
+    ({"query": {"range": {"taxful_total_price": {"lte": 10, "form": 10}}}}, "unknown range operator 'form'"),
     ({"size": "ten"}, "size must be a non-negative integer, got 'ten'"),
     ({"from": -1}, "from must be a non-negative integer, got -1"),
     ({"size": True}, "size must be a non-negative integer, got true"),
-    ({"query": {"match": {"category": {"qurey": "x"}}}}, "unknown match option 'qurey'"),
+    ({"query": {"match": {"category": {"qurey": "x"}}}}, "unknown match parameter 'qurey'"),
     ({"query": {"term": {"currency": ["EUR", "USD"]}}}, "use terms for a list of values"),
     ({"query": {"range": {"order_date": "2024-01-01"}}}, "range on 'order_date' needs an object of bounds"),
     ({"sort": [{"order_date": "down"}]}, "sort order must be 'asc' or 'desc'"),
@@ -228,13 +230,19 @@ def test_dsl_library_errors_are_reported(v: ElasticDslValidator) -> None:
 
 
 # ------------------------------------------------------------------------------- type rules
-def test_range_on_text_keyword_boolean_is_an_error(v: ElasticDslValidator) -> None:
-    assert "range query on text field 'customer_full_name'" in one_error(
-        v, {"query": {"range": {"customer_full_name": {"gte": "A"}}}})
-    assert "range query on keyword field 'currency'" in one_error(
-        v, {"query": {"range": {"currency": {"gte": "A"}}}})
-    assert "range query on boolean field 'Cancelled'" in one_error(
-        v, {"query": {"range": {"Cancelled": {"gte": 0}}}}, FLIGHTS)
+def test_range_on_strings_is_a_warning_on_geo_an_error(v: ElasticDslValidator) -> None:
+    # Elasticsearch runs a range on keyword/text (refused only without search.allow_expensive_queries)
+    for name, ftype in (("customer_full_name", "text"), ("currency", "keyword")):
+        errors, warnings = check(v, {"query": {"range": {name: {"gte": "A"}}}})
+        assert errors == []
+        assert f"range on {ftype} field {name!r} compares strings" in warnings[0]
+    logs = {"query": {"range": {"response.keyword": {"gte": "400", "lt": "500"}}}}
+    assert check(v, logs, LOGS)[0] == []
+    assert "range query on geo_point field 'geoip.location'" in one_error(
+        v, {"query": {"range": {"geoip.location": {"gte": 0}}}})
+    # a boolean field takes a range of booleans, not numbers
+    assert "Can't parse boolean value [0]" in one_error(v, {"query": {"range": {"Cancelled": {"gte": 0}}}}, FLIGHTS)
+    assert check(v, {"query": {"range": {"Cancelled": {"gte": False}}}}, FLIGHTS) == ([], [])
 
 
 def test_term_on_text_is_a_warning_with_the_keyword_hint(v: ElasticDslValidator) -> None:
@@ -289,6 +297,12 @@ def test_several_errors_are_all_reported(v: ElasticDslValidator) -> None:
 
 
 # ------------------------------------------------------------------------------- never raises
+def test_deprecated_range_bounds_warn(v: ElasticDslValidator) -> None:
+    errors, warnings = check(v, {"query": {"range": {"taxful_total_price": {"from": 10, "to": 20}}}})
+    assert errors == []
+    assert any("'from' is deprecated" in w for w in warnings)
+
+
 def test_hostile_inputs(v: ElasticDslValidator) -> None:
     deep = '{"query":' * 100_000 + "1" + "}" * 100_000
     assert one_error(v, deep) == "JSON nested too deeply"

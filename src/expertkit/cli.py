@@ -199,22 +199,38 @@ def check_prompt(
 @app.command()
 def validate(
     expert_dir: ExpertDir,
-    output: Annotated[str, typer.Option("--output", help="The model output to judge.")] = ...,  # type: ignore[assignment]
+    output: Annotated[str, typer.Option("--output", help="The raw model output to judge.")] = ...,  # type: ignore[assignment]
     field: Annotated[list[str] | None, typer.Option("--field", help="NAME=VALUE (repeatable).")] = None,
+    gold: Annotated[str | None, typer.Option("--gold", help="The gold answer: also judge equivalence.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Validate one output with the expert's validator (exit 1 when invalid)."""
+    """Judge one raw model output as compare does: reasoning, text around the answer, validity (exit 1
+    when the answer is invalid)."""
     expert = _load(expert_dir)
-    result = expert.validate(output, _parse_field_options(field))
+    score = expert.score(output, _parse_field_options(field), gold)
     if as_json:
-        _print_json(result.to_dict())
+        _print_json({"verdict": score.verdict, "valid": score.valid, "answer": score.answer,
+                     "reasoning_kind": score.reasoning_kind, "text": score.text, "errors": score.errors,
+                     "warnings": score.warnings, "equivalent": score.equivalent,
+                     "execution_match": score.execution_match})
     else:
-        out.print("[green]valid[/green]" if result.valid else "[red]invalid[/red]")
-        for e in result.errors:
+        colour = {"direct_valid": "green", "answer_with_text": "yellow"}.get(score.verdict, "red")
+        out.print(f"[{colour}]{score.verdict}[/{colour}]: answer {'valid' if score.valid else 'invalid'}")
+        if score.reasoning_kind:
+            out.print(f"  reasoning: {score.reasoning_kind}")
+        for note in score.text:
+            out.print(f"  text: {note}")
+        if score.answer != output.strip():
+            out.print(f"  answer: {score.answer or '(none)'}")
+        for e in score.errors:
             out.print(f"  error: {e}")
-        for w in result.warnings:
+        for w in score.warnings:
             out.print(f"  warning: {w}")
-    if not result.valid:
+        if score.equivalent is not None:
+            out.print(f"  equivalent to the gold answer: {'yes' if score.equivalent else 'no'}")
+        if score.execution_match is not None:
+            out.print(f"  same result as the gold answer: {'yes' if score.execution_match else 'no'}")
+    if not score.valid:
         raise typer.Exit(1)
 
 

@@ -2,13 +2,8 @@
 
 The base is loaded once; checkpoints are switched in without reloading it (:class:`~expertkit.generation.Engine`,
 or vLLM's multi-LoRA engine). Every prompt comes from the expert's contract. Each output is split into
-reasoning and answer (:func:`~expertkit.reasoning.analyze_output`); the answer is validated, compared
-with the gold answer and, for SQL, executed on the fixture. Each output gets a verdict:
-
-* ``direct_valid``: no reasoning, valid answer;
-* ``reasoning_and_valid``: reasoning, then a valid answer;
-* ``reasoning_only``: reasoning and no valid answer after it;
-* ``invalid``: no reasoning, and the answer is not valid (or there is none).
+reasoning and answer, validated, compared with the gold answer and, for SQL, executed on the fixture,
+by :func:`~expertkit.scoring.score_output`, which also gives each output its verdict.
 
 The best checkpoint is the one with the highest ``evaluation.metric`` (ties go to the earliest step).
 ``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
@@ -26,7 +21,6 @@ import json
 import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,9 +41,11 @@ from expertkit.data import load_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.generation import Generation, Sampling, checkpoint_kind
-from expertkit.reasoning import analyze_output
+from expertkit.scoring import VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
-VERDICTS: tuple[str, ...] = ("direct_valid", "reasoning_and_valid", "reasoning_only", "invalid")
+__all__ = [  # scoring lives in expertkit.scoring; these names stay importable from here
+    "VERDICTS", "Score", "pick_best", "score_output", "summarize", "verdict_of",
+]
 DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
 DRIFT_DESCRIPTIONS: dict[str, str] = {
     "alias": "a field's canonical value replaced by one of its aliases",
@@ -62,9 +58,6 @@ BASE_NAME = "base"
 #: Models smaller than this generate on one CPU thread (see :class:`HfBackend`).
 SMALL_MODEL_PARAMS = 20_000_000
 REPORT_VERSION = 1
-#: Version of :func:`score_output`'s judgement: bump it when a change would score the same output
-#: differently (recorded scores of another version are scored again from their recorded outputs).
-SCORER_VERSION = 1
 _INCOMPLETE_RE = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
 
 _console = Console(stderr=True)
@@ -102,39 +95,6 @@ class Case:
     prompt: str
 
 
-@dataclass(frozen=True)
-class Score:
-    """One output judged: reasoning, extracted answer, validity, equivalence, execution, verdict."""
-
-    output: str
-    answer: str
-    reasoning: str
-    reasoning_kind: str | None
-    valid: bool
-    equivalent: bool | None
-    execution_match: bool | None
-    verdict: str
-    errors: list[str]
-    new_tokens: int = 0
-    finished: bool = True
-    latency_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "answer": self.answer,
-            "reasoning": self.reasoning,
-            "reasoning_kind": self.reasoning_kind,
-            "valid": self.valid,
-            "equivalent": self.equivalent,
-            "execution_match": self.execution_match,
-            "verdict": self.verdict,
-            "errors": self.errors,
-            "new_tokens": self.new_tokens,
-            "finished": self.finished,
-        }
-
-
 @dataclass
 class CompareResult:
     """The report (``compare.json``'s content) and where it was written."""
@@ -145,82 +105,6 @@ class CompareResult:
     @property
     def best(self) -> dict[str, Any] | None:
         return self.report.get("best")
-
-
-# ---------------------------------------------------------------------- scoring
-def verdict_of(has_reasoning: bool, valid: bool) -> str:
-    """The verdict of one output."""
-    if has_reasoning:
-        return "reasoning_and_valid" if valid else "reasoning_only"
-    return "direct_valid" if valid else "invalid"
-
-
-def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str | None) -> Score:
-    """Judge one raw output for a case with these canonical ``fields`` and ``gold`` answer."""
-    analysis = analyze_output(raw, expert.manifest.output.kind)
-    validator = expert.validator
-    answer = analysis.answer
-    if answer:
-        result = validator.validate(answer, fields)
-        valid, errors = result.valid, list(result.errors)
-    else:
-        valid, errors = False, ["no answer after the reasoning" if analysis.has_reasoning else "empty output"]
-    equivalent: bool | None = None
-    execution: bool | None = None
-    if gold is not None:
-        equivalent = bool(answer) and validator.equivalent(answer, gold, fields)
-        if expert.manifest.output.kind == "sql":
-            execution = validator.execution_match(answer, gold, fields)
-    return Score(
-        output=raw,
-        answer=answer,
-        reasoning=analysis.reasoning,
-        reasoning_kind=analysis.kind,
-        valid=valid,
-        equivalent=equivalent,
-        execution_match=execution,
-        verdict=verdict_of(analysis.has_reasoning, valid),
-        errors=errors,
-    )
-
-
-def _rate(values: Sequence[bool | None]) -> float | None:
-    """Share of ``True`` among the values that are not ``None`` (``None`` when all are)."""
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
-def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str, Any]:
-    """The metrics of one model over its outputs (rates in [0, 1])."""
-    n = len(scores)
-    verdicts = Counter(s.verdict for s in scores)
-    return {
-        "cases": n,
-        "valid": _rate([s.valid for s in scores]),
-        "equivalent": _rate([s.equivalent for s in scores]),
-        "execution_match": _rate([s.execution_match for s in scores]),
-        "reasoning": _rate([s.reasoning_kind is not None for s in scores]),
-        "direct_valid": _rate([s.verdict == "direct_valid" for s in scores]),
-        "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
-        "unfinished": _rate([not s.finished for s in scores]),
-        "mean_output_tokens": sum(s.new_tokens for s in scores) / n if n else None,
-        "mean_latency_s": sum(s.latency_s for s in scores) / n if n else None,
-        "outputs_per_s": n / seconds if seconds else None,
-    }
-
-
-def pick_best(models: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
-    """The checkpoint row with the highest ``metric``; ties (and unknown values) go to the earliest step."""
-    candidates = [m for m in models if m.get("step") is not None]
-    if not candidates:
-        return None
-
-    def key(m: Mapping[str, Any]) -> tuple[float, int]:
-        value = m.get(metric)
-        return (value if value is not None else -1.0, -int(m["step"]))
-
-    best = max(candidates, key=key)
-    return {"name": best["name"], "step": best["step"], "metric": metric, "value": best.get(metric)}
 
 
 # ---------------------------------------------------------------------- cases and drifted prompts

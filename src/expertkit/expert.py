@@ -6,13 +6,16 @@ from collections import Counter
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expertkit.contract import PromptContract
 from expertkit.errors import ExpertkitError
 from expertkit.findings import Finding
 from expertkit.manifest import Manifest, load_manifest
 from expertkit.validators import ValidationResult, Validator, get_validator
+
+if TYPE_CHECKING:
+    from expertkit.scoring import Score
 
 
 class Expert:
@@ -76,6 +79,13 @@ class Expert:
     def validate(self, output: str, fields: Mapping[str, Any]) -> ValidationResult:
         """Validate an output for a prompt with these fields (normalised through the contract)."""
         return self.validator.validate(output, self.contract.normalize(fields))
+
+    def score(self, raw: str, fields: Mapping[str, Any], gold: str | None = None) -> Score:
+        """Judge a raw model output as ``compare`` does (reasoning, text around the answer, validity, and
+        with ``gold`` equivalence and execution match); fields are normalised through the contract."""
+        from expertkit.scoring import score_output
+
+        return score_output(self, raw, self.contract.normalize(fields), gold)
 
     # ------------------------------------------------------------------ training-data facts
     def training_field_values(self) -> dict[str, set[str]]:

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expertkit.contract import PromptParseError, find_control_tokens, parse_prompt, parse_system_block
+from expertkit.contract import PromptContract, PromptParseError, find_control_tokens, parse_prompt, parse_system_block
 from expertkit.data import Example, read_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.findings import Finding
 from expertkit.reasoning import analyze_output
+from expertkit.scoring import Score, score_output
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -39,6 +40,9 @@ class LintReport:
     wrappers: Counter[str] = field(default_factory=Counter)
     shapes: Counter[str] = field(default_factory=Counter)
     length_source: str = "estimate"
+    #: Answers validated (the records whose fields the validator needs are present) and not.
+    validated: int = 0
+    not_validated: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -64,6 +68,8 @@ class LintReport:
             "wrappers": dict(self.wrappers),
             "shapes": dict(self.shapes),
             "length_source": self.length_source,
+            "validated": self.validated,
+            "not_validated": self.not_validated,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -78,6 +84,20 @@ def _token_lengths(expert: Expert, texts: Sequence[str], tokenizer: Any | None) 
     return out
 
 
+def _usable_fields(contract: PromptContract, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The record's fields that the contract knows, with an allowed value, canonical (others left out)."""
+    specs = {f.name: f for f in contract.fields}
+    usable: dict[str, str] = {}
+    for name, value in pairs:
+        spec = specs.get(name)
+        if spec is None or name in usable:
+            continue
+        canonical, _ = contract.canonical_value(spec, value)
+        if canonical is not None and canonical.strip():
+            usable[name] = value if spec.multiline else canonical
+    return usable
+
+
 def lint_examples(
     expert: Expert,
     examples: Sequence[Example],
@@ -90,7 +110,9 @@ def lint_examples(
     contract = expert.contract
     seen: dict[tuple[str, str], int] = {}
     to_measure: list[tuple[int, str]] = []
-    valid_cache: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
+    score_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Score] = {}
+    needs = expert.validator.needs
+    not_validated: Counter[str] = Counter()
     add = report.findings.append
     for ex in examples:
         report.records += 1
@@ -119,17 +141,35 @@ def lint_examples(
         if ex.answer is None or not ex.answer.strip():
             add(Finding("missing_answer", "error", "the record has no answer", line=ex.line, field="answer"))
             continue
-        analysis = analyze_output(ex.answer, expert.manifest.output.kind)
-        if ex.reasoning or analysis.has_reasoning:
-            kind = "think block" if ex.reasoning else analysis.kind
+        canonical: dict[str, str] | None = None
+        if not any(f.severity == "error" for f in found):
+            try:
+                canonical = contract.normalize(dict(ex.fields))
+            except ContractError as exc:
+                add(Finding("unknown_value", "error", exc.message, line=ex.line))
+        usable = canonical if canonical is not None else _usable_fields(contract, ex.fields)
+        missing = [name for name in needs if name not in usable]
+        if missing:  # the answer cannot be judged; still look for reasoning in it
+            not_validated[", ".join(missing)] += 1
+            analysis = analyze_output(ex.answer, expert.manifest.output.kind)
+            reasoning, verdict = analysis.kind, None
+        else:
+            cache_key = (ex.answer, tuple(usable.items()))
+            score = score_cache.get(cache_key)
+            if score is None:
+                score = score_cache[cache_key] = score_output(expert, ex.answer, usable)
+            report.validated += 1
+            reasoning, verdict = score.reasoning_kind, score.verdict
+            if not score.valid:
+                add(Finding("invalid_answer", "error", "; ".join(score.errors)[:300], line=ex.line, field="answer"))
+            elif verdict == "answer_with_text":
+                add(Finding("text_in_answer", "error", f"gold answer is not the answer alone: {'; '.join(score.text)}"
+                            [:300], line=ex.line, field="answer"))
+        if ex.reasoning or reasoning:
+            kind = "think block" if ex.reasoning else reasoning
             add(Finding("reasoning_in_answer", "error", f"gold answer holds reasoning ({kind})",
                         line=ex.line, field="answer"))
-        if any(f.severity == "error" for f in found):
-            continue
-        try:
-            canonical = contract.normalize(dict(ex.fields))
-        except ContractError as exc:
-            add(Finding("unknown_value", "error", exc.message, line=ex.line))
+        if canonical is None:
             continue
         key = ("\x00".join(canonical.values()), _question_key(ex.question))
         if key in seen:
@@ -139,18 +179,14 @@ def lint_examples(
         if eval_questions is not None and _question_key(ex.question) in eval_questions:
             add(Finding("eval_leak", "error", "this question is also in the eval set", line=ex.line,
                         field="question"))
-        answer = analysis.answer if analysis.has_reasoning else ex.answer.strip()
-        cache_key = (answer, tuple(canonical.items()))
-        errors = valid_cache.get(cache_key)
-        if errors is None:
-            errors = expert.validator.validate(answer, canonical).errors if answer else ["empty answer"]
-            valid_cache[cache_key] = errors
-        if errors:
-            add(Finding("invalid_answer", "error", "; ".join(errors)[:300], line=ex.line, field="answer"))
         try:
             to_measure.append((ex.line, contract.render_conversation(canonical, ex.question, ex.answer)))
         except ContractError as exc:
             add(Finding("control_token", "error", exc.message, line=ex.line))
+    for names, n in not_validated.items():
+        report.not_validated += n
+        add(Finding("not_validated", "warning", f"{n} answer(s) not validated: their records lack {names}, "
+                    f"which the {expert.manifest.output.kind} validator needs"))
     max_length = expert.manifest.training.max_length
     lengths = _token_lengths(expert, [t for _, t in to_measure], tokenizer)
     report.length_source = "tokenizer" if tokenizer is not None else "estimate"

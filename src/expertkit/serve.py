@@ -44,7 +44,7 @@ from expertkit.fileio import read_text
 from expertkit.findings import Finding
 from expertkit.generation import Engine, Generation, checkpoint_kind
 from expertkit.lint import check_messages
-from expertkit.reasoning import analyze_output
+from expertkit.scoring import score_output
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"
@@ -479,14 +479,9 @@ class _Service:
             raise ApiError(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
 
     def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str]) -> dict[str, Any]:
-        analysis = analyze_output(output.text, served.expert.manifest.output.kind)
-        if analysis.answer:
-            result = served.expert.validator.validate(analysis.answer, fields)
-            valid, errors = result.valid, list(result.errors)
-        else:
-            valid, errors = False, [f"the output holds no answer ({analysis.kind or 'empty'})"]
-        return {"answer": analysis.answer, "valid": valid, "errors": errors,
-                "reasoning_removed": analysis.has_reasoning, "checkpoint": served.label}
+        score = score_output(served.expert, output.text, fields)
+        return {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
+                "reasoning_removed": score.has_reasoning, "checkpoint": served.label}
 
 
 class _BodyLimit:

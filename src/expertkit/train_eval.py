@@ -47,8 +47,9 @@ from expertkit.errors import ExpertkitError
 from expertkit.fileio import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from expertkit.evaluate import Case, Score
+    from expertkit.evaluate import Case
     from expertkit.expert import Expert
+    from expertkit.scoring import Score
 
 EVAL_LOG_NAME = "eval.jsonl"
 KEEP = ("all", "best", "last")
@@ -203,8 +204,9 @@ class CheckpointEvaluator(TrainerCallback):
             return self.score_fn(model, step)
         from rich.progress import Progress
 
-        from expertkit.evaluate import HfBackend, _generate_scored, summarize
+        from expertkit.evaluate import HfBackend, _generate_scored
         from expertkit.generation import Engine
+        from expertkit.scoring import summarize
 
         cases = self.cases
         if self._prompts is None:
@@ -255,7 +257,7 @@ class CheckpointEvaluator(TrainerCallback):
 
     def _evaluate(self, model: Any, step: int) -> bool:
         from expertkit.checkpoint_scores import cases_digest, write_checkpoint_eval
-        from expertkit.evaluate import SCORER_VERSION, pick_best
+        from expertkit.scoring import SCORER_VERSION, pick_best
 
         folder = self.run_dir / f"checkpoint-{step}"
         summary, cases, scores, seconds = self._score(model, step)
@@ -298,7 +300,7 @@ class CheckpointEvaluator(TrainerCallback):
     # -------------------------------------------------------------- the run folder
     @property
     def best(self) -> dict[str, Any] | None:
-        from expertkit.evaluate import pick_best
+        from expertkit.scoring import pick_best
 
         return pick_best(self.history, self.metric)
 

@@ -89,7 +89,7 @@ def agree(expert: Expert, a: str, b: str, fields: Mapping[str, str]) -> tuple[bo
 
 def vote(expert: Expert, fields: Mapping[str, str], samples: Sequence[Generation]) -> Vote:
     """Judge the candidates of one prompt and pick one by agreement (see the module docstring)."""
-    from expertkit.evaluate import score_output
+    from expertkit.scoring import score_output
 
     candidates: list[Candidate] = []
     for g in samples:

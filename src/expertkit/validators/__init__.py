@@ -37,6 +37,9 @@ class Validator(ABC):
     """Base of every validator. ``fields`` are the prompt's canonical contract fields."""
 
     kind: ClassVar[str]
+    #: Contract fields without which an answer cannot be judged (lint validates an answer whenever
+    #: these are present and usable, whatever findings the record's other fields have).
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, expert_root: Path, output: OutputSpec) -> None:
         self.expert_root = Path(expert_root)
