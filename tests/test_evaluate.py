@@ -128,11 +128,33 @@ def test_best_checkpoint_by_metric_ties_to_the_earliest() -> None:
         _row("checkpoint-150", 150, valid=0.9, equivalent=0.3),
         _row("checkpoint-200", 200, valid=0.9, equivalent=0.2),
     ]
-    assert pick_best(rows, "valid") == {"name": "checkpoint-150", "step": 150, "metric": "valid", "value": 0.9}
+    assert pick_best(rows, "valid") == {"name": "checkpoint-150", "step": 150, "metric": "valid", "value": 0.9,
+                                        "tie_breaks": []}
     assert pick_best(rows, "equivalent")["name"] == "checkpoint-150"  # type: ignore[index]
     unknown = [_row("checkpoint-5", 5, execution_match=None), _row("checkpoint-9", 9, execution_match=None)]
     assert pick_best(unknown, "execution_match")["name"] == "checkpoint-5"  # type: ignore[index]
     assert pick_best([rows[0]], "valid") is None  # the base is never "the best checkpoint"
+
+
+def test_best_checkpoint_by_correctness_then_f1_then_validity() -> None:
+    rows = [
+        _row("checkpoint-100", 100, equivalent=0.05, component_f1=0.40, valid=0.99),
+        _row("checkpoint-200", 200, equivalent=0.05, component_f1=0.55, valid=0.90),
+        _row("checkpoint-300", 300, equivalent=0.05, component_f1=0.55, valid=0.95),
+        _row("checkpoint-400", 400, equivalent=0.01, component_f1=0.90, valid=1.00),
+    ]
+    best = pick_best(rows, "equivalent")
+    assert best == {"name": "checkpoint-300", "step": 300, "metric": "equivalent", "value": 0.05,
+                    "tie_breaks": ["component_f1", "valid"]}
+    assert pick_best(rows, "valid")["name"] == "checkpoint-400"  # type: ignore[index]
+    sql = [_row("checkpoint-1", 1, execution_match=0.5, equivalent=0.2, valid=0.7),
+           _row("checkpoint-2", 2, execution_match=0.5, equivalent=0.3, valid=0.6)]
+    assert pick_best(sql, "execution_match")["name"] == "checkpoint-2"  # type: ignore[index]
+
+
+def test_shipped_experts_are_picked_by_correctness() -> None:
+    assert Expert.load(SHIPPED / "elastic").manifest.evaluation.metric == "equivalent"
+    assert Expert.load(SHIPPED / "sql").manifest.evaluation.metric == "execution_match"
 
 
 # ---------------------------------------------------------------------- drifted prompts

@@ -59,6 +59,14 @@ def test_quickstart_end_to_end_in_small(tmp_path: Path, tiny_base: Path, capsys:
     markdown = (out / "compare" / "compare.md").read_text()
     assert "## Scores recorded while training" in markdown and "8 output(s) reused" in markdown
     assert report["best"]["name"] in ("checkpoint-2", "checkpoint-4")
+    # picked by correctness (equivalence, then component F1, then validity), and the headline says so
+    assert report["metric"] == "equivalent" and report["best"]["tie_breaks"] == ["component_f1", "valid"]
+    best = next(m for m in report["models"] if m["name"] == report["best"]["name"])
+    others = [m for m in report["models"] if m["step"] is not None]
+    assert all((best["equivalent"], best["component_f1"], best["valid"]) >=
+               (m["equivalent"], m["component_f1"], m["valid"]) for m in others)
+    md = (out / "compare" / "compare.md").read_text()
+    assert md.splitlines()[2].startswith(f"**{best['name']}: correct ")
     assert {p.name for p in (out / "compare").iterdir()} == {"compare.json", "compare.md", "report.html"}
     printed = capsys.readouterr()
     assert "best checkpoint:" in printed.out and "checkpoint-4" in printed.out  # the table, on stdout

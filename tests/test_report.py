@@ -20,28 +20,33 @@ from expertkit.report import build_html, build_markdown, print_summary, write_re
 FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}
 GOLD = '{"query":{"term":{"FlightDelay":true}}}'
 HOSTILE = '<script>alert("x")</script> & <b>bold</b>'
-#: Outputs per model (base, then checkpoints): the checkpoints improve.
+QUESTION = f"delayed flights {HOSTILE}"
+WRONG = ['{"query":{"term":{"Cancelled":true}}}', '{"query":{"match_all":{}}}',
+         '{"query":{"term":{"DestWeather":"Heco"}}}']
+#: Outputs per model (base, then checkpoints): checkpoint-200 is always valid but mostly wrong,
+#: checkpoint-100 less often valid but more often right.
 OUTPUTS = {
     "base": ["<think>\nhmm", HOSTILE, "{", "Okay, so the user wants some flights"],
-    "checkpoint-100": [f"<think>\nterm query\n</think>\n{GOLD}", "{", GOLD, '{"query":{"term":{"Cancelled":true}}}'],
-    "checkpoint-200": [GOLD, GOLD, GOLD, '{"query":{"match_all":{}}}'],
+    "checkpoint-100": [f"<think>\nterm query\n</think>\n{GOLD}", "{", GOLD, f"```json\n{GOLD}\n```"],
+    "checkpoint-200": [GOLD, *WRONG],
 }
 
 
-def make_report(drift: bool = True) -> dict[str, Any]:
+def make_report(drift: bool = True, metric: str = "equivalent") -> dict[str, Any]:
     """A report shaped like compare_run's, from real scores of hand-written outputs."""
     expert = Expert.load(shipped_experts_dir() / "elastic")
-    prompt = expert.render(FIELDS, HOSTILE)
-    scores = {name: [score_output(expert, raw, FIELDS, GOLD) for raw in outs] for name, outs in OUTPUTS.items()}
+    prompt = expert.render(FIELDS, QUESTION)
+    scores = {name: [score_output(expert, raw, FIELDS, GOLD, QUESTION) for raw in outs]
+              for name, outs in OUTPUTS.items()}
     models = [{"name": name, "step": None if name == "base" else int(name.split("-")[1]), "path": "/x",
                "kind": "base" if name == "base" else "adapter", "contract_changes": [], "generation_s": 1.0,
                **summarize(s, 1.0)} for name, s in scores.items()]
     report: dict[str, Any] = {
         "version": 1, "expert": "elastic", "expert_version": "0.1.0", "fingerprint": expert.fingerprint,
-        "output_kind": "elastic_dsl", "metric": "valid", "run": "runs/x", "base": "tiny", "engine": "hf",
+        "output_kind": "elastic_dsl", "metric": metric, "run": "runs/x", "base": "tiny", "engine": "hf",
         "cases_source": "eval.jsonl", "max_new_tokens": 96, "batch_size": 32, "created": "now", "skipped": [],
-        "models": models, "best": pick_best(models, "valid"),
-        "cases": [{"line": i + 1, "fields": FIELDS, "question": HOSTILE, "gold": GOLD, "prompt": prompt,
+        "models": models, "best": pick_best(models, metric),
+        "cases": [{"line": i + 1, "fields": FIELDS, "question": QUESTION, "gold": GOLD, "prompt": prompt,
                    "outputs": {name: s[i].to_dict() for name, s in scores.items()}} for i in range(4)],
     }
     if drift:
@@ -60,15 +65,37 @@ def test_json_md_html_written_atomically(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["compare.json", "compare.md", "report.html"]
     data = json.loads(paths["json"].read_text())
     assert data == report
-    assert data["best"] == {"name": "checkpoint-200", "step": 200, "metric": "valid", "value": 1.0}
+    # correctness picks the best checkpoint, not validity
+    assert data["best"] == {"name": "checkpoint-100", "step": 100, "metric": "equivalent", "value": 0.75,
+                            "tie_breaks": ["component_f1", "valid"]}
     assert [m["valid"] for m in data["models"]] == [0.0, 0.75, 1.0]
+    assert [m["correct"] for m in data["models"]] == [0.0, 0.75, 0.25]
     assert set(data["models"][0]["verdicts"]) == set(VERDICTS)
+    errors = [{k: n for k, n in m["errors"].items() if n} for m in data["models"]]
+    assert errors == [
+        {"broken_json": 2, "reasoning": 2},
+        {"broken_json": 1, "reasoning": 1, "trailing_text": 1},
+        # Cancelled for FlightDelay; match_all and a term on DestWeather for a term on FlightDelay, and
+        # "Heco" is neither in the question nor among DestWeather's known values
+        {"wrong_field": 1, "ungrounded_value": 1, "missing_clause": 2, "extra_clause": 2},
+    ]
     md = paths["md"].read_text()
-    assert "| **checkpoint-200** ★ | 200 | 100.0% |" in md
-    assert "**Best checkpoint: checkpoint-200** (valid 100.0%)" in md
+    assert md.splitlines()[2] == ("**checkpoint-100: correct 75.0% (equivalent to the gold answer), component F1 "
+                                  "75.0%, valid 75.0%**")
+    assert "| **checkpoint-100** ★ | 100 | 75.0% | 75.0% |" in md  # correct, then component F1 first
+    assert "**Best checkpoint: checkpoint-100** (equivalent 75.0%)" in md
+    assert "ties broken by component_f1, then valid, then the earliest step" in md
+    assert "## Errors" in md and "| checkpoint-200 |" in md
     assert "## Drift on checkpoint-200" in md and "| alias |" in md
-    assert "## Cases checkpoint-200 gets wrong (1)" in md  # valid, but not equivalent to the gold
+    assert "## Cases checkpoint-100 gets wrong (3)" in md  # the fenced one is right but not a clean answer
     assert "<script>" not in md and "&lt;script&gt;" in md
+
+
+def test_validity_only_headline_warns_and_valid_stays_available() -> None:
+    report = make_report(drift=False, metric="valid")
+    assert report["best"]["name"] == "checkpoint-200"  # an expert that asks for validity gets it
+    md = build_markdown(report)
+    assert "checkpoint-200: correct 25.0%" in md and "validity is not success" in md
 
 
 def test_html_escapes_everything_and_is_self_contained() -> None:
@@ -79,7 +106,8 @@ def test_html_escapes_everything_and_is_self_contained() -> None:
     assert re.search(r'<img id="metrics-plot"[^>]+src="data:image/png;base64,[A-Za-z0-9+/=]{1000,}"', html)
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from anywhere
     assert html.count('<tr class="case">') == 4
-    assert 'class="fail"' in html and 'class="ok"' in html and 'class="warn"' in html
+    assert 'td class="fail"' in html and 'td class="ok"' in html and 'td class="warn"' in html
+    assert 'id="errors"' in html and "ungrounded value" in html
 
 
 def test_markdown_without_drift_and_console_table() -> None:
@@ -88,8 +116,10 @@ def test_markdown_without_drift_and_console_table() -> None:
     console = Console(record=True, width=100)
     print_summary(report, console)
     text = console.export_text()
-    assert "checkpoint-200 ★" in text and "best checkpoint: checkpoint-200 (valid 100.0%)" in text
-    assert "exec" not in text  # execution match only for SQL experts
+    assert "checkpoint-100 ★" in text and "best checkpoint: checkpoint-100 (equivalent 75.0%)" in text
+    assert text.index("correct") < text.index("valid")  # correctness leads
+    assert "errors (outputs with each kind)" in text and "ungrounded" in text and "broken" in text
+    assert "exec" not in text and "equiv " not in text  # execution match only for SQL; equiv is "correct" here
 
 
 PROBE = """<script>
@@ -105,6 +135,12 @@ window.addEventListener("load", () => {
   probe.dataset.drift = document.querySelectorAll("#drift tbody tr").length;
   probe.dataset.best = document.querySelector("#summary tr.best td").textContent;
   probe.dataset.fail = document.querySelectorAll("#cases td.fail").length;
+  const colour = (c) => getComputedStyle(document.querySelector("#cases td." + c)).backgroundColor;
+  const count = (c) => document.querySelectorAll("#cases td." + c).length;
+  probe.dataset.colours = ["ok", "warn", "fail"].map(colour).join(";");
+  probe.dataset.counts = ["ok", "warn", "fail"].map(count).join(",");
+  probe.dataset.headline = document.getElementById("headline").textContent;
+  probe.dataset.errors = document.querySelectorAll("#errors tbody tr").length;
   probe.dataset.scripts = document.querySelectorAll("script").length;
   document.body.appendChild(probe);
 });
@@ -132,6 +168,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert complete == "true" and int(natural_w) == 750 and int(natural_h) == 380
     assert int(shown_w) > 0 and int(shown_h) > 0
     assert attrs["summary"] == "3" and attrs["cases"] == "4" and attrs["drift"] == str(len(DRIFT_KINDS))
-    assert attrs["best"] == "checkpoint-200"
-    assert int(attrs["fail"]) >= 5
+    assert attrs["best"] == "checkpoint-100"
+    # green correct, amber valid but wrong (or with text), red invalid or reasoning, as the browser paints them
+    assert attrs["colours"] == "rgb(223, 245, 223);rgb(255, 241, 201);rgb(253, 232, 232)"
+    assert attrs["counts"] == "2,4,6"
+    assert attrs["headline"].startswith("checkpoint-100: correct 75.0%") and attrs["errors"] == "3"
     assert attrs["scripts"] == "1"  # the probe only: the hostile text stayed text

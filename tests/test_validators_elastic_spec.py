@@ -124,6 +124,9 @@ def test_query_string_is_parsed_and_its_fields_checked(v: ElasticDslValidator) -
     assert run(v, {"query": {"query_string": {"query": "bytes:many", "lenient": True}}}, LOGS)[0] == []
     errors, _ = run(v, {"query": {"query_string": {"query": "_exists_:tagz"}}}, LOGS)
     assert errors and "'tagz'" in errors[0]
+    # a huge query is not parsed (time), and says so
+    errors, warnings = run(v, {"query": {"query_string": {"query": "a OR " * 2000 + "("}}}, LOGS)
+    assert errors == [] and "not parsed" in warnings[0]
 
 
 def test_warnings_for_what_elasticsearch_runs_but_a_careful_user_avoids(v: ElasticDslValidator) -> None:

@@ -5,7 +5,8 @@ or vLLM's multi-LoRA engine). Every prompt comes from the expert's contract. Eac
 reasoning and answer, validated, compared with the gold answer and, for SQL, executed on the fixture,
 by :func:`~expertkit.scoring.score_output`, which also gives each output its verdict.
 
-The best checkpoint is the one with the highest ``evaluation.metric`` (ties go to the earliest step).
+The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
+metric — ties broken by :data:`~expertkit.scoring.TIE_BREAKS`, then the earliest step.
 ``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
 
@@ -388,7 +389,7 @@ def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: 
     seconds = time.perf_counter() - t0
     scores = []
     for case, g in zip(cases, generations, strict=True):
-        s = score_output(expert, g.text, case.fields, case.gold)
+        s = score_output(expert, g.text, case.fields, case.gold, case.question)
         scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
     return scores, seconds
 

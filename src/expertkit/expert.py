@@ -15,6 +15,7 @@ from expertkit.manifest import Manifest, load_manifest
 from expertkit.validators import ValidationResult, Validator, get_validator
 
 if TYPE_CHECKING:
+    from expertkit.correctness import Matcher
     from expertkit.scoring import Score
 
 
@@ -57,6 +58,13 @@ class Expert:
     @cached_property
     def validator(self) -> Validator:
         return get_validator(self.root, self.manifest.output)
+
+    @cached_property
+    def matcher(self) -> Matcher | None:
+        """Compares answers with gold ones as parts and checks their literals (``None`` for kinds without)."""
+        from expertkit.correctness import get_matcher
+
+        return get_matcher(self.validator)
 
     # ------------------------------------------------------------------ the API of the brief
     def render(self, fields: Mapping[str, Any], question: str) -> str:

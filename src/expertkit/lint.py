@@ -1,4 +1,12 @@
-"""Dataset lint and inference-prompt drift checks, against the contract and the training data."""
+"""Dataset lint and inference-prompt drift checks, against the contract and the training data.
+
+Gold answers are judged by :func:`~expertkit.scoring.score_output`, like model outputs: reasoning in them
+is ``reasoning_in_answer`` (a query in another language, such as EQL or KQL, is not reasoning), text
+around a valid answer (a fence, a label, trailing prose) is ``text_in_answer``, and an answer the
+validator rejects is ``invalid_answer``. An answer is validated whenever its record carries the fields
+its validator needs (:attr:`~expertkit.validators.Validator.needs`), whatever findings the record's other
+fields have; the answers that cannot be are counted in one ``not_validated`` warning.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from expertkit.fileio import read_text
 
 MANIFEST_NAME = "expert.yaml"
 OutputKind = Literal["elastic_dsl", "sql", "json"]
-Metric = Literal["valid", "equivalent", "execution_match", "direct_valid"]
+Metric = Literal["valid", "equivalent", "execution_match", "direct_valid", "component_f1", "correct"]
 
 
 class _Strict(BaseModel):
@@ -25,7 +25,8 @@ class OutputSpec(_Strict):
     """What the expert answers, and the files its validator needs (paths relative to the expert)."""
 
     kind: OutputKind
-    #: elastic_dsl: ``mappings`` (folder of ``<index>.json``); sql: ``schemas`` (folder of ``<name>.sql``
+    #: elastic_dsl: ``mappings`` (folder of ``<index>.json``) and optional ``values`` (folder of
+    #: ``<index>.json``, field → known values, for grounding); sql: ``schemas`` (folder of ``<name>.sql``
     #: DDL and ``<name>.data.sql`` fixture rows); json: optional ``json_schema`` file.
     resources: dict[str, str] = Field(default_factory=dict)
     #: sql: the sqlglot dialect the answers are written in.

@@ -24,6 +24,7 @@ from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.evaluate import CompareOptions, CompareResult, compare_run
 from expertkit.expert import Expert
 from expertkit.model import TINY, shipped_experts_dir
+from expertkit.report import headline
 from expertkit.train_eval import QUICKSTART_EVAL
 
 QUICKSTART_EXPERT = "elastic"
@@ -143,6 +144,7 @@ def run_quickstart(
     seconds = time.perf_counter() - t0
     best = compared.best
     _say(f"\n[bold green]done in {seconds / 60:.1f} min[/bold green]: run in {run_dir}, reports in {out / 'compare'}")
+    _say(f"  {headline(compared.report)}")
     _say(f"  open {compared.paths['html']} in a browser")
     if best:
         _say(f"  package the best checkpoint: expertkit package {expert.root} "

@@ -14,6 +14,13 @@ Verdicts, strictest first:
 * ``reasoning_only``: reasoning and no valid answer after it;
 * ``invalid``: no reasoning, and the answer is not valid (or there is none).
 
+With a gold answer an output is also judged for **correctness**: ``correct`` is execution match where
+the answers can run (SQL), else equivalence; where the expert's kind has a matcher
+(:mod:`expertkit.correctness`) the answer's parts are matched with the gold answer's (``component``:
+precision, recall, F1) and its literals checked against the question and the known values
+(``ungrounded``). Every output not correct gets its ``error_kinds`` from the taxonomy
+:data:`~expertkit.correctness.ERROR_KINDS`.
+
 :func:`summarize` turns a model's scores into rates, and :func:`pick_best` picks the best checkpoint.
 """
 
@@ -24,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from expertkit.correctness import ERROR_KINDS
 from expertkit.reasoning import OutputAnalysis, analyze_output
 
 if TYPE_CHECKING:
@@ -53,6 +61,14 @@ class Score:
     warnings: list[str] = field(default_factory=list)
     #: What surrounds the answer besides reasoning (code fence, label, trailing text), for people.
     text: list[str] = field(default_factory=list)
+    #: Execution match where known, else equivalence; ``None`` without a gold answer.
+    correct: bool | None = None
+    #: Precision, recall and F1 of the answer's parts against the gold answer's (kinds with a matcher).
+    component: dict[str, float] | None = None
+    #: The answer's literals found neither in the question nor among the field's known values.
+    ungrounded: list[str] = field(default_factory=list)
+    #: What is wrong with the output, from :data:`~expertkit.correctness.ERROR_KINDS` (empty when correct).
+    error_kinds: list[str] = field(default_factory=list)
 
     @property
     def has_reasoning(self) -> bool:
@@ -71,6 +87,10 @@ class Score:
             "errors": self.errors,
             "warnings": self.warnings,
             "text": self.text,
+            "correct": self.correct,
+            "component": self.component,
+            "ungrounded": self.ungrounded,
+            "error_kinds": self.error_kinds,
             "new_tokens": self.new_tokens,
             "finished": self.finished,
         }
@@ -92,10 +112,13 @@ def no_answer_error(analysis: OutputAnalysis) -> str:
     return "no answer after the reasoning" if analysis.has_reasoning else "empty output"
 
 
-def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str | None = None) -> Score:
-    """Judge one raw output for a case with these canonical ``fields`` (and ``gold`` answer, if any)."""
+def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str | None = None,
+                 question: str | None = None) -> Score:
+    """Judge one raw output for a case with these canonical ``fields`` (and ``gold`` answer, and the
+    ``question`` for grounding, if any)."""
     analysis = analyze_output(raw, expert.manifest.output.kind)
     validator = expert.validator
+    matcher = expert.matcher
     answer = analysis.answer
     warnings: list[str] = []
     if answer:
@@ -105,10 +128,38 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
         valid, errors = False, [no_answer_error(analysis)]
     equivalent: bool | None = None
     execution: bool | None = None
+    correct: bool | None = None
+    component: dict[str, float] | None = None
+    differences: list[str] = []
     if gold is not None:
         equivalent = bool(answer) and validator.equivalent(answer, gold, fields)
         if expert.manifest.output.kind == "sql":
             execution = validator.execution_match(answer, gold, fields)
+        correct = execution if execution is not None else equivalent
+        if matcher is not None:
+            found = matcher.compare(answer, gold)
+            if found is not None:
+                component = found.to_dict()
+                differences = found.differences
+    ungrounded: list[str] = []
+    if matcher is not None and answer and question is not None:
+        ungrounded = matcher.ungrounded(answer, fields, question)
+    verdict = verdict_of(analysis.has_reasoning, valid, analysis.has_text)
+    kinds: set[str] = set()
+    if analysis.has_reasoning:
+        kinds.add("reasoning")
+    if analysis.has_text:
+        kinds.add("trailing_text")
+    if not valid and answer:
+        kinds.add("broken_json" if matcher is not None and not matcher.parses(answer) else "invalid")
+    elif not valid and not analysis.has_reasoning:  # an empty output (reasoning alone says "reasoning")
+        kinds.add("invalid")
+    if correct is False:
+        kinds.update(differences)
+        if ungrounded:
+            kinds.add("ungrounded_value")
+        if valid and execution is False:
+            kinds.add("wrong_result")
     return Score(
         output=raw,
         answer=answer,
@@ -117,10 +168,14 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
         valid=valid,
         equivalent=equivalent,
         execution_match=execution,
-        verdict=verdict_of(analysis.has_reasoning, valid, analysis.has_text),
+        verdict=verdict,
         errors=errors,
         warnings=warnings,
         text=analysis.text_notes(),
+        correct=correct,
+        component=component,
+        ungrounded=ungrounded,
+        error_kinds=sorted(kinds, key=ERROR_KINDS.index),
     )
 
 
@@ -130,12 +185,24 @@ def rate(values: Sequence[bool | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
 def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str, Any]:
-    """The metrics of one model over its outputs (rates in [0, 1])."""
+    """The metrics of one model over its outputs (rates in [0, 1]), correctness first."""
     n = len(scores)
     verdicts = Counter(s.verdict for s in scores)
+    kinds = Counter(k for s in scores for k in s.error_kinds)
+    component = [s.component for s in scores]
     return {
         "cases": n,
+        "correct": rate([s.correct for s in scores]),
+        "component_precision": _mean([c["precision"] if c else None for c in component]),
+        "component_recall": _mean([c["recall"] if c else None for c in component]),
+        "component_f1": _mean([c["f1"] if c else None for c in component]),
+        "ungrounded": rate([bool(s.ungrounded) if s.valid else None for s in scores]),
         "valid": rate([s.valid for s in scores]),
         "equivalent": rate([s.equivalent for s in scores]),
         "execution_match": rate([s.execution_match for s in scores]),
@@ -143,6 +210,7 @@ def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str
         "direct_valid": rate([s.verdict == "direct_valid" for s in scores]),
         "answer_with_text": rate([s.verdict == "answer_with_text" for s in scores]),
         "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
+        "errors": {k: kinds.get(k, 0) for k in ERROR_KINDS},
         "unfinished": rate([not s.finished for s in scores]),
         "mean_output_tokens": sum(s.new_tokens for s in scores) / n if n else None,
         "mean_latency_s": sum(s.latency_s for s in scores) / n if n else None,
@@ -150,15 +218,29 @@ def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str
     }
 
 
+#: What breaks a tie on each metric, in order, before the earliest step: for correctness metrics the
+#: nearest correctness measure, then validity.
+TIE_BREAKS: dict[str, tuple[str, ...]] = {
+    "equivalent": ("component_f1", "valid"),
+    "execution_match": ("equivalent", "component_f1", "valid"),
+    "correct": ("component_f1", "valid"),
+    "component_f1": ("correct", "valid"),
+    "valid": (),
+    "direct_valid": (),
+}
+
+
 def pick_best(models: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any] | None:
-    """The checkpoint row with the highest ``metric``; ties (and unknown values) go to the earliest step."""
+    """The checkpoint row with the highest ``metric``, ties broken by :data:`TIE_BREAKS` and then by the
+    earliest step (an unknown value counts as the lowest)."""
     candidates = [m for m in models if m.get("step") is not None]
     if not candidates:
         return None
+    keys = (metric, *TIE_BREAKS.get(metric, ("valid",)))
 
-    def key(m: Mapping[str, Any]) -> tuple[float, int]:
-        value = m.get(metric)
-        return (value if value is not None else -1.0, -int(m["step"]))
+    def key(m: Mapping[str, Any]) -> tuple[float, ...]:
+        return (*(m.get(k) if m.get(k) is not None else -1.0 for k in keys), -int(m["step"]))
 
     best = max(candidates, key=key)
-    return {"name": best["name"], "step": best["step"], "metric": metric, "value": best.get(metric)}
+    return {"name": best["name"], "step": best["step"], "metric": metric, "value": best.get(metric),
+            "tie_breaks": list(keys[1:])}

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from expertkit.scoring import Score
 
 EVAL_LOG_NAME = "eval.jsonl"
+_NOT_RATES = {"cases", "mean_output_tokens", "mean_latency_s", "outputs_per_s"}
 KEEP = ("all", "best", "last")
 #: What ``quickstart`` trains with (the tiny base's 1200 steps, a checkpoint every 100): every
 #: checkpoint scored on the whole held-out eval set (so that ``compare`` reuses it all), stopping after
@@ -262,11 +263,11 @@ class CheckpointEvaluator(TrainerCallback):
         folder = self.run_dir / f"checkpoint-{step}"
         summary, cases, scores, seconds = self._score(model, step)
         self.seconds += seconds
+        rates = {key: value for key, value in summary.items()  # every rate compare has (and breaks ties on)
+                 if key not in _NOT_RATES and (value is None or isinstance(value, int | float))}
         row = {
             "step": step, "name": folder.name, "cases": len(cases), "metric": self.metric,
-            self.metric: summary.get(self.metric), "valid": summary.get("valid"), "correct": correct_rate(summary),
-            "equivalent": summary.get("equivalent"), "execution_match": summary.get("execution_match"),
-            "reasoning": summary.get("reasoning"), "direct_valid": summary.get("direct_valid"),
+            **rates, self.metric: summary.get(self.metric), "correct": correct_rate(summary),
             "seconds": round(seconds, 3), "scorer": SCORER_VERSION, "cases_digest": cases_digest(cases),
         }
         if folder.is_dir():

@@ -7,11 +7,12 @@ part only eval uses. The same seed always gives byte-identical files.
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from expertkit.errors import ExpertkitError
 from expertkit.fileio import atomic_write_jsonl, ensure_dir
@@ -132,16 +133,16 @@ def build_splits(make: Maker, name: str, train_size: int, eval_size: int, seed: 
     return {"train": train_records, "eval": eval_records}
 
 
+def _module(name: str) -> Any:
+    """The generator's module: ``build(expert, train_size, eval_size, seed)`` and, optionally,
+    ``write_resources(expert)`` for the resources it produces besides the data."""
+    if name not in GENERATORS:
+        raise ExpertkitError(f"unknown generator {name!r} (known: {', '.join(GENERATORS)})", key="data.generator")
+    return importlib.import_module(f"expertkit.generators.{name}")
+
+
 def _builder(name: str) -> Callable[..., dict[str, list[Record]]]:
-    if name == "elastic":
-        from expertkit.generators.elastic import build
-
-        return build
-    if name == "sql":
-        from expertkit.generators.sql import build
-
-        return build
-    raise ExpertkitError(f"unknown generator {name!r} (known: {', '.join(GENERATORS)})", key="data.generator")
+    return cast(Callable[..., dict[str, list[Record]]], _module(name).build)
 
 
 def generate_records(
@@ -182,6 +183,9 @@ def generate_dataset(
         from expertkit.generators.sql import write_schema_files
 
         write_schema_files(expert)
+    write_resources = getattr(_module(expert.manifest.data.generator), "write_resources", None)
+    if write_resources is not None and out_dir is None:
+        write_resources(expert)
     result: dict[str, tuple[Path, int]] = {}
     for split, records in splits.items():
         if out_dir is not None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from expertkit.fileio import atomic_write_text, ensure_dir
 from expertkit.generators import Picker, Record, Templates, Vocab, build_splits, fill
 
 if TYPE_CHECKING:
@@ -1135,3 +1136,37 @@ def held_out_values() -> set[str]:
 def held_out_words() -> set[str]:
     """Comparison and statistic words only eval questions use."""
     return {w for words in (*CMP_HELD_OUT.values(), *STATS_HELD_OUT.values()) for w in words}
+
+
+# ---------------------------------------------------------------------- the known-values resource
+VALUES_RESOURCE = "values"
+
+
+def known_values() -> dict[str, dict[str, list[str]]]:
+    """Per index, field → every string value the generator draws for it (train and held-out pools):
+    the expert's ``values`` resource, which grounding checks an answer's literals against."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for spec in SPECS.values():
+        fields: dict[str, set[str]] = {}
+        for group in (spec.keywords, spec.texts, spec.phrases, spec.prefixes, spec.contains, spec.suffixes):
+            for f in group:
+                fields.setdefault(f.path, set()).update(V[f.vocab].train + V[f.vocab].held_out)
+        for m in spec.multi:
+            for path in m.paths:
+                fields.setdefault(path, set()).update(V[m.vocab].train + V[m.vocab].held_out)
+        out[spec.name] = {name: sorted(values) for name, values in sorted(fields.items())}
+    return out
+
+
+def write_resources(expert: Expert) -> None:
+    """(Re)write ``<values>/<index>.json`` where the manifest names a ``values`` resource, only where they
+    differ (byte-reproducible: sorted, two-space indented, one trailing newline)."""
+    rel = expert.manifest.output.resources.get(VALUES_RESOURCE)
+    if not rel:
+        return
+    folder = ensure_dir(expert.root / rel, key=f"output.resources.{VALUES_RESOURCE}")
+    for index, fields in known_values().items():
+        text = json.dumps(fields, indent=2, ensure_ascii=False) + "\n"
+        path = folder / f"{index}.json"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)

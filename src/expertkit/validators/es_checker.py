@@ -33,6 +33,8 @@ from expertkit.validators.es_spec import Alt, Params, Type
 MAX_RESULT_WINDOW = 10_000
 MAX_INNER_RESULT_WINDOW = 100
 DEFAULT_SIZE = 10
+#: longest query_string query parsed (luqum takes ~0.1 ms a character); longer ones get a warning
+MAX_QUERY_STRING = 4_096
 
 #: queries whose value is a piece of text analysed for the field (value checked unless ``lenient``)
 MATCH_QUERIES = frozenset({"match", "match_phrase", "match_phrase_prefix", "match_bool_prefix"})
@@ -44,8 +46,6 @@ HISTOGRAM_PARENT = frozenset({"derivative", "cumulative_sum", "cumulative_cardin
                               "moving_avg", "moving_percentiles", "serial_diff", "normalize"})
 BUCKET_PARENT = frozenset({"bucket_script", "bucket_selector", "bucket_sort"})
 HISTOGRAMS = frozenset({"histogram", "date_histogram", "auto_date_histogram"})
-SINGLE_BUCKET = frozenset({"filter", "global", "missing", "nested", "reverse_nested", "sampler",
-                           "diversified_sampler", "random_sampler", "children", "parent"})
 REMOVED_ORDER_KEYS = {"_term": "removed in 7.0; use _key", "_time": "removed in 7.0; use _key"}
 #: aggregation -> field types allowed for its ``field`` (None: any leaf but text)
 NUM_OR_DATE = NUMERIC | DATES | {"boolean", "histogram"}
@@ -357,6 +357,10 @@ class Checker:
                     at: str) -> None:
         """A field query's value against the field's mapping type."""
         if qtype == "term":
+            if ftype in GEO:
+                self.error(f"term query on geo field {name!r}: geometry fields do not support exact searching; "
+                           f"use a geo query", at)
+                return
             self.term_on_text(qtype, name, ftype, at)
             problem = es_values.value_problem(value, ftype, fmt=self.date_format(name), cidr=True)
             if problem:
@@ -399,6 +403,10 @@ class Checker:
             return
         ftype = self.ftype(name, at)
         if ftype is None:
+            return
+        if ftype in GEO:
+            self.error(f"terms query on geo field {name!r}: geometry fields do not support exact searching; "
+                       f"use a geo query", at)
             return
         self.term_on_text("terms", name, ftype, at)
         for item in value:
@@ -463,6 +471,10 @@ class Checker:
         spec = es_spec.query_params("geo_bounding_box")
         if spec is not None:
             self.typed(value, spec.value, "geo_bounding_box", at)
+        corners = ("top_left", "bottom_right", "top_right", "bottom_left")
+        for corner in corners if isinstance(value, dict) else ():
+            if corner in value and (problem := es_values.geo_point_problem(value[corner])):
+                self.error(f"geo_bounding_box {corner}: {problem}", at)
         self.geo_point_field("geo_bounding_box", name, at)
 
     def fq_geo_polygon(self, name: str, value: Any, at: str) -> None:
@@ -523,7 +535,9 @@ class Checker:
             fields = [*fields, body["default_field"]] if isinstance(fields, list) else fields
         self.field_list(fields, at)
         text = body.get("query")
-        if isinstance(text, str):
+        if isinstance(text, str) and len(text) > MAX_QUERY_STRING:
+            self.warn(f"query_string of {len(text)} characters not parsed (over {MAX_QUERY_STRING})", f"{at}.query")
+        elif isinstance(text, str):
             from expertkit.validators.es_query_string import field_terms
 
             terms, problem = field_terms(text)
@@ -806,9 +820,8 @@ class Checker:
         if atype in HISTOGRAM_PARENT and parent not in HISTOGRAMS:
             self.error(f"{atype} aggregation [{name}] must have a histogram, date_histogram or "
                        f"auto_date_histogram as parent", at)
-        elif atype in BUCKET_PARENT and (parent is None or parent in SINGLE_BUCKET):
-            self.error(f"{atype} aggregation [{name}] must be declared inside of another (multi-bucket) "
-                       f"aggregation", at)
+        elif atype in BUCKET_PARENT and parent is None:
+            self.error(f"{atype} aggregation [{name}] must be declared inside of another aggregation", at)
         paths = body.get("buckets_path")
         if paths is None:
             if atype not in ("bucket_sort",) and "buckets_path" in (es_spec.agg_params(atype) or Params({})).params:
