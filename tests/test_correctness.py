@@ -120,19 +120,62 @@ def test_score_gives_correctness_and_error_kinds(elastic: Expert) -> None:
     assert right.correct and right.error_kinds == ["trailing_text"] and right.component["f1"] == 1.0  # type: ignore[index]
     broken = score_output(elastic, '<think>\nhmm\n</think>\n{"query":', FLIGHTS, gold, q)
     assert broken.error_kinds == ["broken_json", "reasoning"]
+    arranged = score_output(elastic, '{"query":{"bool":{"must":[{"range":{"FlightTimeMin":{"lt":180}}}]}}}',
+                            FLIGHTS, '{"query":{"bool":{"filter":[{"range":{"FlightTimeMin":{"lt":180}}}]}}}', q)
+    assert arranged.correct is False and arranged.component["f1"] == 1.0  # type: ignore[index]
+    assert arranged.error_kinds == ["wrong_structure"]
     unknown = score_output(elastic, '{"query":{"term":{"NoSuchField":1}}}', FLIGHTS, gold, q)
     assert "invalid" in unknown.error_kinds and "broken_json" not in unknown.error_kinds
 
 
-def test_sql_correctness_is_execution_match() -> None:
-    expert = Expert.load(SHIPPED / "sql")
-    assert expert.matcher is None  # no parts for SQL: correctness is execution match
+@pytest.fixture(scope="module")
+def sql_expert() -> Expert:
+    return Expert.load(SHIPPED / "sql")
+
+
+def test_sql_parts(sql_expert: Expert) -> None:
+    m = sql_expert.matcher
+    assert m is not None
+    sql = ("SELECT c.name, COUNT(DISTINCT o.id) AS n FROM customers AS c JOIN orders AS o ON o.customer_id = c.id "
+           "WHERE c.city = 'Paris' AND (o.status IN ('a', 'b') OR NOT o.total > 5) "
+           "GROUP BY c.name HAVING COUNT(*) > 2 ORDER BY n DESC LIMIT 5")
+    assert sorted(m.parts(sql) or []) == sorted([
+        ("select", "name", "", ""), ("select", "id", "count.distinct", ""),
+        ("from", "customers", "from", ""), ("from", "orders", "join", ""),
+        ("where", "city", "eq", "'paris'"), ("where/or", "status", "in", "'a'"), ("where/or", "status", "in", "'b'"),
+        ("where/or", "total", "not_gt", "5"), ("group", "name", "", ""), ("having", "count(*)", "gt", "2"),
+        ("order", "n", "desc", ""), ("limit", "", "=", "5"),
+    ])
+    # aliases and qualifiers do not change the parts; a subquery's are its own
+    assert m.parts("SELECT x.name FROM customers x") == m.parts("SELECT name FROM customers")
+    sub = m.parts("SELECT name FROM t WHERE id IN (SELECT tid FROM u WHERE k = 1)") or []
+    assert ("sub/where", "k", "eq", "1") in sub and ("sub/from", "u", "from", "") in sub
+    assert m.parts("SELEC name FRM t") is None
+
+
+def test_sql_correctness_is_execution_match(sql_expert: Expert) -> None:
+    expert = sql_expert
     case = next(ex for ex in load_examples(expert.eval_path) if "FROM customers" in (ex.answer or ""))
     fields = expert.contract.normalize(dict(case.fields))
     gold = "SELECT name FROM customers ORDER BY id"
     s = score_output(expert, "SELECT email FROM customers ORDER BY id", fields, gold, case.question)
-    assert s.valid and s.execution_match is False and s.correct is False and s.error_kinds == ["wrong_result"]
-    assert score_output(expert, "SELECT c.name FROM customers AS c ORDER BY c.id", fields, gold).correct is True
+    assert s.valid and s.execution_match is False and s.correct is False
+    assert s.error_kinds == ["wrong_field", "wrong_result"]  # select, from, order: the select differs
+    assert s.component == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+    right = score_output(expert, "SELECT c.name FROM customers AS c ORDER BY c.id", fields, gold)
+    assert right.correct is True and right.error_kinds == []
+    made_up = score_output(expert, "SELECT name FROM customers WHERE city = 'Atlantis'", fields, gold, "customers")
+    assert made_up.ungrounded == ["city='Atlantis'"] and "ungrounded_value" in made_up.error_kinds
+    broken = score_output(expert, "SELECT name FROM customers WHERE (", fields, gold)
+    assert "broken_sql" in broken.error_kinds and "broken_json" not in broken.error_kinds
+
+
+def test_no_shipped_sql_gold_answer_is_ungrounded(sql_expert: Expert) -> None:
+    m = sql_expert.matcher
+    assert m is not None
+    for ex in load_examples(sql_expert.eval_path):
+        assert ex.answer is not None and m.parts(ex.answer)
+        assert m.ungrounded(ex.answer, dict(ex.fields), ex.question) == [], (ex.line, ex.answer)
 
 
 def test_known_values_are_shipped_and_reproducible(tmp_path: Path, elastic: Expert) -> None:

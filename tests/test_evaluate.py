@@ -31,6 +31,7 @@ from expertkit.evaluate import (
 )
 from expertkit.expert import Expert
 from expertkit.model import build_tiny_base, shipped_experts_dir
+from expertkit.scoring import SCORER_VERSION
 
 SHIPPED = shipped_experts_dir()
 FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}
@@ -333,6 +334,13 @@ def test_compare_end_to_end(tmp_path: Path, run_dir: Path, small_expert: Expert,
         assert m["cases"] == 6 and 0 <= m["valid"] <= 1 and m["execution_match"] is None
         assert 0 < m["mean_output_tokens"] <= 12 and m["outputs_per_s"] > 0
         assert sum(m["verdicts"].values()) == 6
+        # correctness, per model and case: equivalence, component match, error taxonomy
+        outs = [c["outputs"][m["name"]] for c in report["cases"]]
+        assert m["correct"] == m["equivalent"] == sum(o["correct"] for o in outs) / 6
+        assert m["component_f1"] == pytest.approx(sum(o["component"]["f1"] for o in outs) / 6)
+        assert m["errors"]["missing_clause"] == sum("missing_clause" in o["error_kinds"] for o in outs)
+        assert all(bool(o["error_kinds"]) != (o["correct"] and o["verdict"] == "direct_valid") for o in outs)
+    assert report["scorer_version"] == SCORER_VERSION
     assert report["best"]["name"] in ("checkpoint-2", "checkpoint-4") and report["best"]["metric"] == "valid"
     case = report["cases"][0]
     assert {"fields", "question", "gold", "prompt", "outputs"} <= case.keys()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _chromium import AMBER, GREEN, RED, render_in_chromium
 
 from expertkit.data import load_examples
 from expertkit.evaluate import HfBackend
@@ -67,6 +68,16 @@ def test_quickstart_end_to_end_in_small(tmp_path: Path, tiny_base: Path, capsys:
                (m["equivalent"], m["component_f1"], m["valid"]) for m in others)
     md = (out / "compare" / "compare.md").read_text()
     assert md.splitlines()[2].startswith(f"**{best['name']}: correct ")
+    if shutil.which("chromium"):  # .ci/run installs it; test_report.py skips visibly without it
+        shown = render_in_chromium(out / "compare" / "report.html", tmp_path)
+        assert shown["headline"].startswith(f"{best['name']}: correct ") and shown["best"] == best["name"]
+        ok, warn, fail = (int(n) for n in shown["counts"].split(","))
+        assert ok + warn + fail == 3 * 4  # every output of every model is coloured
+        outcomes = [c["outputs"][m["name"]] for c in report["cases"] for m in report["models"]]
+        assert ok == sum(o["correct"] and o["verdict"] == "direct_valid" for o in outcomes)
+        assert fail == sum(not o["valid"] or o["reasoning_kind"] is not None for o in outcomes)
+        for painted, colour in zip(shown["colours"].split(";"), (GREEN, AMBER, RED), strict=True):
+            assert painted in (colour, "none")
     assert {p.name for p in (out / "compare").iterdir()} == {"compare.json", "compare.md", "report.html"}
     printed = capsys.readouterr()
     assert "best checkpoint:" in printed.out and "checkpoint-4" in printed.out  # the table, on stdout

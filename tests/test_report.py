@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _chromium import AMBER, GREEN, RED, render_in_chromium
 from rich.console import Console
 
 from expertkit.evaluate import DRIFT_KINDS, VERDICTS, pick_best, score_output, summarize
@@ -122,55 +122,18 @@ def test_markdown_without_drift_and_console_table() -> None:
     assert "exec" not in text and "equiv " not in text  # execution match only for SQL; equiv is "correct" here
 
 
-PROBE = """<script>
-window.addEventListener("load", () => {
-  const img = document.getElementById("metrics-plot");
-  const box = img.getBoundingClientRect();
-  const probe = document.createElement("div");
-  probe.id = "probe";
-  probe.dataset.img = [img.complete, img.naturalWidth, img.naturalHeight, Math.round(box.width),
-                       Math.round(box.height)].join(",");
-  probe.dataset.summary = document.querySelectorAll("#summary tbody tr").length;
-  probe.dataset.cases = document.querySelectorAll("#cases tbody tr").length;
-  probe.dataset.drift = document.querySelectorAll("#drift tbody tr").length;
-  probe.dataset.best = document.querySelector("#summary tr.best td").textContent;
-  probe.dataset.fail = document.querySelectorAll("#cases td.fail").length;
-  const colour = (c) => getComputedStyle(document.querySelector("#cases td." + c)).backgroundColor;
-  const count = (c) => document.querySelectorAll("#cases td." + c).length;
-  probe.dataset.colours = ["ok", "warn", "fail"].map(colour).join(";");
-  probe.dataset.counts = ["ok", "warn", "fail"].map(count).join(",");
-  probe.dataset.headline = document.getElementById("headline").textContent;
-  probe.dataset.errors = document.querySelectorAll("#errors tbody tr").length;
-  probe.dataset.scripts = document.querySelectorAll("script").length;
-  document.body.appendChild(probe);
-});
-</script>
-</body>"""
-
-
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium is not installed (apt-get install -y chromium); .ci/run installs it")
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     paths = write_reports(make_report(), tmp_path / "out")
-    page = tmp_path / "probe.html"  # the report plus a probe that writes what the browser laid out into the DOM
-    page.write_text(paths["html"].read_text().replace("</body>", PROBE))
-    proc = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--window-size=1280,900",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    m = re.search(r'<div id="probe"([^>]*)>', proc.stdout)
-    assert m, proc.stderr[-2000:]
-    attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', m.group(1)))
+    attrs = render_in_chromium(paths["html"], tmp_path)
     complete, natural_w, natural_h, shown_w, shown_h = attrs["img"].split(",")
     assert complete == "true" and int(natural_w) == 750 and int(natural_h) == 380
     assert int(shown_w) > 0 and int(shown_h) > 0
     assert attrs["summary"] == "3" and attrs["cases"] == "4" and attrs["drift"] == str(len(DRIFT_KINDS))
     assert attrs["best"] == "checkpoint-100"
     # green correct, amber valid but wrong (or with text), red invalid or reasoning, as the browser paints them
-    assert attrs["colours"] == "rgb(223, 245, 223);rgb(255, 241, 201);rgb(253, 232, 232)"
+    assert attrs["colours"] == f"{GREEN};{AMBER};{RED}"
     assert attrs["counts"] == "2,4,6"
     assert attrs["headline"].startswith("checkpoint-100: correct 75.0%") and attrs["errors"] == "3"
     assert attrs["scripts"] == "1"  # the probe only: the hostile text stayed text

@@ -171,3 +171,29 @@ def test_lint_of_the_seed_training_file(realdata: Path, elastic: Expert) -> None
     assert report.counts["invalid_answer"] == 1
     skipped = [f for f in report.findings if f.code == "not_validated"]
     assert len(skipped) == 1 and "9998" in skipped[0].message and "Index" in skipped[0].message
+
+
+def test_lint_validates_answers_whose_needed_fields_are_present(tmp_path: Path, elastic: Expert) -> None:
+    flights = "kibana_sample_data_flights"
+    records = [
+        # an unknown extra field and a value outside the contract: the answer is still judged (Index is there)
+        {"fields": {"Dialect": "elastic", "Task": "eql", "Index": flights, "Domain": "x"}, "question": "late ones",
+         "answer": '{"query":{"term":{"NoSuchField":true}}}'},
+        {"fields": {"Dialect": "es", "Task": "query_dsl", "Index": flights}, "question": "late flights",
+         "answer": f"```json\n{GOLD}\n```"},
+        # no Index: not judged, counted
+        {"fields": {"Dialect": "elastic", "Task": "eql"}, "question": "processes",
+         "answer": 'process where process.name == "cmd.exe"'},
+        {"fields": {"Dialect": "elastic", "Task": "query_dsl", "Index": flights}, "question": "delayed",
+         "answer": GOLD},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = lint_file(elastic, path)
+    by_line = {(f.line, f.code) for f in report.findings}
+    assert (1, "unknown_field") in by_line or (1, "unknown_value") in by_line
+    assert (1, "invalid_answer") in by_line  # judged despite the record's field findings
+    assert (2, "text_in_answer") in by_line and (2, "invalid_answer") not in by_line
+    assert not any(line == 3 for line, code in by_line if code in ("invalid_answer", "reasoning_in_answer"))
+    assert not any(line == 4 for line, _ in by_line)
+    assert (report.validated, report.not_validated) == (3, 1)

@@ -42,7 +42,7 @@ from expertkit.data import load_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.generation import Generation, Sampling, checkpoint_kind
-from expertkit.scoring import VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
 __all__ = [  # scoring lives in expertkit.scoring; these names stay importable from here
     "VERDICTS", "Score", "pick_best", "score_output", "summarize", "verdict_of",
@@ -560,6 +560,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         "fingerprint": expert.fingerprint,
         "output_kind": expert.manifest.output.kind,
         "metric": metric,
+        "scorer_version": SCORER_VERSION,
         "run": str(run_dir),
         "base": base,
         "engine": options.engine,

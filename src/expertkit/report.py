@@ -68,8 +68,9 @@ PLOTTED: tuple[tuple[str, str, str, float], ...] = (
 OUTCOME_CSS = {"correct": "ok", "valid_wrong": "warn", "failed": "fail"}
 #: Short error-kind headers for the console's error table (its caption spells them out).
 ERROR_SHORT = {"wrong_field": "field", "wrong_value": "value", "ungrounded_value": "ungr.", "wrong_operator": "op",
-               "missing_clause": "missing", "extra_clause": "extra", "wrong_result": "result", "broken_json": "json",
-               "invalid": "inv.", "reasoning": "reason", "trailing_text": "text"}
+               "missing_clause": "missing", "extra_clause": "extra", "wrong_structure": "struct.",
+               "wrong_result": "result", "broken_json": "json", "broken_sql": "sql", "invalid": "inv.",
+               "reasoning": "reason", "trailing_text": "text"}
 #: Cases listed in compare.md where the best checkpoint fails.
 MD_FAILURES = 20
 

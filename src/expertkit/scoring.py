@@ -151,11 +151,13 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
     if analysis.has_text:
         kinds.add("trailing_text")
     if not valid and answer:
-        kinds.add("broken_json" if matcher is not None and not matcher.parses(answer) else "invalid")
+        kinds.add(matcher.broken if matcher is not None and not matcher.parses(answer) else "invalid")
     elif not valid and not analysis.has_reasoning:  # an empty output (reasoning alone says "reasoning")
         kinds.add("invalid")
     if correct is False:
         kinds.update(differences)
+        if component is not None and valid and not differences:
+            kinds.add("wrong_structure")  # the same parts, not equivalent: arranged otherwise
         if ungrounded:
             kinds.add("ungrounded_value")
         if valid and execution is False:

@@ -4,7 +4,8 @@ on a kind).
 
 A :class:`Matcher` compares an answer with the gold answer as parts (for Query DSL: the (clause, field,
 operator, value) tuples of query, filters, aggregations, sort and size — Spider's partial matching
-carried over), giving precision, recall and F1 of the parts and the kinds of difference (wrong field,
+carried over; for SQL, Spider's partial matching itself on sqlglot's tree), giving precision, recall
+and F1 of the parts and the kinds of difference (wrong field,
 wrong value, wrong operator, missing clause, extra clause); and it finds the answer's literals that are
 neither in the question nor among the field's known values (``ungrounded``), when the expert ships known
 values as its ``values`` resource.
@@ -30,8 +31,10 @@ ERROR_KINDS: tuple[str, ...] = (
     "wrong_operator",
     "missing_clause",
     "extra_clause",
+    "wrong_structure",
     "wrong_result",
     "broken_json",
+    "broken_sql",
     "invalid",
     "reasoning",
     "trailing_text",
@@ -43,8 +46,10 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "wrong_operator": "a part of the gold answer with another operator (query or aggregation type, bound)",
     "missing_clause": "a part of the gold answer left out",
     "extra_clause": "a part the gold answer does not have",
+    "wrong_structure": "the gold answer's parts, arranged otherwise (must for filter, a lone query for a bool)",
     "wrong_result": "valid, but not the gold answer's result when run",
-    "broken_json": "the answer does not parse",
+    "broken_json": "the answer is not JSON (or not a JSON object)",
+    "broken_sql": "the answer does not parse as SQL",
     "invalid": "the answer parses but the validator rejects it",
     "reasoning": "the output holds reasoning",
     "trailing_text": "a code fence, a label or text around the answer",
@@ -104,6 +109,8 @@ class Matcher(ABC):
     """Compares answers of one output kind as parts and checks their literals."""
 
     kind: ClassVar[str]
+    #: The error kind of an answer that does not parse.
+    broken: ClassVar[str] = "broken_json"
 
     def __init__(self, validator: Validator) -> None:
         self.validator = validator  # its resources are the matcher's
@@ -113,7 +120,7 @@ class Matcher(ABC):
 
     @abstractmethod
     def parses(self, answer: str) -> bool:
-        """Does ``answer`` parse at all (a broken one is ``broken_json``, else ``invalid``)?"""
+        """Does ``answer`` parse at all (a broken one is :attr:`broken`, else ``invalid``)?"""
 
     @abstractmethod
     def parts(self, answer: str) -> list[Part] | None:
@@ -150,4 +157,5 @@ def get_matcher(validator: Validator) -> Matcher | None:
     return cls(validator) if cls is not None else None
 
 
-from expertkit.correctness import elastic as _elastic  # noqa: E402,F401  (registers itself)
+from expertkit.correctness import elastic as _elastic  # noqa: E402,F401  (register themselves)
+from expertkit.correctness import sql as _sql  # noqa: E402,F401

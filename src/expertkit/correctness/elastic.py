@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from expertkit.correctness import Matcher, Part, register
@@ -36,6 +37,8 @@ _MAIN_PARAMS = ("value", "query")
 _META = ("boost", "_name")
 _DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
 _WORD_RE = re.compile(r"\w+")
+#: Answers up to this long have their parts cached.
+MAX_CACHED_CHARS = 20_000
 
 
 def _j(value: Any) -> str:
@@ -159,6 +162,16 @@ class _Walker:
 
 
 def _walk(answer: str) -> _Walker | None:
+    """The parts and literals of ``answer`` (short answers cached: scoring asks for them several times)."""
+    return _walk_cached(answer) if len(answer) <= MAX_CACHED_CHARS else _walk_once(answer)
+
+
+@lru_cache(maxsize=4096)
+def _walk_cached(answer: str) -> _Walker | None:
+    return _walk_once(answer)
+
+
+def _walk_once(answer: str) -> _Walker | None:
     from expertkit.validators.elastic import canonical_body, parse_body
 
     body, error = parse_body(answer)
@@ -202,7 +215,7 @@ class ElasticMatcher(Matcher):
 
     def parts(self, answer: str) -> list[Part] | None:
         walker = _walk(answer)
-        return None if walker is None else walker.parts
+        return None if walker is None else list(walker.parts)
 
     def known_values(self, index: str | None) -> dict[str, set[str]]:
         """Field → known values (lower case) of ``index``, from the ``values`` resource (empty without)."""
