@@ -245,7 +245,7 @@ class CheckpointEvaluator(TrainerCallback):
         stop = False
         if every is not None and (step % every == 0 or step >= state.max_steps):
             if main:
-                stop = self._evaluate(model, step)
+                stop = self._evaluate(model, step, last=step >= state.max_steps)
             if args.world_size > 1:
                 flag = torch.tensor([int(stop)], device=args.device)
                 torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -256,7 +256,8 @@ class CheckpointEvaluator(TrainerCallback):
             self._apply_keep()
         return control
 
-    def _evaluate(self, model: Any, step: int) -> bool:
+    def _evaluate(self, model: Any, step: int, last: bool = False) -> bool:
+        """Score the checkpoint of ``step``; whether training should stop early (never at the ``last`` step)."""
         from expertkit.checkpoint_scores import cases_digest, write_checkpoint_eval
         from expertkit.scoring import SCORER_VERSION, pick_best
 
@@ -281,7 +282,7 @@ class CheckpointEvaluator(TrainerCallback):
             fh.write(json.dumps(row) + "\n")
         self.history.append(row)
         best = pick_best(self.history, self.metric)
-        stop = self._stopper is not None and self._stopper.update(step, row.get(self.metric))
+        stop = self._stopper is not None and self._stopper.update(step, row.get(self.metric)) and not last
         if stop:
             assert self._stopper is not None and best is not None
             value = "n/a" if best["value"] is None else f"{best['value']:.4f}"
