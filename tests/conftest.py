@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,30 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_dir() -> Iterator[Path]:
+    """The embedded PostgreSQL server's folder for this session (outside pytest's 0700 temp tree, which the
+    server's system user cannot enter); every server the session started is stopped at its end."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="expertkit-pg-"))
+    os.environ["EXPERTKIT_POSTGRES_DIR"] = str(folder)
+    yield folder
+    import sys
+
+    if "expertkit.engines.sql.postgres" in sys.modules:
+        from expertkit.engines.sql.postgres import stop_servers
+
+        stop_servers()
+    import psutil
+
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or [])
+            and p.status() != psutil.STATUS_ZOMBIE]
+    shutil.rmtree(folder, ignore_errors=True)
+    assert not left, f"postgres processes left running: {left}"
 
 
 @pytest.fixture

@@ -89,7 +89,12 @@ def test_partial_credit_is_precision_and_recall_of_parts() -> None:
         ('{"query":{"wildcard":{"Dest":{"value":"*Zork*"}}}}', "airports with zork", []),
         ('{"query":{"wildcard":{"Dest":{"value":"*Zork*"}}}}', "airports with a k", ["Dest='*Zork*'"]),
         ('{"query":{"range":{"timestamp":{"gte":"now-7d/d"}}}}', "last week", []),  # date math
-        ('{"query":{"range":{"FlightTimeMin":{"lt":11000}}}}', "under 3 hours", []),  # numbers: not judged
+        ('{"query":{"range":{"dayOfWeek":{"gte":11000}}}}', "flight duration in minutes lower than 180",
+         ["dayOfWeek=11000"]),
+        ('{"query":{"range":{"FlightTimeMin":{"lt":180}}}}', "flight duration in minutes lower than 180", []),
+        ('{"query":{"range":{"DistanceKilometers":{"gte":1000}}}}', "at least 1,000 km", []),
+        ('{"query":{"range":{"DistanceKilometers":{"gte":1000}}}}', "at least 10000 km", ["DistanceKilometers=1000"]),
+        ('{"size":11000,"query":{"term":{"Cancelled":true}}}', "cancelled ones", []),  # size, booleans: not judged
         ('{"query":{"terms":{"OriginCountry":["IT","ZZ"]}}}', "from italy", ["OriginCountry='ZZ'"]),
     ],
 )
@@ -113,7 +118,8 @@ def test_score_gives_correctness_and_error_kinds(elastic: Expert) -> None:
     wrong = score_output(elastic, '{"query":{"range":{"dayOfWeek":{"gte":11000}}}}', FLIGHTS, gold, q)
     assert wrong.verdict == "direct_valid" and wrong.valid and wrong.correct is False  # valid is not correct
     assert wrong.component == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    assert wrong.error_kinds == ["missing_clause", "extra_clause"]
+    assert wrong.error_kinds == ["ungrounded_value", "missing_clause", "extra_clause"]
+    assert wrong.ungrounded == ["dayOfWeek=11000"]  # nothing in the question says 11000
     made_up = score_output(elastic, '{"query":{"term":{"DestWeather":"Heco"}}}', FLIGHTS, gold, q)
     assert made_up.ungrounded == ["DestWeather='Heco'"] and "ungrounded_value" in made_up.error_kinds
     right = score_output(elastic, f"```json\n{gold}\n```", FLIGHTS, gold, q)
@@ -166,6 +172,11 @@ def test_sql_correctness_is_execution_match(sql_expert: Expert) -> None:
     assert right.correct is True and right.error_kinds == []
     made_up = score_output(expert, "SELECT name FROM customers WHERE city = 'Atlantis'", fields, gold, "customers")
     assert made_up.ungrounded == ["city='Atlantis'"] and "ungrounded_value" in made_up.error_kinds
+    m = expert.matcher
+    assert m is not None
+    assert m.ungrounded("SELECT id FROM orders WHERE total > 500", fields, "orders over 50") == ["total=500"]
+    assert m.ungrounded("SELECT id FROM orders WHERE total > 5000 LIMIT 3", fields, "orders over 5,000") == []
+    assert m.ungrounded("SELECT id FROM customers WHERE name LIKE 'Ann%'", fields, "names starting with ann") == []
     broken = score_output(expert, "SELECT name FROM customers WHERE (", fields, gold)
     assert "broken_sql" in broken.error_kinds and "broken_json" not in broken.error_kinds
 
@@ -209,3 +220,30 @@ def test_a_kind_without_a_matcher_has_none(tmp_path: Path) -> None:
     from expertkit.validators import get_validator
 
     assert get_matcher(get_validator(tmp_path, OutputSpec(kind="json"))) is None
+
+
+def test_matchers_never_raise_on_outputs(elastic: Expert, sql_expert: Expert) -> None:
+    import random
+
+    rng = random.Random(7)
+    atoms: list[object] = [1, -2.5, "x", "now-1d", True, None, [], {}, [1, "a"], {"a": 1}]
+    keys = ["query", "aggs", "sort", "size", "bool", "must", "filter", "should", "must_not", "term", "terms",
+            "range", "match", "multi_match", "query_string", "exists", "field", "fields", "gte", "value",
+            "nested", "dis_max", "queries", "constant_score", "avg", "date_histogram"]
+
+    def body(depth: int = 0) -> object:
+        if depth > 4 or rng.random() < 0.3:
+            return rng.choice(atoms)
+        if rng.random() < 0.7:
+            return {rng.choice(keys): body(depth + 1) for _ in range(rng.randint(1, 3))}
+        return [body(depth + 1) for _ in range(rng.randint(0, 3))]
+
+    fields = {**FLIGHTS, "Index": "../../etc/passwd"}  # an Index is a name, never a path to read
+    for _ in range(300):
+        text = json.dumps({"query": body(), "aggs": body(), "sort": body()})
+        s = score_output(elastic, text, fields, text, "q 1")
+        assert s.component is None or 0.0 <= s.component["f1"] <= 1.0
+    for raw in ["SELECT", "WITH a AS (SELECT 1) SELECT * FROM a", "SELECT * FROM t UNION SELECT * FROM u LIMIT ALL",
+                "SELECT CASE WHEN a THEN 1 END FROM t WHERE NOT (a OR b)", "DROP TABLE t", "((("]:
+        s = score_output(sql_expert, raw, {"Schema": "CREATE TABLE t (a INT);"}, "SELECT a FROM t", "q")
+        assert s.correct is not True and s.error_kinds

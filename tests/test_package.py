@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _reliability import WEIGHTS
 from typer.testing import CliRunner
 
 from expertkit.checkpoints import RECORD_NAME
@@ -49,7 +50,7 @@ def make_checkpoint(run: Path, expert: Expert, step: int = 10, **changes: Any) -
     folder = run / f"checkpoint-{step}"
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text('{"r": 4, "peft_type": "LORA"}')
-    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "adapter_model.safetensors").write_bytes(WEIGHTS)
     for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin", "trainer_state.json"):
         (folder / name).write_bytes(b"resume only")
     record = {"step": step, "fingerprint": expert.fingerprint, "contract": expert.contract.canonical(),
@@ -145,7 +146,7 @@ def test_install_list_versions_side_by_side_and_remove(tmp_path: Path, home: Pat
     assert (installed.name, installed.version) == ("invoices", "0.1.0")
     assert installed.path == home / "experts" / "invoices" / "0.1.0"
     assert Expert.load(installed.path).fingerprint == expert.fingerprint
-    assert (installed.checkpoint_path / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert (installed.checkpoint_path / "adapter_model.safetensors").read_bytes() == WEIGHTS
     with pytest.raises(ExpertkitError, match="already installed"):
         install_package(archive)
     newer = make_expert(tmp_path / "src2", version="0.10.0")

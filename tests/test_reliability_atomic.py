@@ -28,7 +28,7 @@ REPO = SRC.parents[1]
 #: Direct writes allowed in ``src/``: (file, text of the line, why it is safe).
 DIRECT_WRITES = [
     ("fileio.py", 'with os.fdopen(fd, "wb") as fh:', "the temporary file of atomic_write_bytes"),
-    ("model.py", '(tmp / "expertkit_base.json").write_text(', "a temporary folder, moved into place whole"),
+    ("model.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
     ("scaffold.py", "(tmp / ", "a temporary folder, renamed when whole"),
     ("package.py", 'with os.fdopen(fd, "wb") as raw, tarfile.open(', "a temporary file renamed over the archive"),
     ("package.py", 'with target.open("xb") as fh:', "extraction into the staging folder, renamed when verified"),
@@ -121,7 +121,7 @@ def test_generated_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     old_eval = evals.read_bytes()
     crash_on_fsync(monkeypatch, after=1)  # the training set is written, the eval set crashes
     with pytest.raises(Crash):
-        generate_dataset(Expert.load(root), train_size=5, eval_size=3, seed=1)
+        generate_dataset(Expert.load(root), train_size=5, eval_size=3, seed=1, force=True)  # over the old ones
     assert len(train.read_text().splitlines()) == 5 and evals.read_bytes() == old_eval
     assert leftovers(root / "data") == []
 
@@ -184,7 +184,7 @@ def test_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(tarfile.TarFile, "addfile", addfile)
     with pytest.raises(Crash):
-        package_expert(expert, checkpoint, out / "invoices.expert")
+        package_expert(expert, checkpoint, out / "invoices.expert", force=True)  # over the old one
     assert (out / "invoices.expert").read_bytes() == b"the old archive"
     assert sorted(p.name for p in out.iterdir()) == ["invoices.expert"]
 

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import test_reliability_atomic as atomic
 import test_reliability_badinput as badinput
+import test_reliability_clients as clients
+import test_reliability_dataloss as dataloss
 import test_reliability_hostile_output as output
+import test_reliability_messages as messages
 import test_reliability_package as packages
 import test_reliability_properties as properties
+import test_reliability_reads as reads
+import test_reliability_runs as runs
 import test_reliability_serve as serve
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
@@ -38,9 +43,15 @@ def measured() -> dict[str, int]:
         "Hostile requests": len(serve.HOSTILE_REQUESTS),
         "Lookalike control tokens": len(serve.LOOKALIKES),
         "Concurrent requests": serve.CONCURRENT * serve.ROUNDS,
-        "Hostile packages": len(packages.HOSTILE_PACKAGES) + 3,
+        "Hostile packages": len(packages.HOSTILE_PACKAGES) + 5,
         "Render then parse": properties.ROUND_TRIP_EXAMPLES,
         "Arbitrary bytes to lint": properties.LINT_EXAMPLES,
+        "Data loss": len(dataloss.CASES) + 2,
+        "Unbounded reads and hangs": len(reads.CASES) + 1,
+        "Hostile clients": len(clients.CASES) + 3,
+        "Silent bad runs": (len(runs.NUMERIC_CASES) + 1 + len(runs.RESUME_CASES) + len(runs.DUPLICATE_KEYS)
+                            + len(runs.DRIFT) + len(runs.TRUNCATED) + len(runs.BAD_CASES)),
+        "Messages and exit codes": len(messages.CASES) + 1 + 2,
     }
 
 

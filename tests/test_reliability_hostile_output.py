@@ -98,8 +98,9 @@ def sql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         expert = Expert.load(REPO / "experts" / "sql")
         schema = (REPO / "experts" / "sql" / "schemas" / "library.sql").read_text()
         fields = expert.contract.normalize({"Dialect": "postgres", "Task": "text_to_sql", "Schema": schema})
-        db = expert.validator.fixture_db(fields["Schema"], expert.validator.dialect(fields))
-        assert db is not None
+        duck = expert.validator.fixture_db(fields["Schema"], {**fields, "Dialect": "duckdb"})  # the DuckDB sandbox
+        assert duck is not None
+        db = Path(duck.location)
         digest = hashlib.sha256(db.read_bytes()).hexdigest()
         yield {"expert": expert, "fields": fields, "db": db, "digest": digest, "out": out}
     close_connections()

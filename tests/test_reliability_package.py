@@ -91,6 +91,16 @@ def _hostile(archive: Path) -> dict[str, bytes]:
         "pickled weights instead": _resummed({
             **{n: d for n, d in files.items() if n != "checkpoint/adapter_model.safetensors"},
             "checkpoint/adapter_model.bin": b"\x80\x04pickle"}),
+        # round 2: caps, files a package does not need, paths out of the package, damaged weights
+        "checksums padded with 2 MiB of newlines": _tar([*(_file(n, d) for n, d in files.items()),
+                                                         _file("SHA256SUMS", sums.encode() + b"\n" * (2 << 20))]),
+        "a hook beside the package": _resummed({**files, "hooks/post-install.py": b"import os\n"}),
+        "an unknown top-level file": _resummed({**files, "setup.sh": b"rm -rf ~\n"}),
+        "an unknown file in the checkpoint": _resummed({**files, "checkpoint/custom_code.py": b"import os\n"}),
+        "data.train outside the package": _resummed(_edit_yaml(files, data={"train": "/etc/passwd"})),
+        "data.eval climbing out": _resummed(_edit_yaml(files, data={"eval": "../../../outside.jsonl"})),
+        "truncated weights with a matching checksum": _resummed({
+            **files, "checkpoint/adapter_model.safetensors": files["checkpoint/adapter_model.safetensors"][:-5]}),
     }
 
 
@@ -112,6 +122,13 @@ EXPECTED = {
     "checkpoint without its record": "incomplete checkpoint",
     "pickled weights beside safetensors": "pickle file",
     "pickled weights instead": "pickle file",
+    "checksums padded with 2 MiB of newlines": "'SHA256SUMS' unpacks to 2097.* bytes, over the 1048576-byte limit",
+    "a hook beside the package": "files a package does not need: hooks/post-install.py",
+    "an unknown top-level file": "files a package does not need: setup.sh",
+    "an unknown file in the checkpoint": "files a package does not need: checkpoint/custom_code.py",
+    "data.train outside the package": "data.train: the manifest's path leads outside",
+    "data.eval climbing out": "data.eval: the manifest's path leads outside",
+    "truncated weights with a matching checksum": "checkpoint/adapter_model.safetensors: truncated or damaged",
 }
 HOSTILE_PACKAGES = sorted(EXPECTED)
 
@@ -137,6 +154,20 @@ def test_hostile_package_is_refused(tmp_path: Path, home: Path, hostile: dict[st
     assert _outside(tmp_path) == before
     assert not list(tmp_path.rglob("evil*"))
     assert not any((p / "evil.txt").exists() for p in (tmp_path.parent, tmp_path.parent.parent, Path("C:")))
+    _assert_nothing_registered(home)
+
+
+@pytest.mark.parametrize(("variable", "limit", "needle"), [
+    ("EXPERTKIT_PACKAGE_MAX_MEMBER_BYTES", 64, "'checkpoint/adapter_model.safetensors' unpacks to .* over the 64-byte"),
+    ("EXPERTKIT_PACKAGE_MAX_BYTES", 1000, "unpacks to .* bytes, over the 1000-byte limit"),
+])
+def test_the_size_limits_are_checked_before_unpacking(tmp_path: Path, home: Path, archive: Path, variable: str,
+                                                      limit: int, needle: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each member and the whole package have a size limit (real-sized defaults, overridable): a 1 GiB
+    zero-filled member listed with its right checksum no longer unpacks."""
+    monkeypatch.setenv(variable, str(limit))
+    with pytest.raises(ExpertkitError, match=needle):
+        install_package(archive)
     _assert_nothing_registered(home)
 
 

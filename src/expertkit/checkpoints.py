@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from expertkit.contract import diff_contracts
 from expertkit.errors import DriftError, ExpertkitError
+from expertkit.fileio import read_json
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -45,20 +46,50 @@ class Checkpoint:
         return str(self.record.get("fingerprint", ""))
 
 
+#: Most bytes a safetensors header may take (the format's own limit is 100 MB).
+MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def verify_safetensors(path: Path) -> None:
+    """A loadable safetensors file: its header parses and its tensors end exactly where the file does (a
+    truncated or padded copy is refused, naming the file); reads the header only."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if length < 2 or length > min(size - 8, MAX_SAFETENSORS_HEADER):
+                raise ExpertkitError(f"not a whole safetensors file ({size} bytes, header length {length}): "
+                                     "truncated or damaged", path=path)
+            header = json.loads(fh.read(length))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ExpertkitError("not a whole safetensors file (its header is not JSON): damaged", path=path) from None
+    except OSError as exc:
+        raise ExpertkitError(f"cannot read this weights file: {exc.strerror}", path=path) from None
+    if not isinstance(header, dict):
+        raise ExpertkitError("not a whole safetensors file (no header object): damaged", path=path)
+    ends = [t.get("data_offsets", [0, 0])[1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)]
+    if not all(isinstance(e, int) for e in ends):
+        raise ExpertkitError("not a whole safetensors file (bad tensor offsets): damaged", path=path)
+    expected = 8 + length + max(ends, default=0)
+    if expected != size:
+        raise ExpertkitError(f"truncated or damaged weights: {size} bytes, the header describes {expected}",
+                             path=path)
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a complete checkpoint folder; an incomplete or foreign folder is an error."""
+    """Read a complete checkpoint folder; an incomplete or foreign folder, or damaged weights, is an error."""
     p = Path(path)
     if not p.is_dir():
         raise ExpertkitError("no such checkpoint folder", path=p)
     record_path = p / RECORD_NAME
     if not record_path.is_file():
         raise ExpertkitError(f"incomplete checkpoint (no {RECORD_NAME}): a save was interrupted", path=p)
-    try:
-        record = json.loads(record_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExpertkitError(f"unreadable checkpoint record: {exc}", path=record_path) from None
+    record = read_json(record_path, what="checkpoint record")
     if not isinstance(record, dict) or not isinstance(record.get("step"), int):
         raise ExpertkitError("checkpoint record has no integer 'step'", path=record_path, key="step")
+    for weights in sorted(p.glob("*.safetensors")):
+        verify_safetensors(weights)
     return Checkpoint(step=record["step"], path=p, record=record)
 
 
@@ -79,10 +110,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_RECORD_NAME
     if not path.is_file():
         return {}
-    try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExpertkitError(f"unreadable run record: {exc}", path=path) from None
+    value = read_json(path, what="run record")
     return value if isinstance(value, dict) else {}
 
 

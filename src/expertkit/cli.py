@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from expertkit.errors import ExpertkitError
+from expertkit.errors import ExpertkitError, from_os_error, one_line
 from expertkit.findings import Finding, has_errors
 
 app = typer.Typer(
@@ -29,8 +29,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 base_app = typer.Typer(help="Base models.", no_args_is_help=True)
+import_app = typer.Typer(help="Import benchmark datasets as expertkit cases.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(base_app, name="base")
+data_app.add_typer(import_app, name="import")
 
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
@@ -243,12 +245,18 @@ def data_generate(
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write here instead of the manifest paths.")]
     = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing datasets that differ.")] = False,
 ) -> None:
     """Generate the expert's deterministic, seeded dataset (train and held-out eval)."""
     from expertkit.generators import generate_dataset
+    from expertkit.options import check_count, check_seed
 
+    check_count(train_size, "--train-size")
+    check_count(eval_size, "--eval-size")
+    check_seed(seed)
     expert = _load(expert_dir)
-    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir)
+    result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir,
+                              force=force)
     for split, (path, n) in result.items():
         out.print(f"{split}: {n} records -> {path}")
 
@@ -269,7 +277,8 @@ def base_tiny(
 @app.command()
 def train(
     expert_dir: ExpertDir,
-    base: Annotated[str, typer.Option("--base", help="Hub id, local folder, or 'tiny'.")] = "tiny",
+    base: Annotated[str | None, typer.Option("--base", help="Hub id, local folder, or 'tiny' (default: tiny; "
+                                             "a resumed run keeps its own).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/run"),
     method: Annotated[str | None, typer.Option(help="lora | dora | full (default: manifest; full for tiny).")]
     = None,
@@ -301,8 +310,10 @@ def train(
     from expertkit.train import TrainOptions, train_expert
 
     expert = _load(expert_dir)
+    extending = resume or continue_to is not None
     result = train_expert(expert, TrainOptions(
-        base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
+        base=base if base is not None or extending else "tiny", out_dir=out_dir, method=method, steps=steps,
+        epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         eval_every=eval_every, eval_cases=eval_cases, early_stop=early_stop, min_delta=min_delta, keep=keep,
@@ -310,6 +321,58 @@ def train(
     out.print(str(result))
     if result.interrupted:
         raise typer.Exit(130)
+
+
+@import_app.command("spider")
+def data_import_spider(
+    questions: Annotated[Path, typer.Option("--questions", help="Spider questions (dev.json).")],
+    tables: Annotated[Path, typer.Option("--tables", help="Spider schemas (tables.json).")],
+    databases: Annotated[Path, typer.Option("--databases", help="Folder of <db_id>/<db_id>.sqlite.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL cases to write.")],
+) -> None:
+    """Spider-layout questions as cases (Dialect: sqlite) tied to their SQLite databases."""
+    from expertkit.spider import import_spider
+
+    result = import_spider(questions, tables, databases, out_file)
+    line = f"{result.records} records ({result.databases} databases) -> {result.out}"
+    if result.missing:
+        missing = ", ".join(f"{k} ({v})" for k, v in sorted(result.missing.items()))
+        line += f"; no database file for {missing}: their schema comes from the tables file"
+    out.print(line)
+
+
+@app.command()
+def score(
+    expert_dir: ExpertDir,
+    cases: Annotated[Path, typer.Option("--cases", help="JSONL cases (fields, question, gold answer).")],
+    outputs: Annotated[Path, typer.Option("--outputs", help="One output per line, or JSONL with an 'output' key.")],
+    variants: Annotated[int | None, typer.Option("--variants", help="SQL: seeded fixture variants (default 3).")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Judge outputs from anywhere against the cases, with the same scoring as compare."""
+    from expertkit.judge import score_file
+
+    expert = _load(expert_dir)
+    report = score_file(expert, cases, outputs, variants=variants)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    s = report.summary
+    table = Table(title=f"score {outputs}: {s['cases']} cases")
+    for col in ("line", "verdict", "valid", "execution_match", "decided_by", "error"):
+        table.add_column(col)
+    for case in report.cases[:200]:
+        table.add_row(str(case["line"]), case["verdict"], str(case["valid"]), str(case["execution_match"]),
+                      str(case.get("decided_by") or ""), (case["errors"] or [""])[0][:100])
+    out.print(table)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    out.print(f"valid {s['valid_count']}/{s['cases']} ({pct(s['valid'])}); execution match "
+              f"{s['execution_match_count']}/{s['execution_known']} ({pct(s['execution_match'])}); "
+              f"equivalent {pct(s['equivalent'])}; verdicts {s['verdicts']}; {s['seconds']:.1f} s")
 
 
 # ---------------------------------------------------------------------- comparison (evaluate.py, report.py)
@@ -381,12 +444,13 @@ def package(
     out_file: Annotated[Path, typer.Option("--out", help="NAME.expert archive to write.")],
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Package a checkpoint of another contract.")]
     = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Pack manifest, contract, chat template, adapter and eval summary into a .expert archive."""
     from expertkit.package import package_expert
 
     expert = _load(expert_dir)
-    path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift)
+    path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift, force=force)
     out.print(f"packaged {path}")
 
 
@@ -448,7 +512,12 @@ def main() -> None:
     # idle OpenMP threads sleep instead of spinning: small models on shared CPU cores train several times faster
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        rc = app(standalone_mode=False)
+        try:
+            rc = app(standalone_mode=False)
+        except OSError as exc:  # PermissionError, FileExistsError, a full disk: FILE: reason, one line
+            raise from_os_error(exc) from exc
+        except RecursionError as exc:
+            raise ExpertkitError("input nested too deeply") from exc
     except ExpertkitError as exc:
         if debug:
             traceback.print_exc()
@@ -467,7 +536,7 @@ def main() -> None:
             sys.exit(130)
         # typer bundles its own copy of click: its usage errors are TyperExceptions, not click's
         if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "format_message"):
-            message = " ".join(exc.format_message().split())
+            message = one_line(exc.format_message())
             ctx = getattr(exc, "ctx", None)
             hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
             if message:  # empty when the help was printed for a command given no arguments
@@ -475,7 +544,7 @@ def main() -> None:
             sys.exit(getattr(exc, "exit_code", 2))
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"expertkit: error: {type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+        sys.stderr.write(f"expertkit: error: {type(exc).__name__}: {one_line(str(exc))[:500]}"
                          " (run with --debug for the traceback)\n")
         sys.exit(2)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -93,6 +93,8 @@ class ParsedPrompt:
     #: Text inside a ``<think>`` block of the answer, if any.
     reasoning: str | None = None
     stray_lines: list[str] = field(default_factory=list)
+    #: The system turn's text as given (for byte-exact format checks).
+    system: str = ""
 
     def field_dict(self) -> dict[str, str]:
         return dict(self.fields)
@@ -545,6 +547,7 @@ def parse_prompt(text: str) -> ParsedPrompt:
         thinking=thinking,
         reasoning=reasoning,
         stray_lines=stray,
+        system=system,
     )
 
 

@@ -41,7 +41,9 @@ from expertkit.contract import QWEN_THINK_OFF, PromptContract
 from expertkit.data import load_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
+from expertkit.fileio import check_output_dir
 from expertkit.generation import Generation, Sampling, checkpoint_kind
+from expertkit.options import check_count
 from expertkit.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
 __all__ = [  # scoring lives in expertkit.scoring; these names stay importable from here
@@ -120,6 +122,22 @@ def load_cases(expert: Expert, path: Path, max_cases: int | None) -> list[Case]:
             raise ExpertkitError(f"case cannot be rendered: {exc.message}", path=path, line=ex.line) from None
         cases.append(Case(ex.line, fields, ex.question.strip(), ex.answer, prompt))
     return cases
+
+
+def lint_cases(expert: Expert, path: Path) -> list[str]:
+    """Lint a cases file as ``lint`` does: its errors stop (invalid, empty or think-block gold answers, control
+    tokens, too long), its warnings come back as lines to print."""
+    from expertkit.lint import lint_file
+
+    report = lint_file(expert, path)
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more errors: expertkit lint {expert.root} --data {path})" if len(
+            errors) > 1 else ""
+        raise ExpertkitError(f"{first.code}: {first.message}{more}", path=path, line=first.line, key="--cases")
+    return [f"{path}:{f.line}: {f.code}: {f.message}" if f.line else f"{path}: {f.code}: {f.message}"
+            for f in report.findings]
 
 
 def _field_lines(contract: PromptContract, fields: Mapping[str, str]) -> list[str]:
@@ -457,15 +475,18 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
 
 def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
-    from expertkit.report import print_summary, write_reports
+    from expertkit.report import REPORT_NAMES, print_summary, write_reports
 
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
+    check_count(options.max_cases, "--max-cases")
+    check_count(options.batch_size, "--batch-size")
+    check_count(options.samples, "--samples")
+    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
+    check_output_dir(out_dir, key="--out", ours=REPORT_NAMES)  # before the scoring, not after
     if options.engine not in ("hf", "vllm"):
         raise ExpertkitError(f"unknown engine {options.engine!r} (hf or vllm)", key="--engine")
-    if options.samples < 1:
-        raise ExpertkitError(f"--samples must be at least 1, got {options.samples}", key="--samples")
     run = read_run(run_dir)
     if run.get("expert") not in (None, expert.name):
         raise ExpertkitError(f"the run trains expert {run['expert']!r}, not {expert.name!r}", path=run_dir,
@@ -478,7 +499,10 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     base = resolve_run_base(run_dir, options.base, checkpoints)
     cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
     max_cases = options.max_cases or expert.manifest.evaluation.max_cases
+    case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
     cases = load_cases(expert, cases_path, max_cases)
+    for warning in case_warnings:
+        _console.print(warning, style="yellow", markup=False, highlight=False)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
         _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
     for name, found in changes.items():
@@ -592,7 +616,6 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         report["drift"] = drift
     if run.get("evaluations"):
         report["training"] = {key: run.get(key) for key in ("evaluations", "best", "stopped")}
-    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
     paths = write_reports(report, out_dir)
     result = CompareResult(report, paths)
     if options.as_json:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from expertkit.correctness import Matcher
     from expertkit.scoring import Score
 
+#: Most bytes of training data read for its field values (``unseen_value`` warnings in check-prompt and serve).
+MAX_TRAINING_VALUES_BYTES = 256 * 1024 * 1024
+
 
 class Expert:
     """One expert folder: ``expert.yaml`` plus its data and resources."""
@@ -54,6 +57,14 @@ class Expert:
     @property
     def eval_path(self) -> Path:
         return self.root / self.manifest.data.eval
+
+    def paths_outside(self) -> list[str]:
+        """Manifest keys whose paths lead out of the expert's folder (absolute, ``..``, or through a link): an
+        installed package's must all stay inside it."""
+        root = self.root.resolve()
+        paths = {"data.train": self.manifest.data.train, "data.eval": self.manifest.data.eval,
+                 **{f"output.resources.{k}": v for k, v in self.manifest.output.resources.items()}}
+        return [key for key, rel in paths.items() if not (root / rel).resolve().is_relative_to(root)]
 
     @cached_property
     def validator(self) -> Validator:
@@ -101,6 +112,10 @@ class Expert:
         if not hasattr(self, "_train_values"):
             values: dict[str, set[str]] = {}
             if self.train_path.is_file():
+                size = self.train_path.stat().st_size
+                if size > MAX_TRAINING_VALUES_BYTES:
+                    raise ExpertkitError(f"the training data is {size} bytes, over the {MAX_TRAINING_VALUES_BYTES}-"
+                                         "byte limit for reading its field values", path=self.train_path)
                 from expertkit.data import read_examples
 
                 examples, _ = read_examples(self.train_path)

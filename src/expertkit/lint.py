@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expertkit.contract import PromptContract, PromptParseError, find_control_tokens, parse_prompt, parse_system_block
+from expertkit.contract import (
+    FIELD_LINE_RE,
+    PromptContract,
+    PromptParseError,
+    find_control_tokens,
+    parse_prompt,
+    parse_system_block,
+)
 from expertkit.data import Example, read_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.findings import Finding
@@ -258,6 +265,7 @@ def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
                     "'<think>\\n\\n</think>\\n\\n' block (enable_thinking=False)")
         )
     findings.extend(_check_pairs(expert, parsed.fields, parsed.stray_lines))
+    findings.extend(field_format_findings(contract, parsed.system))
     return findings
 
 
@@ -273,11 +281,38 @@ def check_messages(expert: Expert, messages: Sequence[Mapping[str, Any]]) -> lis
         return [Finding("parse_error", "error", "no user message with text content")]
     pairs, stray = parse_system_block(system)
     findings = _check_pairs(expert, pairs, stray)
+    findings.extend(field_format_findings(expert.contract, system))
     for text in users:
         if find_control_tokens(text):
             findings.append(Finding("control_token", "error",
                                     f"user message holds control token(s) {find_control_tokens(text)}"))
     return findings
+
+
+def field_format_findings(contract: PromptContract, system: str) -> list[Finding]:
+    """A ``field_format`` error where the system block differs by a byte from the contract's rendering of the
+    same fields: ``Name: value`` with one space, ``Name:`` and the value below only for the multi-line field,
+    no leading or trailing blank lines, no tabs, CR or other spaces. Values are compared as given (aliases and
+    allowed values are the value checks' business)."""
+    pairs, stray = parse_system_block(system)
+    if stray or not pairs:
+        return []  # unknown_field / missing_field say what is wrong
+    lines = []
+    for name, value in pairs:
+        spec = next((f for f in contract.fields if f.name == name), None)
+        lines.append(f"{name}:\n{value}" if spec is not None and spec.multiline else f"{name}: {value}")
+    expected = "\n".join(lines)
+    if system == expected:
+        return []
+    got, want = system.split("\n"), expected.split("\n")
+    number = next((i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w), min(len(got), len(want)))
+    line = got[number] if number < len(got) else ""
+    right = want[number] if number < len(want) else ""
+    name = FIELD_LINE_RE.match(right)
+    return [Finding("field_format", "error",
+                    f"system line {number + 1} is {line[:80]!r}; the contract renders {right[:80]!r} (any byte "
+                    "difference is drift: spaces, tabs, CR, blank lines)", field=name.group(1) if name else None,
+                    suggestion=right[:200] or None)]
 
 
 def _check_pairs(expert: Expert, pairs: list[tuple[str, str]], stray: list[str]) -> list[Finding]:

@@ -99,6 +99,27 @@ class Manifest(_Strict):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML 1.2 forbids it; PyYAML would
+    keep the last silently: a second ``contract:`` block switches the wrapper, a second ``name:`` renames)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKey(key_node.value, line, seen[key_node.value])
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
     """Map each YAML key path to its 1-based line, for error messages."""
     lines: dict[tuple[str | int, ...], int] = {}
@@ -130,7 +151,10 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
 def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
     """Validate manifest text; errors name the file, line and key."""
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ExpertkitError(f"duplicate key (first given on line {exc.first})", path=path, line=exc.line,
+                             key=exc.key) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ExpertkitError(

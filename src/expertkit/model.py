@@ -36,6 +36,8 @@ TINY_SHAPE: dict[str, Any] = {
     "max_position_embeddings": 2048,
 }
 TINY_VOCAB = 1536
+#: The file that marks a folder as a tiny base built by expertkit (and so ours to replace).
+TINY_MARKER = "expertkit_base.json"
 
 
 def cache_dir() -> Path:
@@ -115,7 +117,10 @@ def build_tiny_base(
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
+    from expertkit.fileio import check_output_dir, usual_dir_mode
+
     out = Path(out_dir)
+    check_output_dir(out, key="--out", ours=[TINY_MARKER])  # before the work: never someone else's folder
     texts = list(corpus) if corpus is not None else default_tiny_corpus()
     tokenizer = build_tokenizer(texts, vocab_size)
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -133,19 +138,36 @@ def build_tiny_base(
     model.generation_config = GenerationConfig(
         eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False, max_new_tokens=256
     )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name or 'tiny'}.", dir=parent))
     try:
+        usual_dir_mode(tmp)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "expertkit_base.json").write_text(json.dumps({"kind": TINY, "version": TINY_VERSION,
-                                                            "seed": seed, "vocab_size": len(tokenizer)}))
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(tmp), out)
+        (tmp / TINY_MARKER).write_text(json.dumps({"kind": TINY, "version": TINY_VERSION,
+                                                  "seed": seed, "vocab_size": len(tokenizer)}))
+        _replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the finished folder ``new`` at ``out``: renamed into place, or, where ``out`` is an empty folder or
+    an earlier tiny base, its files moved in (an earlier base's files are replaced; nothing else is there)."""
+    from expertkit.fileio import check_output_dir
+
+    check_output_dir(out, key="--out", ours=[TINY_MARKER])  # again: it may have changed during the build
+    if not out.exists():
+        os.replace(new, out)
+        return
+    (out / TINY_MARKER).unlink(missing_ok=True)  # no marker while half replaced: never taken for a whole base
+    for child in sorted(new.iterdir(), key=lambda c: c.name == TINY_MARKER):  # the marker last
+        target = out / child.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(child, target)
 
 
 def tiny_base_path(seed: int = 0) -> Path:
@@ -156,7 +178,9 @@ def tiny_base_path(seed: int = 0) -> Path:
     for t in texts:
         digest.update(t.encode())
     path = cache_dir() / f"tiny-{digest.hexdigest()[:16]}"
-    if not (path / "expertkit_base.json").is_file():
+    if not (path / TINY_MARKER).is_file():
+        if path.is_dir():  # a build killed halfway, in our own cache
+            shutil.rmtree(path)
         build_tiny_base(path, seed=seed, corpus=texts)
     return path
 
@@ -175,6 +199,57 @@ def resolve_base(base: str) -> str:
     return base
 
 
+def check_hub_reachable(name: str) -> None:
+    """Fail at once, not after a minute of retries, for a hub id that is not cached while the hub is offline
+    (``HF_HUB_OFFLINE``, or no connection to ``HF_ENDPOINT``)."""
+    if Path(name).expanduser().exists() or _in_hub_cache(name):
+        return
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else None
+    if why is None and not _hub_answers():
+        why = f"{_hub_endpoint()} cannot be reached"
+    if why:
+        raise ExpertkitError(f"{name!r} is not a local folder and not in the Hugging Face cache, and the hub is "
+                             f"offline ({why}): download it first, or give a folder", key="--base")
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _hub_answers(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub opens (through a proxy, assumed so: the proxy decides)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                        "all_proxy")):
+        return True
+    url = urlparse(_hub_endpoint())
+    if not url.hostname:
+        return True
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub may not be reached (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an id the hub would refuse (HFValidationError): loading says why
+        return True
+
+
 def _load_error(base: str, exc: Exception) -> ExpertkitError:
     return ExpertkitError(
         f"could not load base model {base!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
@@ -187,6 +262,7 @@ def load_tokenizer(base: str) -> Any:
     from transformers import AutoTokenizer
 
     name = resolve_base(base)
+    check_hub_reachable(name)
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except Exception as exc:
@@ -217,6 +293,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     name = resolve_base(base)
+    check_hub_reachable(name)
     device = device or default_device()
     try:
         model = AutoModelForCausalLM.from_pretrained(

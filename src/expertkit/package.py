@@ -44,7 +44,7 @@ from typing import IO, Any
 from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
-from expertkit.fileio import atomic_write_json, ensure_dir
+from expertkit.fileio import atomic_write_json, check_output_file, ensure_dir, usual_dir_mode, usual_file_mode
 from expertkit.generation import checkpoint_kind
 from expertkit.manifest import MANIFEST_NAME
 
@@ -58,6 +58,15 @@ CHECKPOINT_DIR = "checkpoint"
 INDEX_NAME = "index.json"
 #: Most entries an archive may hold (a guard against archives built to exhaust the disk's inodes).
 MAX_ENTRIES = 10_000
+#: Bytes a ``SHA256SUMS`` may take (a line per file: a few hundred bytes in a real package).
+MAX_CHECKSUMS_BYTES = 1024 * 1024
+#: Bytes one weights file (``*.safetensors``) may unpack to: Qwen3-0.6B fully fine-tuned in fp32 is 2.4 GB,
+#: its LoRA adapter (r 16, all linear layers) 40 MB. ``$EXPERTKIT_PACKAGE_MAX_MEMBER_BYTES`` overrides it.
+MAX_WEIGHTS_BYTES = 4 * 1024**3
+#: Bytes any other file may unpack to (manifests, records, templates, the validator's resources).
+MAX_OTHER_BYTES = 64 * 1024**2
+#: Bytes a whole package may unpack to (``$EXPERTKIT_PACKAGE_MAX_BYTES`` overrides it).
+MAX_PACKAGE_BYTES = 5 * 1024**3
 #: Files an installed package may not hold: pickles (``torch.load``, ``pickle``) can run code when loaded.
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -69,7 +78,11 @@ _CHUNK = 1 << 20
 
 def registry_home() -> Path:
     """The registry folder: ``$EXPERTKIT_HOME``, default ``~/.expertkit``."""
-    return Path(os.environ.get("EXPERTKIT_HOME") or Path.home() / ".expertkit").expanduser()
+    home = Path(os.environ.get("EXPERTKIT_HOME") or Path.home() / ".expertkit").expanduser()
+    if home.exists() and not home.is_dir():
+        raise ExpertkitError("the registry is not a folder (set EXPERTKIT_HOME to a folder)", path=home,
+                             key="EXPERTKIT_HOME")
+    return home
 
 
 @dataclass(frozen=True)
@@ -172,16 +185,18 @@ def eval_summary(checkpoint: Checkpoint) -> dict[str, Any]:
 
 
 def package_expert(expert: Expert, checkpoint: str | Path, out_file: str | Path, *,
-                   allow_drift: bool = False) -> Path:
+                   allow_drift: bool = False, force: bool = False) -> Path:
     """Write ``out_file`` (a ``.expert`` tar.gz) for one complete checkpoint of ``expert``; returns its path.
 
-    Refuses an incomplete checkpoint and one trained on another contract (unless ``allow_drift``).
+    Refuses an incomplete checkpoint and one trained on another contract (unless ``allow_drift``), an
+    existing ``out_file`` (unless ``force``) and one inside the expert or the checkpoint (even with ``force``).
     """
-    ckpt = load_checkpoint(checkpoint)
-    drift = check_contract(ckpt, expert, allow_drift=allow_drift)
     out = Path(out_file)
     if out.is_dir():
         raise ExpertkitError("is a directory; give the archive's file name (NAME.expert)", path=out, key="--out")
+    check_output_file(out, key="--out", force=force, protect=[expert.root, Path(checkpoint)])
+    ckpt = load_checkpoint(checkpoint)
+    drift = check_contract(ckpt, expert, allow_drift=allow_drift)
     kind = checkpoint_kind(ckpt.path)
     record = {
         "format": PACKAGE_FORMAT,
@@ -212,6 +227,7 @@ def package_expert(expert: Expert, checkpoint: str | Path, out_file: str | Path,
     ensure_dir(out.parent, key="--out")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
+        usual_file_mode(fd)  # mkstemp makes 0600 files: an archive is shared as usual
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             for name in sorted(entries):
                 _add_entry(tar, name, entries[name])
@@ -273,13 +289,47 @@ def _parse_sums(archive: Path, data: bytes) -> dict[str, str]:
     return sums
 
 
-def _copy_hashed(source: IO[bytes], target: Path) -> str:
+def _copy_hashed(source: IO[bytes], target: Path, size: int) -> str:
+    """Copy at most ``size`` bytes (the size the entry declares, checked against the limits)."""
     digest = hashlib.sha256()
+    left = size
     with target.open("xb") as fh:
-        for chunk in iter(lambda: source.read(_CHUNK), b""):
+        while left > 0:
+            chunk = source.read(min(_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
             digest.update(chunk)
             fh.write(chunk)
     return digest.hexdigest()
+
+
+def _limit(variable: str, default: int) -> int:
+    value = os.environ.get(variable, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ExpertkitError(f"must be a whole number of bytes, got {value!r}", key=variable)
+    return int(value)
+
+
+def _check_sizes(archive: Path, members: dict[str, tarfile.TarInfo]) -> None:
+    """Sizes the tar headers declare, before anything is read: the checksum file, every member, the total."""
+    max_weights = _limit("EXPERTKIT_PACKAGE_MAX_MEMBER_BYTES", MAX_WEIGHTS_BYTES)
+    max_total = _limit("EXPERTKIT_PACKAGE_MAX_BYTES", MAX_PACKAGE_BYTES)
+    total = 0
+    for name, member in members.items():
+        if not member.isreg():
+            continue
+        cap = (MAX_CHECKSUMS_BYTES if name == CHECKSUMS_NAME else max_weights if name.endswith(".safetensors")
+               else MAX_OTHER_BYTES)
+        if member.size > cap:
+            raise _bad(archive, f"entry {name!r} unpacks to {member.size} bytes, over the {cap}-byte limit "
+                       "for such a file")
+        total += member.size
+    if total > max_total:
+        raise _bad(archive, f"it unpacks to {total} bytes, over the {max_total}-byte limit "
+                   "(EXPERTKIT_PACKAGE_MAX_BYTES raises it)")
 
 
 def _extract_verified(archive: Path, dest: Path) -> None:
@@ -303,6 +353,7 @@ def _extract_verified(archive: Path, dest: Path) -> None:
                     parent = parent.rpartition("/")[0]
             if CHECKSUMS_NAME not in files:
                 raise _bad(archive, f"no {CHECKSUMS_NAME}: not an expertkit package")
+            _check_sizes(archive, members)
             sums_file = tar.extractfile(members[CHECKSUMS_NAME])
             assert sums_file is not None
             sums = _parse_sums(archive, sums_file.read())
@@ -327,7 +378,7 @@ def _extract_verified(archive: Path, dest: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
                 assert source is not None
-                digest = _copy_hashed(source, target)
+                digest = _copy_hashed(source, target, member.size)
                 if name != CHECKSUMS_NAME and digest != sums[name]:
                     raise _bad(archive, f"checksum mismatch for {name!r}: the archive was altered or damaged")
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -406,6 +457,7 @@ def install_package(archive: str | Path) -> InstalledExpert:
             if dest.exists():  # not in the index: left by an install or remove that was killed halfway
                 _discard(dest, staging_root)
             dest.parent.mkdir(parents=True, exist_ok=True)
+            usual_dir_mode(staging)  # mkdtemp makes it 0700
             os.rename(staging, dest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -446,10 +498,22 @@ def _check_contents(archive: Path, folder: Path) -> tuple[dict[str, Any], Expert
         raise _bad(archive, f"{pickled[0]!r} is a pickle file (pickles can run code; weights are safetensors only)")
     try:
         expert = Expert.load(folder)
-        _resource_files(expert)  # every resource inside the package
-        _checkpoint_files(load_checkpoint(folder / CHECKPOINT_DIR))  # complete, with safetensors weights
-    except ExpertkitError as exc:  # its path is the staging folder: name the key instead
-        raise _bad(archive, f"{exc.key}: {exc.message}" if exc.key else exc.message) from None
+        outside = expert.paths_outside()
+        if outside:
+            raise ExpertkitError("the manifest's path leads outside the expert package", key=outside[0])
+        resources = _resource_files(expert)  # every resource inside the package
+        weights = _checkpoint_files(load_checkpoint(folder / CHECKPOINT_DIR))  # complete, whole safetensors
+    except ExpertkitError as exc:  # its path is in the staging folder: name the member and the key instead
+        inside = exc.path is not None and Path(exc.path).is_relative_to(folder) and Path(exc.path) != folder
+        member = f"{Path(exc.path).relative_to(folder).as_posix()}: " if inside and exc.path else ""
+        raise _bad(archive, member + (f"{exc.key}: {exc.message}" if exc.key else exc.message)) from None
+    expected = {PACKAGE_RECORD_NAME, MANIFEST_NAME, CONTRACT_NAME, TEMPLATE_NAME, EVAL_NAME, CHECKSUMS_NAME,
+                *resources, *weights}
+    unexpected = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                        if p.is_file() and p.relative_to(folder).as_posix() not in expected)
+    if unexpected:
+        raise _bad(archive, f"it holds files a package does not need: {', '.join(unexpected[:5])}"
+                   + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""))
     if (record.get("name"), record.get("version")) != (expert.name, expert.manifest.version) or not isinstance(
         record.get("checkpoint"), dict
     ):

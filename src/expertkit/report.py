@@ -32,6 +32,8 @@ from expertkit.fileio import atomic_write_json, atomic_write_text
 JSON_NAME = "compare.json"
 MD_NAME = "compare.md"
 HTML_NAME = "report.html"
+#: The files ``compare`` writes: a folder holding one of them is an earlier report, replaced by the next.
+REPORT_NAMES = (JSON_NAME, MD_NAME, HTML_NAME)
 #: Summary columns: report key and header, correctness first.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("correct", "correct"),

@@ -9,7 +9,8 @@ Two layers guard a fixture:
   ``read_only`` with ``enable_external_access=false`` (no files, no ATTACH, no COPY, no INSTALL),
   ``lock_configuration=true`` (no ``SET`` can undo that), extension autoload/autoinstall off, no temp
   directory, a memory limit; each query runs on its own cursor (its own temp catalog) and a timer
-  thread calls ``interrupt()`` at ``timeout_s``. More than ``max_rows`` rows is a failure.
+  thread calls ``interrupt()`` at ``timeout_s``. More than ``max_rows`` rows, or ``max_bytes`` of
+  cells, is a failure.
 
 Fixtures are built once from DDL and INSERTs by :func:`build_fixture` into
 ``$EXPERTKIT_CACHE/fixtures/<sha256>.duckdb`` (default ``~/.cache/expertkit``), through a temp file
@@ -23,6 +24,7 @@ import hashlib
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ import duckdb
 
 from expertkit.errors import ExpertkitError
 from expertkit.fileio import cache_dir
+
+#: Most bytes of result cells one query may return (strings and blobs by length, other values 8).
+MAX_RESULT_BYTES = 16 * 1024 * 1024
 
 #: Settings of every sandbox connection (the locked configuration).
 SANDBOX_CONFIG: dict[str, Any] = {
@@ -68,11 +73,13 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def build_fixture(ddl_sql: str, data_sql: str, *, dialect: str | None = None) -> Path:
+def build_fixture(ddl_sql: str, data_sql: str, *, dialect: str | None = None,
+                  inserts: Sequence[tuple[str, Sequence[Any]]] = ()) -> Path:
     """The DuckDB file holding ``ddl_sql`` + ``data_sql`` (built once, cached by their sha256).
 
     The SQL runs as DuckDB SQL; when that fails and ``dialect`` names another sqlglot dialect, the
-    text transpiled from it is tried. Raises :class:`ExpertkitError` when neither builds.
+    text transpiled from it is tried. ``inserts`` (``(statement, parameters)`` pairs) run after them;
+    ``data_sql`` must tell them apart in the cache key. Raises :class:`ExpertkitError` when neither builds.
     """
     key = hashlib.sha256(f"{ddl_sql}\n-- data --\n{data_sql}".encode()).hexdigest()
     folder = fixtures_dir()
@@ -100,6 +107,8 @@ def build_fixture(ddl_sql: str, data_sql: str, *, dialect: str | None = None) ->
                     con.execute(ddl)
                 if data.strip():
                     con.execute(data)
+                for statement, params in inserts:
+                    con.execute(statement, list(params))
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
@@ -145,8 +154,8 @@ def _interrupt(cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.interrupt()
 
 
-def execute_unchecked(db_path: str | Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 10_000
-                      ) -> QueryResult:
+def execute_unchecked(db_path: str | Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 10_000,
+                      max_bytes: int = MAX_RESULT_BYTES) -> QueryResult:
     """Run ``sql`` on the locked read-only fixture with no statement checks (the engine layer)."""
     path = Path(db_path)
     if not path.is_file():
@@ -163,7 +172,16 @@ def execute_unchecked(db_path: str | Path, sql: str, *, timeout_s: float = 2.0, 
     try:
         cursor.execute(sql)
         columns = [d[0] for d in cursor.description or []]
-        rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
+        rows: list[Any] = []
+        size = 0
+        while cursor.description and len(rows) <= max_rows:
+            batch = cursor.fetchmany(min(256, max_rows + 1 - len(rows)))
+            if not batch:
+                break
+            rows.extend(batch)
+            size += sum(len(v) if isinstance(v, str | bytes) else 8 for row in batch for v in row)
+            if size > max_bytes:
+                return QueryResult(False, columns, [], f"result is over {max_bytes} bytes")
     except duckdb.InterruptException:
         return QueryResult(False, error=f"query timed out after {timeout_s:g} s", timed_out=True)
     except Exception as exc:  # duckdb errors, and junk the driver cannot encode

@@ -21,6 +21,7 @@ import yaml
 
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
+from expertkit.fileio import usual_dir_mode
 from expertkit.manifest import MANIFEST_NAME, parse_manifest
 
 OUTPUT_KINDS = ("elastic_dsl", "sql", "json")
@@ -172,6 +173,7 @@ def new_expert(
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
     try:
+        usual_dir_mode(tmp)  # mkdtemp makes it 0700
         (tmp / "data").mkdir()
         (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
         (tmp / "README.md").write_text(readme, encoding="utf-8")

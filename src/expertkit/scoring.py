@@ -133,8 +133,7 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
     differences: list[str] = []
     if gold is not None:
         equivalent = bool(answer) and validator.equivalent(answer, gold, fields)
-        if expert.manifest.output.kind == "sql":
-            execution = validator.execution_match(answer, gold, fields)
+        execution = validator.execution_match(answer, gold, fields)  # None where answers cannot run
         correct = execution if execution is not None else equivalent
         if matcher is not None:
             found = matcher.compare(answer, gold)

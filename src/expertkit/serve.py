@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import errno
 import hmac
 import json
 import queue
+import socket
 import sys
 import threading
 import time
@@ -28,13 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import h11
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
 from expertkit.contract import PromptContract, parse_system_block
@@ -73,6 +78,11 @@ class ServeOptions:
     request_timeout_s: float = 60.0
     #: Cap on every expert's ``decoding.max_new_tokens``.
     max_new_tokens: int | None = None
+    #: Seconds a client has to send a whole request (head and body) once it starts one; past it the
+    #: connection is closed (slow-loris clients hold no file descriptor for long).
+    read_timeout_s: float = 10.0
+    #: Open connections at most; one more is closed at once.
+    max_connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,10 @@ def resolve_expert(spec: str, *, allow_drift: bool = False) -> ServedExpert:
         raise ExpertkitError("no such expert folder (give EXPERT_DIR:CHECKPOINT_DIR or an installed "
                              "NAME[@VERSION])", path=spec)
     expert = Expert.load(expert_dir)
+    outside = expert.paths_outside()
+    if outside and Path(checkpoint_dir) == Path(expert_dir) / CHECKPOINT_DIR:  # a package: nothing outside it
+        raise ExpertkitError(f"{outside[0]!r} points outside the package", path=expert.root / "expert.yaml",
+                             key=outside[0])
     checkpoint = load_checkpoint(checkpoint_dir)
     drift = check_contract(checkpoint, expert, allow_drift=allow_drift)
     return ServedExpert(expert, checkpoint, spec, tuple(drift))
@@ -290,8 +304,15 @@ class AsciiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
+#: Characters of an error message echoed back at most (a request's text quoted in it is cut).
+MAX_ERROR_MESSAGE = 2000
+#: Findings of one error answer at most (see ``ServeOptions.max_error_findings``).
+MAX_ERROR_FINDINGS = 20
+
+
 class ApiError(Exception):
-    """An error answer: HTTP status, a code, a message and, for contract problems, the findings."""
+    """An error answer: HTTP status, a code, a message and, for contract problems, the findings (capped: an
+    answer is never much bigger than the request)."""
 
     def __init__(self, status: int, code: str, message: str, findings: Sequence[Finding] = (),
                  headers: Mapping[str, str] | None = None) -> None:
@@ -307,9 +328,13 @@ class ApiError(Exception):
                 503: "overloaded_error", 504: "timeout_error"}.get(self.status, "invalid_request_error")
         if self.status >= 500 and self.status not in (503, 504):
             kind = "server_error"
-        body: dict[str, Any] = {"message": self.message, "type": kind, "code": self.code, "param": None}
+        message = self.message if len(self.message) <= MAX_ERROR_MESSAGE else (
+            self.message[:MAX_ERROR_MESSAGE] + f"... ({len(self.message) - MAX_ERROR_MESSAGE} more characters)")
+        body: dict[str, Any] = {"message": message, "type": kind, "code": self.code, "param": None}
         if self.findings:
-            body["findings"] = [f.to_dict() for f in self.findings]
+            body["findings"] = [f.to_dict() for f in self.findings[:MAX_ERROR_FINDINGS]]
+            if len(self.findings) > MAX_ERROR_FINDINGS:
+                body["findings_omitted"] = len(self.findings) - MAX_ERROR_FINDINGS
         return AsciiJSONResponse({"error": body}, status_code=self.status, headers=self.headers)
 
 
@@ -338,7 +363,9 @@ class ChatRequest(BaseModel):
 
 def _contract_error(name: str, findings: Sequence[Finding], *, status: int, code: str) -> ApiError:
     errors = [f for f in findings if f.severity == "error"]
-    summary = "; ".join(f"{f.code}: {f.message}" for f in errors)
+    summary = "; ".join(f"{f.code}: {f.message}" for f in errors[:5])
+    if len(errors) > 5:
+        summary += f"; and {len(errors) - 5} more"
     return ApiError(status, code, f"the request does not fit {name}'s prompt contract: {summary}", errors)
 
 
@@ -374,14 +401,18 @@ def _matches(contract: PromptContract, fields: Mapping[str, Any]) -> bool:
     return True
 
 
+#: An API key file is a few dozen bytes; a bigger one is not a key file.
+MAX_API_KEY_BYTES = 64 * 1024
+
+
 def read_api_key(path: Path) -> str:
     """The bearer key held by ``path`` (surrounding whitespace dropped); an empty file is an error."""
-    try:
-        key = read_text(path).strip()
-    except ExpertkitError as exc:
-        raise ExpertkitError(exc.message, path=path, line=exc.line, key="--api-key-file") from None
+    key = read_text(path, max_bytes=MAX_API_KEY_BYTES, key="--api-key-file").strip()
     if not key:
         raise ExpertkitError("the API key file is empty", path=path, key="--api-key-file")
+    if not key.isascii() or not key.isprintable():
+        raise ExpertkitError("the API key holds non-ASCII or control characters: HTTP headers are Latin-1, so no "
+                             "client could send it (use printable ASCII)", path=path, key="--api-key-file")
     return key
 
 
@@ -409,7 +440,14 @@ class _Service:
             for name, served in self.experts.items()
         }
         self.worker = _Worker(engine, stops, options.queue_size, options.max_batch)
+        for served in self.experts.values():  # read once, now: never by a request, on the event loop
+            served.expert.training_field_values()
         self.created = int(time.time())
+        #: Jobs dropped because their client disconnected while they waited.
+        self.dropped = 0
+        # checks run in worker threads: the tokenizer and the validators are used by one at a time
+        self._tokenizing = threading.Lock()
+        self._judging = threading.Lock()
         self.api_key = read_api_key(options.api_key_file) if options.api_key_file is not None else None
 
     # ------------------------------------------------------------------ lookup
@@ -449,7 +487,8 @@ class _Service:
         contract = served.expert.contract
         try:
             canonical = contract.normalize(fields)
-            prompt_ids = contract.encode_prompt(self.tokenizer, canonical, question)
+            with self._tokenizing:
+                prompt_ids = contract.encode_prompt(self.tokenizer, canonical, question)
         except ContractError as exc:
             raise _contract_error(served.name, _contract_findings(exc), status=status, code=code) from None
         limit = self.tokenizer.model_max_length
@@ -461,7 +500,10 @@ class _Service:
         limits = [served.expert.manifest.decoding.max_new_tokens, self.options.max_new_tokens, requested]
         return min(x for x in limits if x is not None)
 
-    async def run(self, served: ServedExpert, prompt_ids: list[int], budget: int, started: float) -> Generation:
+    async def run(self, served: ServedExpert, prompt_ids: list[int], budget: int, started: float,
+                  request: Request | None = None) -> Generation:
+        """Queue the job and wait for it; a client that disconnects meanwhile has its job dropped (a job still
+        queued is never generated)."""
         job = _Job(served.name, prompt_ids, budget)
         try:
             self.worker.submit(job)
@@ -469,49 +511,120 @@ class _Service:
             raise ApiError(503, "queue_full", f"{self.options.queue_size} requests are waiting; try again shortly",
                            headers={"Retry-After": "1"}) from None
         remaining = self.options.request_timeout_s - (time.perf_counter() - started)
+        answer = asyncio.ensure_future(asyncio.wrap_future(job.future))
+        waiting: set[asyncio.Future[Any]] = {answer}
+        gone = asyncio.ensure_future(_disconnect(request)) if request is not None else None
+        if gone is not None:
+            waiting.add(gone)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=max(remaining, 0.001))
-        except TimeoutError:
-            raise ApiError(504, "timeout", f"no answer within {self.options.request_timeout_s:g} s") from None
+            done, _ = await asyncio.wait(waiting, timeout=max(remaining, 0.001), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if gone is not None:
+                gone.cancel()
+        if answer not in done:
+            answer.cancel()  # cancels the queued job too: the worker skips it
+            if gone is not None and gone in done:
+                self.dropped += 1
+                raise ApiError(499, "client_closed", "the client closed the connection")
+            raise ApiError(504, "timeout", f"no answer within {self.options.request_timeout_s:g} s")
+        try:
+            return answer.result()
         except ExpertkitError as exc:
             raise ApiError(503, "unavailable", exc.message) from None
         except Exception as exc:
             raise ApiError(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
 
     def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str]) -> dict[str, Any]:
-        score = score_output(served.expert, output.text, fields)
+        with self._judging:  # judged in worker threads: the validators are used by one at a time
+            score = score_output(served.expert, output.text, fields)
         return {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
                 "reasoning_removed": score.has_reasoning, "checkpoint": served.label}
 
 
-class _BodyLimit:
-    """ASGI middleware: a request body over ``max_bytes`` (declared or streamed) is answered 413."""
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def check_json_body(body: bytes) -> None:
+    """Raise :class:`ApiError` 422 for a body that is not one clean JSON document: not UTF-8, broken,
+    nested too deeply, or an object with a key given twice (which value would count is up to the parser)."""
+    try:
+        json.loads(body.decode("utf-8"), object_pairs_hook=_unique_pairs)
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "invalid_request", f"malformed request: the body is not UTF-8 (byte {exc.start})") from None
+    except _DuplicateKey as exc:
+        raise ApiError(422, "invalid_request", f"malformed request: key {str(exc)[:100]!r} is given twice") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(422, "invalid_request", f"malformed request: broken JSON: {exc.msg} (line {exc.lineno}, "
+                       f"column {exc.colno})") from None
+    except RecursionError:
+        raise ApiError(422, "invalid_request", "malformed request: JSON nested too deeply") from None
+
+
+class _BodyGuard:
+    """ASGI middleware: a request body over ``max_bytes`` (declared or streamed) is answered 413; a POST body
+    that is not one clean JSON document (see :func:`check_json_body`) 422. The body is read here, whole
+    (it is small), and handed on unchanged."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")
+        too_large = ApiError(413, "body_too_large", f"the request body is over {self.max_bytes} bytes")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await ApiError(413, "body_too_large", f"the request body is over {self.max_bytes} bytes").response()(
-                scope, receive, send)
+            await too_large.response()(scope, receive, send)
             return
+        chunks: list[bytes] = []
         total = 0
-
-        async def limited() -> Message:
-            nonlocal total
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                total += len(message.get("body", b""))
-                if total > self.max_bytes:  # FastAPI re-raises HTTPExceptions met while reading the body
-                    raise StarletteHTTPException(413)
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                await too_large.response()(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body.strip():
+            try:
+                check_json_body(body)
+            except ApiError as exc:
+                await exc.response()(scope, receive, send)
+                return
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, when it comes
+
+        await self.app(scope, replay, send)
+
+
+async def _disconnect(request: Request) -> None:
+    """Return once the client has disconnected (the request's body is read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _latency_ms(started: float) -> float:
@@ -534,7 +647,7 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
     app = FastAPI(title="expertkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   default_response_class=AsciiJSONResponse)
     app.state.service = service
-    app.add_middleware(_BodyLimit, max_bytes=options.max_body_bytes)
+    app.add_middleware(_BodyGuard, max_bytes=options.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -542,7 +655,10 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        errors = exc.errors()
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))[:100]}: {e.get('msg')}" for e in errors[:10])
+        if len(errors) > 10:
+            problems += f"; and {len(errors) - 10} more"
         return ApiError(422, "invalid_request", f"malformed request: {problems}").response()
 
     @app.exception_handler(Exception)
@@ -564,7 +680,7 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
                                 headers={"WWW-Authenticate": "Bearer"}).response()
         return await call_next(request)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "experts": list(service.experts), "queued": service.worker.queue.qsize()}
 
@@ -577,17 +693,43 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
         ]}
 
     @app.post("/v1/experts/{name}/generate")
-    async def generate(name: str, body: GenerateRequest) -> dict[str, Any]:
+    async def generate(name: str, body: GenerateRequest, request: Request) -> dict[str, Any]:
         started = time.perf_counter()
-        service.check_question(body.question)
-        served = service.lookup(name, body.fields)
-        fields, prompt_ids = service.prompt(served, body.fields, body.question, status=422, code="contract_rejected")
-        output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started)
-        return {"expert": served.name, **service.judge(served, output, fields), "latency_ms": _latency_ms(started)}
+
+        def check() -> tuple[ServedExpert, dict[str, str], list[int]]:
+            service.check_question(body.question)
+            served = service.lookup(name, body.fields)
+            fields, prompt_ids = service.prompt(served, body.fields, body.question, status=422,
+                                                code="contract_rejected")
+            return served, fields, prompt_ids
+
+        served, fields, prompt_ids = await run_in_threadpool(check)  # validation never blocks the event loop
+        output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started, request)
+        judged = await run_in_threadpool(service.judge, served, output, fields)
+        return {"expert": served.name, **judged, "latency_ms": _latency_ms(started)}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> dict[str, Any]:
+    async def chat(body: ChatRequest, request: Request) -> dict[str, Any]:
         started = time.perf_counter()
+        served, findings, fields, prompt_ids = await run_in_threadpool(check_chat, body)
+        requested = body.max_completion_tokens or body.max_tokens
+        output = await service.run(served, prompt_ids, service.budget(served, requested), started, request)
+        judged = await run_in_threadpool(service.judge, served, output, fields)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": served.name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": judged.pop("answer")},
+                         "finish_reason": "stop" if output.finished else "length", "logprobs": None}],
+            "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": output.new_tokens,
+                      "total_tokens": len(prompt_ids) + output.new_tokens},
+            "expertkit": {**judged, "warnings": [f.to_dict() for f in findings],
+                          "latency_ms": _latency_ms(started)},
+        }
+
+    def check_chat(body: ChatRequest) -> tuple[ServedExpert, list[Finding], dict[str, str], list[int]]:
+        """The chat request checked against the contract (in a worker thread: it can take a while)."""
         if body.stream:
             raise ApiError(400, "unsupported", "streaming is not supported: send stream=false")
         if body.n != 1:
@@ -606,23 +748,84 @@ def create_app(experts: Sequence[ServedExpert], engine: EngineLike, options: Ser
         if any(f.severity == "error" for f in findings):
             raise _contract_error(served.name, findings, status=400, code="contract_drift")
         fields, prompt_ids = service.prompt(served, dict(pairs), question, status=400, code="contract_drift")
-        requested = body.max_completion_tokens or body.max_tokens
-        output = await service.run(served, prompt_ids, service.budget(served, requested), started)
-        judged = service.judge(served, output, fields)
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": served.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": judged.pop("answer")},
-                         "finish_reason": "stop" if output.finished else "length", "logprobs": None}],
-            "usage": {"prompt_tokens": len(prompt_ids), "completion_tokens": output.new_tokens,
-                      "total_tokens": len(prompt_ids) + output.new_tokens},
-            "expertkit": {**judged, "warnings": [f.to_dict() for f in findings],
-                          "latency_ms": _latency_ms(started)},
-        }
+        return served, findings, fields, prompt_ids
 
     return app
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with what production servers add: a client must send a whole request
+    (head and body) within ``read_timeout_s`` of starting it, and at most ``max_connections`` are open."""
+
+    read_timeout_s: float = 10.0
+    max_connections: int = 256
+    _read_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.logger.warning("refused a connection: %d are open (the cap)", len(self.connections) - 1)
+            transport.close()
+            return
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()  # a request is being read (no-op while the timer runs)
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
+            self._disarm()  # the whole request is in (or the connection is over)
+        elif self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            self._disarm()  # between requests: uvicorn's keep-alive timeout applies
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._read_timer is None and not self.transport.is_closing():
+            self._read_timer = self.loop.call_later(self.read_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _timed_out(self) -> None:
+        self._read_timer = None
+        if not self.transport.is_closing():
+            self.logger.warning("closed a connection that sent no whole request within %g s", self.read_timeout_s)
+            self.transport.close()
+
+
+def server_config(app: ASGIApp, options: ServeOptions, *, log_level: str = "info") -> Any:
+    """uvicorn's settings for ``app``: the guarded protocol, with the options' read timeout and connection cap."""
+    import uvicorn
+
+    protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {
+        "read_timeout_s": options.read_timeout_s, "max_connections": options.max_connections})
+    return uvicorn.Config(app, host=options.host, port=options.port, log_level=log_level, http=protocol,
+                          timeout_keep_alive=5)
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, before anything is loaded, an address that cannot be listened on (bad host, busy port)."""
+    if not 0 <= port <= 65535:
+        raise ExpertkitError(f"port {port} is not in 0-65535", key="--port")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ExpertkitError(f"cannot listen on host {host!r}: {getattr(exc, 'strerror', None) or exc}",
+                             key="--host") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            busy = exc.errno == errno.EADDRINUSE
+            raise ExpertkitError(f"cannot listen on {host}:{port}: {exc.strerror}"
+                                 + (" (another server holds the port)" if busy else ""),
+                                 key="--port" if busy else "--host") from None
 
 
 def run_server(specs: Sequence[str], options: ServeOptions) -> None:
@@ -631,8 +834,7 @@ def run_server(specs: Sequence[str], options: ServeOptions) -> None:
 
     if not specs:
         raise ExpertkitError("name at least one expert to serve")
-    if not 0 <= options.port <= 65535:
-        raise ExpertkitError(f"port {options.port} is not in 0-65535", key="--port")
+    check_address(options.host, options.port)
     if options.api_key_file is not None:
         read_api_key(options.api_key_file)  # before the base is loaded: a bad key file fails fast
     experts = [resolve_expert(spec, allow_drift=options.allow_drift) for spec in specs]
@@ -643,4 +845,4 @@ def run_server(specs: Sequence[str], options: ServeOptions) -> None:
     if options.api_key_file is None and options.host not in ("127.0.0.1", "localhost", "::1"):
         sys.stderr.write(f"expertkit: warning: serving on {options.host} without --api-key-file\n")
     app = create_app(experts, build_engine(experts, options), options)
-    uvicorn.run(app, host=options.host, port=options.port, log_level="info")
+    uvicorn.Server(server_config(app, options)).run()

@@ -90,6 +90,7 @@ from expertkit.fileio import atomic_write_json, atomic_write_text
 from expertkit.lint import lint_file
 from expertkit.manifest import MANIFEST_NAME
 from expertkit.model import TINY, load_model, load_tokenizer, resolve_base
+from expertkit.options import check_count, check_number, check_seed
 from expertkit.train_eval import EvalSettings, make_evaluator, trim_eval_log
 
 METHODS = ("lora", "dora", "full")
@@ -144,6 +145,17 @@ class TrainOptions:
     score_fn: Any = None
     #: Extra ``transformers.TrainerCallback`` objects (Python API only).
     callbacks: Sequence[TrainerCallback] = ()
+
+    def check(self) -> None:
+        """Every numeric option finite and in range, named as on the command line (before anything is done)."""
+        for option, value in (("--steps", self.steps), ("--save-every", self.save_every),
+                              ("--continue-to", self.continue_to), ("--max-examples", self.max_examples),
+                              ("--batch-size", self.batch_size)):
+            check_count(value, option)
+        check_number(self.epochs, "--epochs", gt=0)
+        check_number(self.learning_rate, "--lr", gt=0)
+        check_seed(self.seed)
+        check_number(self.question_noise, "question_noise", ge=0, lt=1)
 
 
 @dataclass
@@ -359,6 +371,33 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> Trai
     return plan
 
 
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _refuse_changed_inputs(expert: Expert, run: dict[str, Any], plan: TrainPlan, options: TrainOptions,
+                           out: Path) -> None:
+    """A resumed run trains on its recorded data and base: a change is refused (``force``: a warning, and the
+    run's base is kept), naming what changed. The method is one of the settings ``_resumed_plan`` keeps."""
+    changes = []
+    recorded = run.get("data", {}).get("sha256") if isinstance(run.get("data"), dict) else None
+    if recorded and expert.train_path.is_file() and _sha256_file(expert.train_path) != recorded:
+        changes.append(f"the training data {expert.train_path} changed since the run trained on it")
+    if options.base is not None and options.base != plan.base:
+        changes.append(f"--base {options.base!r} is not the run's base {plan.base!r}")
+    if not changes:
+        return
+    option = "--continue-to" if options.continue_to is not None else "--resume"
+    if not options.force:
+        raise ExpertkitError("; ".join(changes) + " (start a new run, or pass --force to go on with the run's "
+                             "base and the data as it is now)", path=out, key=option)
+    _say(f"[yellow]{'; '.join(changes)}: going on anyway (--force) with base {plan.base!r}[/yellow]")
+
+
 # ---------------------------------------------------------------------- data
 @dataclass
 class EncodedData:
@@ -519,6 +558,25 @@ class QuestionNoise(TrainerCallback):
                 target[torch.from_numpy(hit)] = torch.from_numpy(rng.choice(self.tokens, hit.size)).to(ids.dtype)
             offset += len(row["input_ids"])
         return batch
+
+
+class StopOnNonFinite(TrainerCallback):
+    """A non-finite loss or gradient norm stops training at once, without a save (the weights are spoiled):
+    the last good checkpoint stays the run's latest."""
+
+    def __init__(self) -> None:
+        self.bad: tuple[int, str, float] | None = None
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> TrainerControl:
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if isinstance(value, int | float) and not math.isfinite(value):
+                self.bad = (state.global_step, key, float(value))
+                control.should_save = False
+                control.should_training_stop = True
+                break
+        return control
 
 
 class _QuietProgress(ProgressCallback):
@@ -686,6 +744,7 @@ def build_trainer(
         seed=plan.seed,
         data_seed=plan.seed,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a nan loss is logged as such (the filter logged 0.0) and stops the run
         save_strategy="steps",
         save_steps=plan.save_every,
         save_only_model=False,
@@ -764,6 +823,7 @@ def train_expert(expert: Expert, options: TrainOptions) -> TrainResult:
 
 def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     t0 = time.perf_counter()
+    options.check()
     out = Path(options.out_dir)
     if out.exists() and not out.is_dir():
         raise ExpertkitError("not a folder", path=out, key="--out")
@@ -782,6 +842,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     resume_from = None
     if extending:
         plan = _resumed_plan(run, options, out)
+        _refuse_changed_inputs(expert, run, plan, options, out)
         checkpoints = list_checkpoints(out)
         if checkpoints:
             latest = checkpoints[-1]
@@ -815,12 +876,13 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         _say(f"[yellow]left out {sum(data.skipped.values())} records: {dict(data.skipped)}[/yellow]")
 
     stopper = StopOnInterrupt()
+    non_finite = StopOnNonFinite()
     out.mkdir(parents=True, exist_ok=True)
     start_step = resume_from.step if resume_from else 0
     history = trim_eval_log(out, start_step) if extending and int(os.environ.get("RANK", "0")) == 0 else []
     evaluator = make_evaluator(expert, plan.evaluation, out, tokenizer, seed=plan.seed, history=history,
                                score_fn=options.score_fn)
-    callbacks = [stopper, *([evaluator] if evaluator is not None else []), *options.callbacks]
+    callbacks = [stopper, non_finite, *([evaluator] if evaluator is not None else []), *options.callbacks]
     trainer = build_trainer(expert, plan, data, tokenizer, out, callbacks)
     main = trainer.args.should_save
     trainer.accelerator.wait_for_everyone()
@@ -854,6 +916,12 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     with _sigint_stops(stopper):
         trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
     seconds = time.perf_counter() - prepared
+    if non_finite.bad is not None:
+        step, key, value = non_finite.bad
+        kept = list_checkpoints(out)
+        raise ExpertkitError(f"training stopped at step {step}: the {key.replace('_', ' ')} is {value} (lower the "
+                             f"learning rate?); the last good checkpoint is "
+                             f"{kept[-1].name if kept else 'none (no checkpoint was saved before)'}", path=out)
     final_step = trainer.state.global_step
     losses = trainer.loss_log.losses
     return TrainResult(

@@ -45,6 +45,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from expertkit.checkpoints import RECORD_NAME, RUN_RECORD_NAME, list_checkpoints, read_run
 from expertkit.errors import ExpertkitError
 from expertkit.fileio import atomic_write_json, atomic_write_text
+from expertkit.options import check_count, check_number
 
 if TYPE_CHECKING:
     from expertkit.evaluate import Case
@@ -92,10 +93,8 @@ class EvalSettings:
                 raise ExpertkitError("best needs scored checkpoints: give --eval-every N too", key="--keep")
         for key, value in (("--eval-every", self.every), ("--eval-cases", self.cases),
                            ("--early-stop", self.early_stop)):
-            if value is not None and value < 1:
-                raise ExpertkitError(f"must be at least 1, got {value}", key=key)
-        if self.min_delta < 0:
-            raise ExpertkitError(f"must not be negative, got {self.min_delta}", key="--min-delta")
+            check_count(value, key)
+        check_number(self.min_delta, "--min-delta", ge=0)
 
 
 # ---------------------------------------------------------------------- early stopping

@@ -13,9 +13,10 @@ values as its ``values`` resource.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -103,6 +104,29 @@ def match_parts(answer: Iterable[Part], gold: Iterable[Part]) -> PartMatch:
     if left_a:
         differences.add("extra_clause")
     return PartMatch(precision, recall, f1, sorted(differences, key=ERROR_KINDS.index))
+
+
+_DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
+_WORD_RE = re.compile(r"\w+")
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
+
+
+def grounded(value: str, question: str, known: Set[str] = frozenset(), wildcards: str = "*?") -> bool:
+    """Is the literal ``value`` in the question (whole, all its words, or a number as written, ``1,000``
+    for 1000 included) or among the ``known`` values (lower case)? Dates and date math count as grounded
+    (a question says "last week"); ``wildcards`` are pattern characters to ignore."""
+    if _NUMBER_RE.fullmatch(value):
+        digits = question.replace(",", "")
+        return bool(re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", digits)) or value in known
+    bare = value.strip().strip(wildcards).strip()
+    if not bare or _DATE_RE.match(bare):
+        return True
+    low, q = bare.lower(), question.lower()
+    if low in q or low in known:
+        return True
+    words = _WORD_RE.findall(re.sub(f"[{re.escape(wildcards)}]", " ", low))
+    q_words = set(_WORD_RE.findall(q))
+    return bool(words) and all(w in q_words or w in q for w in words)
 
 
 class Matcher(ABC):

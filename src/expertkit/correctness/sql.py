@@ -13,24 +13,21 @@ case:
 * ``group``, ``order`` (with ``asc``/``desc``) and ``limit``.
 
 Correctness stays execution match (with equivalence beside it); the parts give partial credit, the kinds
-of difference and a tie-break. A string literal of a condition that is not in the question (whole, or all
-its words) is ``ungrounded``; dates and numbers are not judged.
+of difference and a tie-break. A literal of a condition (string or number) that is not in the question
+(whole, all its words, or the number as written) is ``ungrounded``; dates are not judged.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from expertkit.correctness import Matcher, Part, register
+from expertkit.correctness import Matcher, Part, grounded, register
 
 if TYPE_CHECKING:
     from sqlglot import exp
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?")
-_WORD_RE = re.compile(r"\w+")
 #: Answers up to this long have their parts cached.
 MAX_CACHED_CHARS = 20_000
 
@@ -48,7 +45,7 @@ def _bare(node: exp.Expression) -> str:
 class _Walker:
     def __init__(self) -> None:
         self.parts: list[Part] = []
-        self.literals: list[tuple[str, str]] = []
+        self.literals: list[tuple[str, str, bool]] = []  # (column, value, is a string)
 
     def select(self, select: exp.Select, prefix: str) -> None:
         from sqlglot import exp
@@ -118,8 +115,8 @@ class _Walker:
         from sqlglot import exp
 
         self.parts.append((clause, column, op, _bare(value)))
-        if isinstance(value, exp.Literal) and value.is_string:
-            self.literals.append((column, value.this))
+        if isinstance(value, exp.Literal):
+            self.literals.append((column, value.this, value.is_string))
 
 
 def _walk(answer: str, dialect: str | None) -> _Walker | None:
@@ -148,7 +145,7 @@ def _walk_once(answer: str, dialect: str | None) -> _Walker | None:
         for select in tree.find_all(exp.Select):
             depth = sum(1 for p in _parents(select) if isinstance(p, exp.Select))
             walker.select(select, "sub/" * depth)
-    except RecursionError:
+    except Exception:  # never raise on an output (RecursionError included): no parts
         return None
     return walker
 
@@ -184,17 +181,10 @@ class SqlMatcher(Matcher):
         walker = _walk(answer, self._dialect())
         if walker is None:
             return []
-        q = question.lower()
-        q_words = set(_WORD_RE.findall(q))
         out: list[str] = []
-        for column, value in walker.literals:
-            bare = value.strip().strip("%_").strip().lower()
-            if not bare or _DATE_RE.match(bare) or bare in q:
-                continue
-            words = _WORD_RE.findall(bare)
-            if words and all(w in q_words or w in q for w in words):
-                continue
-            item = f"{column}={value!r}"
-            if item not in out:
-                out.append(item)
+        for column, value, is_string in walker.literals:
+            if not grounded(value, question, wildcards="%_"):
+                item = f"{column}={value!r}" if is_string else f"{column}={value}"
+                if item not in out:
+                    out.append(item)
         return out

@@ -8,6 +8,7 @@ part only eval uses. The same seed always gives byte-identical files.
 from __future__ import annotations
 
 import importlib
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from expertkit.errors import ExpertkitError
-from expertkit.fileio import atomic_write_jsonl, ensure_dir
+from expertkit.fileio import atomic_write_text, ensure_dir
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -170,13 +171,24 @@ def generate_dataset(
     eval_size: int | None = None,
     seed: int | None = None,
     out_dir: str | Path | None = None,
+    force: bool = False,
 ) -> dict[str, tuple[Path, int]]:
     """Generate and write the expert's train and eval JSONL; returns ``{split: (path, records)}``.
 
     Defaults come from the manifest's ``data`` section; ``out_dir`` writes ``train.jsonl`` and
-    ``eval.jsonl`` there instead of the manifest paths.
+    ``eval.jsonl`` there instead of the manifest paths. An existing dataset that differs from what is
+    generated (edited by hand, or of other settings) is refused, before anything is written, unless ``force``.
     """
     splits = generate_records(expert, train_size=train_size, eval_size=eval_size, seed=seed)
+    targets = {split: (Path(out_dir) / f"{split}.jsonl" if out_dir is not None
+                       else expert.train_path if split == "train" else expert.eval_path) for split in splits}
+    texts = {split: "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records)
+             for split, records in splits.items()}
+    if not force:
+        for split, path in targets.items():
+            if path.is_file() and path.read_bytes() != texts[split].encode("utf-8"):
+                raise ExpertkitError("already holds a different dataset; pass --force to replace it", path=path,
+                                     key="--out-dir" if out_dir is not None else f"data.{split}")
     if out_dir is not None:
         ensure_dir(out_dir, key="--out-dir")
     if expert.manifest.data.generator == "sql" and out_dir is None:
@@ -188,10 +200,6 @@ def generate_dataset(
         write_resources(expert)
     result: dict[str, tuple[Path, int]] = {}
     for split, records in splits.items():
-        if out_dir is not None:
-            path = Path(out_dir) / f"{split}.jsonl"
-        else:
-            path = expert.train_path if split == "train" else expert.eval_path
-        atomic_write_jsonl(path, (r.to_json() for r in records))
-        result[split] = (path, len(records))
+        atomic_write_text(targets[split], texts[split])
+        result[split] = (targets[split], len(records))
     return result

@@ -1,35 +1,41 @@
-"""The ``sql`` validator: one read-only SELECT over the prompt's schema, in the prompt's dialect.
+"""The ``sql`` validator: one read-only SELECT over the prompt's schema, judged by the dialect's engine.
 
-Checks, in order:
+The prompt's ``Dialect`` (else the manifest's ``output.dialect``) picks an engine from the plug-in
+registry :mod:`expertkit.engines.sql` (``postgres``, ``sqlite``, ``duckdb``). Checks, in order:
 
-1. The output parses with sqlglot in ``fields["Dialect"]`` (else the manifest's ``output.dialect``) and
-   is exactly one statement.
-2. Read-only (:func:`check_statement`, shared with :mod:`expertkit.sandbox`): a SELECT, WITH…SELECT
-   or set operation of selects; no data-modifying or session statement anywhere inside (DROP,
-   DELETE, INSERT, UPDATE, MERGE, CREATE, ALTER, ATTACH, COPY, INSTALL, LOAD, PRAGMA, SET, CALL,
-   SELECT … INTO), no table function that reads files or runs SQL text (``read_csv``,
-   ``read_parquet``, ``glob``, ``query`` …), no ``FROM 'file.csv'``.
-3. Every table and column exists in ``fields["Schema"]`` (CREATE TABLE statements): tables via the
-   tree (CTE names count as tables), columns via sqlglot's ``optimizer.qualify`` with the schema; a
-   failure is explained (``column 'salry' does not exist in table employees``, ambiguous columns,
-   unknown aliases). A Schema that does not parse is a warning and skips this step.
+1. Static (sqlglot, in that dialect): the output parses, is exactly one statement (a trailing comment
+   is not a statement), stays within :data:`MAX_TOKENS` tokens and :data:`MAX_SET_OPERATIONS` set
+   operations (a bound on the work one record costs), and is read-only (:func:`check_statement`, shared
+   with :mod:`expertkit.sandbox`): a SELECT, WITH…SELECT or set operation of selects; no data-modifying
+   or session statement anywhere inside (DROP, DELETE, INSERT, UPDATE, MERGE, CREATE, ALTER, ATTACH,
+   COPY, INSTALL, LOAD, PRAGMA, SET, CALL, SELECT … INTO), no table function that reads files, runs SQL
+   text or reads the engine's own catalog (``read_csv``, ``query``, ``duckdb_settings()`` …), no
+   ``FROM 'file.csv'``.
+2. The engine's word: ``EXPLAIN`` of the output against the prompt's ``Schema`` (loaded once into the
+   engine). The finding is the engine's own message, one line (PostgreSQL: ``column "e.name" must
+   appear in the GROUP BY clause or be used in an aggregate function``). Where no engine runs the
+   dialect, or the Schema does not load into it (a warning), sqlglot checks tables and columns instead
+   (:func:`schema_problems`).
 
 ``equivalent`` compares canonical SQL: both sides qualified against the schema (stars expanded,
 identifiers normalised and quoted), single-use table aliases replaced by the table name, predicates
 normalised, then generated as text.
 
-``execution_match`` runs both in :mod:`expertkit.sandbox` on the fixture whose DDL equals the prompt's
-Schema (``<schemas>/<name>.sql`` + ``<name>.data.sql``): result multisets equal, in order only when the
-gold has a top-level ORDER BY. False when the output fails to run; None without a fixture, or when the
-gold itself fails.
+``execution_match`` runs both on the engine's fixture database for the prompt's Schema
+(``<schemas>/<name>.sql`` + ``<name>.data.sql``, or a registered database file such as a Spider
+``.sqlite``) and on ``variants`` seeded variants of it (the test-suite method,
+:mod:`expertkit.engines.sql.variants`): the results must agree on every database
+(:func:`expertkit.engines.sql.results.same_result`). False when the output fails to run; None
+without a fixture, or when the gold itself fails. :meth:`SqlValidator.execution_outcome` also says
+which database told the two apart.
 """
 
 from __future__ import annotations
 
 import contextlib
-import decimal
 import difflib
-import math
+import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -46,12 +52,21 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from expertkit.engines.sql import Database, QueryResult, SchemaLoadError, SqlEngine, get_engine
+from expertkit.engines.sql.results import same_result
+from expertkit.fileio import atomic_write_text, cache_dir
 from expertkit.validators import ValidationResult, Validator
 
 if TYPE_CHECKING:
     from expertkit.manifest import OutputSpec
 
 MAX_SQL_CHARS = 200_000
+#: Most tokens and set operations (UNION, INTERSECT, EXCEPT) a query may hold: beyond them the
+#: static analysis grows faster than linearly, and no real answer comes near them.
+MAX_TOKENS = 5_000
+MAX_SET_OPERATIONS = 100
+#: Table functions that read the engine's own catalog or settings (not tables of the prompt's schema).
+CATALOG_FUNCTION_PREFIXES = ("duckdb_", "pragma_", "pg_", "sqlite_")
 DIALECT_ALIASES = {"postgresql": "postgres", "pg": "postgres", "psql": "postgres", "sqlserver": "tsql",
                    "mssql": "tsql", "sqlite3": "sqlite", "mariadb": "mysql", "bq": "bigquery"}
 #: Table/scalar functions that read files, other databases or settings, or run SQL given as text.
@@ -123,7 +138,20 @@ def parse_statement(sql: str, dialect: str | None) -> tuple[exp.Expression | Non
     if "\x00" in sql:
         return None, "SQL holds a NUL character"
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql) if dialect else sqlglot.tokenize(sql)
+    except RecursionError:
+        return None, "SQL nested too deeply"
+    except Exception:
+        tokens = []
+    if len(tokens) > MAX_TOKENS:
+        return None, f"SQL has {len(tokens)} tokens, over the {MAX_TOKENS}-token limit"
+    set_ops = sum(1 for t in tokens if t.token_type.name in ("UNION", "INTERSECT", "EXCEPT"))
+    if set_ops > MAX_SET_OPERATIONS:
+        return None, (f"SQL has {set_ops} set operations (UNION/INTERSECT/EXCEPT), "
+                      f"over the limit of {MAX_SET_OPERATIONS}")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect)
+                      if s is not None and not isinstance(s, exp.Semicolon)]
     except RecursionError:
         return None, "SQL nested too deeply"
     except Exception as exc:  # ParseError, TokenError, or anything else sqlglot raises on junk
@@ -179,6 +207,10 @@ def read_only_problems(expr: exp.Expression, sql: str = "") -> list[str]:
         elif isinstance(node, exp.Table) and isinstance(node.this, exp.Literal | exp.Identifier) \
                 and FILE_NAME_RE.search(str(node.this.this)):
             problems.append(f"FROM '{node.this.this}' reads a file; only tables of the schema are allowed")
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Func):
+            name = _func_name(node.this)
+            if name.startswith(CATALOG_FUNCTION_PREFIXES):
+                problems.append(f"{name}() reads the engine's catalog, not a table of the schema; it is not allowed")
         if len(problems) >= 3:
             break
     return list(dict.fromkeys(problems))
@@ -451,29 +483,6 @@ def canonical_sql(sql: str, dialect: str | None, info: SchemaInfo | None = None)
 
 
 # ---------------------------------------------------------------------------- execution
-def _cell(value: Any) -> Any:
-    """A hashable, comparable form of a result cell (floats to 9 significant digits)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, decimal.Decimal):
-        value = float(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return value
-        return float(f"{value:.9g}")
-    if isinstance(value, int):
-        return float(value) if abs(value) < 2**53 else value
-    if isinstance(value, list | tuple):
-        return tuple(_cell(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((str(k), _cell(v)) for k, v in value.items()))
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    return value if isinstance(value, str) else str(value)
-
-
 def has_top_level_order(expr: exp.Expression) -> bool:
     """Does the query's outermost level sort its rows?"""
     node = expr.this if isinstance(expr, exp.Subquery) else expr
@@ -484,19 +493,75 @@ def _ws(text: str) -> str:
     return " ".join(text.split())
 
 
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What execution match found: the verdict, and which database decided it."""
+
+    match: bool | None
+    #: ``"fixture"`` or ``"variant N"`` (the first database where the results differ), else None.
+    decided_by: str | None = None
+    #: Databases both queries ran on.
+    databases: int = 0
+    error: str | None = None
+
+
+#: Where ``data import spider`` (and the like) record database files by their schema's sha256.
+DATABASE_INDEX = "databases.json"
+
+
+def schema_key(schema_text: str) -> str:
+    """The key of a Schema: sha256 of its whitespace-normalised text."""
+    return hashlib.sha256(_ws(schema_text).encode()).hexdigest()
+
+
+def register_database(schema_text: str, path: Path) -> None:
+    """Remember that prompts with this Schema run on the database file ``path`` (in the cache's index)."""
+    index_path = cache_dir() / DATABASE_INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    except (OSError, ValueError):
+        index = {}
+    index[schema_key(schema_text)] = str(Path(path).resolve())
+    atomic_write_text(index_path, json.dumps(index, indent=0, sort_keys=True))
+
+
+def registered_database(schema_text: str) -> Path | None:
+    index_path = cache_dir() / DATABASE_INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    found = index.get(schema_key(schema_text)) if isinstance(index, dict) else None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
 class SqlValidator(Validator):
-    """Validates SQL answers against the prompt's schema; runs them on fixtures for execution match."""
+    """Validates SQL answers with the dialect's engine; runs them on fixtures for execution match."""
 
     kind = "sql"
+    #: Seeded variants of each fixture that execution match also runs on (0: the fixture only).
+    variants = 3
 
     def __init__(self, expert_root: Path, output: OutputSpec) -> None:
         super().__init__(expert_root, output)
         self._fixtures: dict[str, tuple[Path, Path]] | None = None
-        self._built: dict[str, Path] = {}
+        self._built: dict[tuple[str, str], Database | None] = {}
+        self._variant_dbs: dict[tuple[str, int], list[tuple[str, Database]]] = {}
+        self._results: dict[tuple[str, str], QueryResult] = {}
+        self._outcomes: dict[tuple[str, str, str, int], ExecutionOutcome] = {}
+
+    def dialect_value(self, fields: Mapping[str, str]) -> str | None:
+        """The prompt's Dialect value (else the manifest's)."""
+        value = fields.get("Dialect")
+        return value if value and value.strip() else self.output.dialect
 
     def dialect(self, fields: Mapping[str, str]) -> str | None:
         """The sqlglot dialect of the prompt (``Dialect`` field, else the manifest's)."""
         return sql_dialect(fields.get("Dialect")) or sql_dialect(self.output.dialect)
+
+    def engine(self, fields: Mapping[str, str]) -> SqlEngine | None:
+        """The engine the prompt's Dialect picks (None: no engine runs it; static checks only)."""
+        return get_engine(self.dialect_value(fields))
 
     def schema(self, fields: Mapping[str, str], dialect: str | None) -> SchemaInfo | str | None:
         text = fields.get("Schema")
@@ -509,19 +574,29 @@ class SqlValidator(Validator):
         expr, error = parse_statement(output, dialect)
         if expr is None:
             return ValidationResult(False, [error or "no SQL statement"])
+        warnings: list[str] = []
         try:
             errors = read_only_problems(expr, output)
             if errors:
                 return ValidationResult(False, errors)
+            engine = self.engine(fields)
+            schema_text = fields.get("Schema") or ""
+            if engine is not None and schema_text.strip():
+                try:
+                    message = engine.explain(output, schema_text)
+                except SchemaLoadError as exc:
+                    warnings.append(f"{exc.message}; tables and columns checked by sqlglot only")
+                else:
+                    return ValidationResult(message is None, [message] if message else [])
             info = self.schema(fields, dialect)
             if isinstance(info, str):
-                return ValidationResult(True, [], [f"the Schema field does not parse ({info}); "
+                return ValidationResult(True, [], [*warnings, f"the Schema field does not parse ({info}); "
                                                    f"tables and columns not checked"])
             if info is not None:
                 errors = schema_problems(expr, info, dialect, output)
         except RecursionError:
             return ValidationResult(False, ["SQL nested too deeply"])
-        return ValidationResult(not errors, errors)
+        return ValidationResult(not errors, errors, warnings)
 
     def equivalent(self, a: str, b: str, fields: Mapping[str, str]) -> bool:
         dialect = self.dialect(fields)
@@ -546,56 +621,87 @@ class SqlValidator(Validator):
             self._fixtures = found
         return self._fixtures
 
-    def fixture_db(self, schema_text: str | None, dialect: str | None = None) -> Path | None:
-        """The built DuckDB file for the fixture whose DDL equals ``schema_text``, or None."""
+    def fixture_db(self, schema_text: str | None, fields: Mapping[str, str] | None = None) -> Database | None:
+        """The engine's database for the fixture whose DDL equals ``schema_text`` (or a registered
+        database file with that schema), or None."""
         if not schema_text:
             return None
-        key = _ws(schema_text)
+        engine = self.engine(fields or {})
+        if engine is None:
+            return None
+        key = (engine.name, _ws(schema_text))
         if key in self._built:
             return self._built[key]
-        pair = self.fixtures().get(key)
-        if pair is None:
-            return None
-        from expertkit.sandbox import build_fixture
-
-        ddl_path, data_path = pair
-        db = build_fixture(ddl_path.read_text(encoding="utf-8"), data_path.read_text(encoding="utf-8"),
-                           dialect=dialect)
+        db: Database | None = None
+        pair = self.fixtures().get(key[1])
+        if pair is not None:
+            ddl_path, data_path = pair
+            db = engine.fixture(ddl_path.read_text(encoding="utf-8"), data_path.read_text(encoding="utf-8"))
+        else:
+            path = registered_database(schema_text)
+            if path is not None:
+                db = engine.open_file(path)
         self._built[key] = db
         return db
 
-    def _run(self, db: Path, sql: str, dialect: str | None) -> Any:
-        from expertkit.sandbox import run_query
+    def _variants(self, engine: SqlEngine, db: Database, count: int) -> list[tuple[str, Database]]:
+        key = (f"{db.engine}:{db.location}", count)
+        if key not in self._variant_dbs:
+            from expertkit.engines.sql.variants import build_variants
 
-        result = run_query(db, sql)
-        if result.ok or result.timed_out or dialect in (None, "duckdb"):  # a rewrite would run as long
-            return result
-        try:
-            duck = sqlglot.transpile(sql, read=dialect, write="duckdb")
-        except Exception:
-            return result
-        if len(duck) == 1 and _ws(duck[0]) != _ws(sql):
-            second = run_query(db, duck[0])
-            if second.ok:
-                return second
-        return result
+            self._variant_dbs[key] = build_variants(engine, db, count)
+        return self._variant_dbs[key]
+
+    def _run(self, engine: SqlEngine, db: Database, sql: str) -> QueryResult:
+        key = (f"{db.engine}:{db.location}", sql)
+        found = self._results.get(key)
+        if found is None:
+            problem = check_statement(sql, engine.name)
+            found = QueryResult(False, error=problem) if problem else engine.run(db, sql)
+            if len(self._results) > 4096:
+                self._results.clear()
+            self._results[key] = found
+        return found
+
+    def execution_outcome(self, output: str, gold: str, fields: Mapping[str, str],
+                          variants: int | None = None) -> ExecutionOutcome:
+        """Execution match on the fixture and its seeded variants, and which database decided it."""
+        count = self.variants if variants is None else variants
+        schema_text = fields.get("Schema") or ""
+        key = (output, gold, _ws(schema_text), count)
+        if key in self._outcomes:
+            return self._outcomes[key]
+        outcome = self._execution_outcome(output, gold, fields, count)
+        if len(self._outcomes) > 4096:
+            self._outcomes.clear()
+        self._outcomes[key] = outcome
+        return outcome
+
+    def _execution_outcome(self, output: str, gold: str, fields: Mapping[str, str], count: int) -> ExecutionOutcome:
+        engine = self.engine(fields)
+        db = self.fixture_db(fields.get("Schema"), fields)
+        if engine is None or db is None:
+            return ExecutionOutcome(None, error="no fixture database for this Schema")
+        gold_expr, _ = parse_statement(gold, engine.name)
+        ordered = gold_expr is not None and has_top_level_order(gold_expr)
+        databases = [("fixture", db)]
+        ran = 0
+        for i, (label, database) in enumerate(databases):
+            gold_result = self._run(engine, database, gold)
+            if not gold_result.ok:
+                if i == 0:
+                    return ExecutionOutcome(None, error=f"the gold answer does not run: {gold_result.error}")
+                continue
+            out_result = self._run(engine, database, output)
+            ran += 1
+            if not out_result.ok:
+                return ExecutionOutcome(False, label, ran, out_result.error)
+            if not same_result(gold_result.rows, out_result.rows, ordered=ordered,
+                               gold_width=len(gold_result.columns), out_width=len(out_result.columns)):
+                return ExecutionOutcome(False, label, ran)
+            if i == 0 and count > 0:
+                databases.extend(self._variants(engine, db, count))
+        return ExecutionOutcome(True, None, ran)
 
     def execution_match(self, output: str, gold: str, fields: Mapping[str, str]) -> bool | None:
-        dialect = self.dialect(fields)
-        db = self.fixture_db(fields.get("Schema"), dialect)
-        if db is None:
-            return None
-        gold_expr, _ = parse_statement(gold, dialect)
-        gold_result = self._run(db, gold, dialect)
-        if not gold_result.ok:
-            return None
-        out_result = self._run(db, output, dialect)
-        if not out_result.ok:
-            return False
-        if len(out_result.columns) != len(gold_result.columns):
-            return False
-        out_rows = [tuple(_cell(v) for v in row) for row in out_result.rows]
-        gold_rows = [tuple(_cell(v) for v in row) for row in gold_result.rows]
-        if gold_expr is not None and has_top_level_order(gold_expr):
-            return out_rows == gold_rows
-        return Counter(out_rows) == Counter(gold_rows)
+        return self.execution_outcome(output, gold, fields).match

@@ -1,0 +1,132 @@
+"""Unbounded reads and hangs: every reader takes regular files only and enforces its limits while reading.
+
+``/dev/zero`` (endless), a FIFO (blocks forever) and a 1 GiB file without a newline (sparse: no disk used) go
+to each reader in a subprocess under an address-space limit (``RLIMIT_AS``) and a timeout: the bound is the
+limit, never a measured time. Before the fix ``/dev/zero`` grew until out of memory, a FIFO hung, and the
+1 GiB line was read whole (2 GB peak) before the "line too long" error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _reliability import BADINPUT, CliResult, assert_one_line_error, run_subprocess, write_checkpoint
+
+from expertkit.errors import ExpertkitError
+from expertkit.expert import Expert
+from expertkit.fileio import iter_jsonl, read_text
+
+#: Address space each command may use: the CLI with its libraries needs well under 1 GiB here.
+MEMORY_LIMIT = 1536 * 1024 * 1024
+GIB = 1024**3
+
+
+def _dev_zero(tmp: Path) -> Path:
+    return Path("/dev/zero")
+
+
+def _fifo(tmp: Path) -> Path:
+    path = tmp / "a.fifo"
+    if not path.exists():
+        os.mkfifo(path)
+    return path
+
+
+def _gib_without_newline(tmp: Path) -> Path:
+    path = tmp / "one_line.jsonl"
+    with path.open("wb") as fh:
+        fh.truncate(GIB)  # sparse zeros: one 1 GiB line
+    return path
+
+
+SOURCES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
+    "/dev/zero": (_dev_zero, ["is a device, expected a regular file"]),
+    "a FIFO": (_fifo, ["is a FIFO, expected a regular file"]),
+    "1 GiB without a newline": (_gib_without_newline, [":1:", "over the 4194304-byte limit"]),
+}
+
+
+def _world(tmp: Path) -> dict[str, Any]:
+    expert = Path(shutil.copytree(BADINPUT / "expert", tmp / "expert"))
+    run = tmp / "run"
+    write_checkpoint(run / "checkpoint-1", Expert.load(expert))
+    fifo_expert = Path(shutil.copytree(BADINPUT / "expert", tmp / "fifo-expert"))
+    (fifo_expert / "expert.yaml").unlink()
+    os.mkfifo(fifo_expert / "expert.yaml")
+    return {"expert": expert, "run": run, "fifo_expert": fifo_expert}
+
+
+def _args(reader: str, target: Path, world: dict[str, Any]) -> list[str | Path]:
+    expert = world["expert"]
+    return {
+        "lint --data": ["lint", expert, "--data", target],
+        "check-prompt --prompts": ["check-prompt", expert, "--prompts", target],
+        "compare --cases": ["compare", expert, "--run", world["run"], "--cases", target, "--base", "/nonexistent"],
+        "serve --api-key-file": ["serve", f"{expert}:{world['run'] / 'checkpoint-1'}", "--api-key-file", target,
+                                 "--base", "/nonexistent", "--port", "0"],
+    }[reader]
+
+
+#: (reader, source): every dataset-like reader with every endless or blocking source; the key file and the
+#: manifest with the two that are not line-based.
+CASES = [
+    *((reader, source) for reader in ("lint --data", "check-prompt --prompts", "compare --cases")
+      for source in SOURCES),
+    ("serve --api-key-file", "/dev/zero"),
+    ("serve --api-key-file", "a FIFO"),
+    ("render EXPERT (the manifest)", "/dev/zero"),
+    ("render EXPERT (the manifest)", "a FIFO"),
+]
+
+
+def _run(case: tuple[str, str], tmp: Path, world: dict[str, Any]) -> tuple[CliResult, Path]:
+    reader, source = case
+    make, _ = SOURCES[source]
+    target = make(tmp)
+    if reader.startswith("render"):
+        target = target if source == "/dev/zero" else world["fifo_expert"] / "expert.yaml"
+        args: list[str | Path] = ["render", target if source == "/dev/zero" else world["fifo_expert"],
+                                  "--question", "q"]
+    else:
+        args = _args(reader, target, world)
+    try:
+        return run_subprocess(args, timeout=90, memory_limit=MEMORY_LIMIT), target
+    except subprocess.TimeoutExpired:  # a reader that blocks (before the fix: a FIFO)
+        return CliResult(124, "", "timed out after 90 s"), target
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], tuple[CliResult, Path]]]:
+    tmp = tmp_path_factory.mktemp("unbounded-reads")
+    world = _world(tmp)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {case: pool.submit(_run, case, tmp, world) for case in CASES}
+        yield {case: future.result() for case, future in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{r} <- {s}" for r, s in CASES])
+def test_endless_and_blocking_files_are_refused_within_bounds(results: dict[tuple[str, str], Any],
+                                                              case: tuple[str, str]) -> None:
+    result, _ = results[case]
+    _, needles = SOURCES[case[1]]
+    assert "MemoryError" not in result.stderr
+    assert_one_line_error(result, *needles)
+
+
+def test_the_line_limit_is_enforced_while_reading(tmp_path: Path) -> None:
+    """The 4 MiB line limit reads at most a few MiB of a line, whatever its length (the library path)."""
+    path = _gib_without_newline(tmp_path)
+    with pytest.raises(ExpertkitError, match="over the 4194304-byte limit"):
+        list(iter_jsonl(path))
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as fh:
+        fh.truncate(80 * 1024 * 1024)
+    with pytest.raises(ExpertkitError, match="over the 67108864-byte limit"):
+        read_text(big)
