@@ -44,7 +44,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from expertkit.checkpoints import RECORD_NAME, RUN_RECORD_NAME, list_checkpoints, read_run
 from expertkit.errors import ExpertkitError
-from expertkit.fileio import atomic_write_json, atomic_write_text
+from expertkit.fileio import atomic_write_json, atomic_write_jsonl
 from expertkit.options import check_count, check_number
 
 if TYPE_CHECKING:
@@ -277,9 +277,8 @@ class CheckpointEvaluator(TrainerCallback):
             record_path = folder / RECORD_NAME
             record = json.loads(record_path.read_text(encoding="utf-8"))
             atomic_write_json(record_path, {**record, "eval": row})
-        with (self.run_dir / EVAL_LOG_NAME).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
         self.history.append(row)
+        atomic_write_jsonl(self.run_dir / EVAL_LOG_NAME, self.history)  # a dozen lines: rewritten whole
         best = pick_best(self.history, self.metric)
         stop = self._stopper is not None and self._stopper.update(step, row.get(self.metric)) and not last
         if stop:
@@ -357,7 +356,7 @@ def trim_eval_log(run_dir: Path, last_step: int) -> list[dict[str, Any]]:
     """Keep the evaluations up to ``last_step`` (a resumed run scores the later ones again); return them."""
     rows = read_eval_log(run_dir, last_step)
     if (run_dir / EVAL_LOG_NAME).is_file():
-        atomic_write_text(run_dir / EVAL_LOG_NAME, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_jsonl(run_dir / EVAL_LOG_NAME, rows)
     return rows
 
 
