@@ -107,6 +107,9 @@ REFUSED_BY_POSTGRES = [
     ("SELECT name FROM departments WHERE id IN (SELECT id, name FROM departments)", "subquery has too many columns"),
     ("SELECT [name] FROM departments", 'syntax error at or near "["'),
     ("SELECT * FROM flights", 'relation "flights" does not exist'),  # another fixture's table
+    ('SELECT name FROM departments WHERE location = "Boston"',
+     'column "Boston" does not exist; a double-quoted "Boston" is a column name in PostgreSQL, a string is '
+     "written 'Boston'"),
 ]
 
 
@@ -411,3 +414,22 @@ def test_execution_match_records_the_deciding_variant(expert: Expert, fields: di
                                        fields, variants=0).match is True
     assert nulls.match is False and (nulls.decided_by or "").startswith("variant ")
     assert validator.execution_outcome("SELECT 1", "SELECT 1", fields, variants=0).databases == 1
+
+
+def test_variants_keep_unique_columns_unique(tmp_path: Path) -> None:
+    path = tmp_path / "cars.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("CREATE TABLE model (id INTEGER PRIMARY KEY, name TEXT UNIQUE, maker TEXT);"
+                      + "".join(f"INSERT INTO model VALUES ({i}, 'm{i}', 'mk{i % 2}');" for i in range(1, 13)))
+    con.commit()
+    con.close()
+    engine = get_engine("sqlite")
+    assert engine is not None
+    db = engine.open_file(path)
+    (table,) = engine.tables(db)
+    assert table.unique == [["name"]] and table.primary_key == ["id"]
+    variants = build_variants(engine, db, 3)
+    assert len(variants) == 3  # none left out for a UNIQUE violation
+    for _, variant in variants:
+        names = [r[0] for r in engine.run(variant, "SELECT name FROM model WHERE name IS NOT NULL").rows]
+        assert len(names) == len(set(names))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import random
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from expertkit.data import read_examples
@@ -64,24 +62,27 @@ def test_every_gold_answer_is_valid(name: str) -> None:
             assert not result.warnings, (path.name, ex.line, ex.answer, result.warnings)
 
 
-def test_sql_gold_answers_return_rows() -> None:
-    """Every eval answer and a sample of train answers run on the fixture; nearly all return rows."""
+def test_sql_gold_answers_return_rows_on_postgres() -> None:
+    """Every distinct gold answer (train and eval) runs on the fixture in PostgreSQL and returns rows."""
+    from expertkit.engines.sql import get_engine
+
+    engine = get_engine("postgres")
+    assert engine is not None
     files = gen_sql.schema_files()
-    connections = {}
-    for name in gen_sql.SCHEMA_NAMES:
-        con = duckdb.connect()
-        con.execute(files[f"{name}.sql"])
-        con.execute(files[f"{name}.data.sql"])
-        connections[files[f"{name}.sql"].strip()] = con
+    fixtures = {files[f"{n}.sql"].strip(): engine.fixture(files[f"{n}.sql"], files[f"{n}.data.sql"])
+                for n in gen_sql.SCHEMA_NAMES}
     expert = Expert.load(EXPERTS["sql"])
-    train, _ = read_examples(expert.train_path)
-    evals, _ = read_examples(expert.eval_path)
-    sample = evals + random.Random(0).sample(train, 800)
-    non_empty = 0
-    for ex in sample:
-        rows = connections[ex.field_dict["Schema"]].execute(ex.answer or "").fetchall()
-        non_empty += any(any(v is not None for v in row) for row in rows)
-    assert non_empty / len(sample) >= 0.97
+    answers: set[tuple[str, str]] = set()
+    for path in (expert.train_path, expert.eval_path):
+        examples, _ = read_examples(path)
+        answers |= {(ex.field_dict["Schema"].strip(), ex.answer or "") for ex in examples}
+    empty = []
+    for schema, answer in sorted(answers):
+        result = engine.run(fixtures[schema], answer)
+        assert result.ok, (answer, result.error)
+        if not result.rows:
+            empty.append(answer)
+    assert not empty, empty[:5]
 
 
 @pytest.mark.parametrize("name", sorted(EXPERTS))

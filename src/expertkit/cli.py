@@ -329,9 +329,13 @@ def data_import_spider(
     tables: Annotated[Path, typer.Option("--tables", help="Spider schemas (tables.json).")],
     databases: Annotated[Path, typer.Option("--databases", help="Folder of <db_id>/<db_id>.sqlite.")],
     out_file: Annotated[Path, typer.Option("--out", help="JSONL cases to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Spider-layout questions as cases (Dialect: sqlite) tied to their SQLite databases."""
+    from expertkit.fileio import check_output_file
     from expertkit.spider import import_spider
+
+    check_output_file(out_file, key="--out", force=force)
 
     result = import_spider(questions, tables, databases, out_file)
     line = f"{result.records} records ({result.databases} databases) -> {result.out}"

@@ -23,6 +23,7 @@ from rich.console import Console
 from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.evaluate import CompareOptions, CompareResult, compare_run
 from expertkit.expert import Expert
+from expertkit.fileio import check_output_dir
 from expertkit.model import TINY, shipped_experts_dir
 from expertkit.report import headline
 from expertkit.train_eval import QUICKSTART_EVAL
@@ -113,6 +114,7 @@ def run_quickstart(
     t0 = time.perf_counter()
     _passive_openmp_threads()
     out = Path(out_dir)
+    check_output_dir(out, key="--out", ours=["run", "compare"])  # a folder of someone else's files is refused
     expert = Expert.load(expert_dir if expert_dir is not None else shipped_experts_dir() / QUICKSTART_EXPERT)
 
     _say(f"[bold]1/4 data[/bold]: expert {expert.name!r} ({expert.root})")

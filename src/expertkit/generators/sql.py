@@ -1086,12 +1086,25 @@ def _on(r: Rel, s: Schema) -> str:
     return f"{c.alias}.{r.fk} = {par.alias}.{par.pk}"
 
 
+def _with_children(s: Schema, r: Rel, col: str, v: Any) -> Any:
+    """``v`` if some parent row with ``col = v`` has children, else the next such value (no draw: the
+    answer must return rows on the fixture, and the rest of the dataset must not shift)."""
+    par = s.t(r.parent)
+    child_keys = {row[r.fk] for row in schema_data(s.name).rows(r.child)}
+    having = sorted({row[col] for row in schema_data(s.name).rows(r.parent)
+                     if row[par.pk] in child_keys and row[col] is not None}, key=str)
+    if not having or v in having:
+        return v
+    return next((h for h in having if str(h) > str(v)), having[0])
+
+
 def _join_filter(p: Picker, s: Schema) -> Built:
     r = _rel(p, s, lambda r: bool(s.t(r.parent).cats))
     if r is None:
         return None
     c, par = s.t(r.child), s.t(r.parent)
     col, v = cat_of(p, par)
+    v = _with_children(s, r, col.name, v)
     return ({"child_many": c.many, "clabels": p.choice(c.label_words), "verb": p.choice(r.verb),
              "parent_many": par.many, "parent_one": par.one, "pcol": p.choice(col.words), "v": v},
             f"SELECT {label_sql(c, c.alias)} FROM {c.name} {c.alias} JOIN {par.name} {par.alias} ON {_on(r, s)} "

@@ -89,6 +89,7 @@ NOT_QUERY_VERBS = frozenset({
 FILE_NAME_RE = re.compile(r"[/\\*?:]|\.(csv|tsv|parquet|json|jsonl|ndjson|txt|db|duckdb|sqlite|gz|zst|arrow|"
                           r"xlsx?)$", re.IGNORECASE)
 FILE_FUNCTION_SUFFIXES = ("_scan", "_attach")
+_ROUGH_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 
 def _types(*names: str) -> tuple[type[exp.Expression], ...]:
@@ -137,6 +138,9 @@ def parse_statement(sql: str, dialect: str | None) -> tuple[exp.Expression | Non
         return None, f"SQL is {len(sql)} characters, over the {MAX_SQL_CHARS} limit"
     if "\x00" in sql:
         return None, "SQL holds a NUL character"
+    rough = len(_ROUGH_TOKEN_RE.findall(sql))  # a fast over-estimate: words inside literals count singly
+    if rough > 4 * MAX_TOKENS:
+        return None, f"SQL has about {rough} tokens, over the {MAX_TOKENS}-token limit"
     try:
         tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql) if dialect else sqlglot.tokenize(sql)
     except RecursionError:

@@ -64,6 +64,8 @@ class Table:
     #: ``(columns, referenced table, referenced columns)``
     foreign_keys: list[tuple[list[str], str, list[str]]] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Other column sets whose values are unique (UNIQUE constraints and indexes).
+    unique: list[list[str]] = field(default_factory=list)
 
 
 def one_line(exc: BaseException | str, limit: int = 300) -> str:

@@ -93,6 +93,7 @@ class DuckdbEngine(SqlEngine):
                                    "WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
                                    [name]).fetchall()
                 pk: list[str] = []
+                unique: list[list[str]] = []
                 fks: list[tuple[list[str], str, list[str]]] = []
                 for kind, columns, ref, ref_cols in con.execute(
                         "SELECT constraint_type, constraint_column_names, referenced_table, "
@@ -100,10 +101,12 @@ class DuckdbEngine(SqlEngine):
                         "AND table_name = ?", [name]).fetchall():
                     if kind == "PRIMARY KEY":
                         pk = list(columns)
+                    elif kind == "UNIQUE":
+                        unique.append(list(columns))
                     elif kind == "FOREIGN KEY" and ref:
                         fks.append((list(columns), ref, list(ref_cols or [])))
                 rows = con.execute(f"SELECT * FROM {_quote(name)}").fetchall()
-                out.append(Table(name, [Column(c, str(t), bool(nn)) for c, t, nn in cols], pk, fks, rows))
+                out.append(Table(name, [Column(c, str(t), bool(nn)) for c, t, nn in cols], pk, fks, rows, unique))
             return out
         finally:
             con.close()

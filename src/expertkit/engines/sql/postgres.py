@@ -360,6 +360,14 @@ class PostgresEngine(SqlEngine):
             self._in_sandbox(dbname, timeout_s, work)
         except psycopg.errors.QueryCanceled:
             return f"planning the query took over {timeout_s:g} s"
+        except psycopg.errors.UndefinedColumn as exc:
+            message = _pg_error(exc)
+            name = getattr(exc.diag, "message_primary", "") or ""
+            quoted = re.match(r'column "([^"]+)" does not exist', name)
+            if quoted and f'"{quoted.group(1)}"' in sql:  # SQLite/MySQL habit: "text" as a string
+                message += (f"; a double-quoted \"{quoted.group(1)}\" is a column name in PostgreSQL, "
+                            f"a string is written '{quoted.group(1)}'")
+            return message
         except psycopg.Error as exc:
             return _pg_error(exc)
         except (ValueError, OverflowError, UnicodeError) as exc:  # NUL bytes and the like, refused by the driver
@@ -401,6 +409,7 @@ class PostgresEngine(SqlEngine):
                     "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                     [_quote(name)]).fetchall()
                 pk: list[str] = []
+                unique: list[list[str]] = []
                 fks: list[tuple[list[str], str, list[str]]] = []
                 for kind, cols_, ref, ref_cols in con.execute(
                         "SELECT con.contype, ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, i) "
@@ -408,13 +417,16 @@ class PostgresEngine(SqlEngine):
                         "con.confrelid::regclass::text, ARRAY(SELECT a.attname FROM unnest(con.confkey) "
                         "WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = con.confrelid "
                         "AND a.attnum = k.n ORDER BY k.i) FROM pg_constraint con "
-                        "WHERE con.conrelid = %s::regclass AND con.contype IN ('p', 'f')", [_quote(name)]).fetchall():
+                        "WHERE con.conrelid = %s::regclass AND con.contype IN ('p', 'f', 'u')",
+                        [_quote(name)]).fetchall():
                     if kind == "p":
                         pk = list(cols_)
+                    elif kind == "u":
+                        unique.append(list(cols_))
                     else:
                         fks.append((list(cols_), ref.strip('"'), list(ref_cols)))
                 rows = con.execute(f"SELECT * FROM {_quote(name)}").fetchall()
-                out.append(Table(name, [Column(c, t, bool(nn)) for c, t, nn in cols], pk, fks, rows))
+                out.append(Table(name, [Column(c, t, bool(nn)) for c, t, nn in cols], pk, fks, rows, unique))
             return out
 
     def with_rows(self, db: Database, tables: Sequence[Table], tag: str) -> Database:

@@ -49,6 +49,10 @@ def _authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None
     return sqlite3.SQLITE_OK
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _error(exc: BaseException) -> str:
     text = one_line(exc)
     return "not authorized: only read-only queries may run" if text == "not authorized" else text
@@ -184,8 +188,13 @@ class SqliteEngine(SqlEngine):
                     cols, _, ref_cols = fks.setdefault(r[0], ([], r[2], []))
                     cols.append(r[3])
                     ref_cols.append(r[4] or "")
+                unique = []
+                for index in con.execute(f"PRAGMA index_list({quoted})").fetchall():
+                    if index[2] and index[3] != "pk":
+                        info_rows = con.execute(f"PRAGMA index_info({_quote(index[1])})").fetchall()
+                        unique.append([r[2] for r in info_rows if r[2]])
                 rows = con.execute(f"SELECT * FROM {quoted}").fetchall()
-                out.append(Table(name, columns, pk, list(fks.values()), rows))
+                out.append(Table(name, columns, pk, list(fks.values()), rows, unique))
             return out
         finally:
             con.close()

@@ -4,7 +4,7 @@ EMNLP 2020, "Semantic Evaluation for Text-to-SQL with Distilled Test Suites").
 Two queries that agree on one database can still differ (``>`` vs ``>=`` where no row sits on the
 boundary); checked on several databases drawn at random, such differences show. Each variant keeps the
 fixture's schema and draws every table's rows from the column's type and the values present in the
-fixture: primary keys stay unique, foreign keys point at rows of the referenced table (parents are
+fixture: primary keys and UNIQUE columns stay unique, foreign keys point at rows of the referenced table (parents are
 drawn first), nullable columns get some NULLs, and tables without a primary key get duplicate rows.
 The draw is seeded (variant ``i`` of a fixture is always the same), and the engine builds each variant
 once (:meth:`expertkit.engines.sql.SqlEngine.with_rows`).
@@ -108,6 +108,8 @@ def draw_tables(tables: Sequence[Table], seed: int) -> list[Table]:
                 j = pnames.index(target.lower())
                 parents[index[cols[0].lower()]] = [r[j] for r in parent.rows if r[j] is not None]
         pk = [index[c.lower()] for c in table.primary_key if c.lower() in index]
+        unique_sets = [[index[c.lower()] for c in cols if c.lower() in index] for cols in table.unique]
+        unique_seen: list[set[tuple[Any, ...]]] = [set() for _ in unique_sets]
         low = min(max(1, len(table.rows) // 2), MAX_ROWS)
         n = rng.randint(low, max(low, min(len(table.rows) + 3, MAX_ROWS)))
         rows: list[tuple[Any, ...]] = []
@@ -115,7 +117,7 @@ def draw_tables(tables: Sequence[Table], seed: int) -> list[Table]:
         tries = 0
         while len(rows) < n and tries < n * 20:
             tries += 1
-            if rows and not pk and rng.random() < DUPLICATE_SHARE:
+            if rows and not pk and not unique_sets and rng.random() < DUPLICATE_SHARE:
                 rows.append(rng.choice(rows))
                 continue
             row: list[Any] = []
@@ -136,9 +138,16 @@ def draw_tables(tables: Sequence[Table], seed: int) -> list[Table]:
                 key = tuple(row[i] for i in pk)
                 if key in keys or any(v is None for v in key):
                     continue
+            taken = [tuple(row[i] for i in cols) for cols in unique_sets]
+            if any(None not in value and value in seen for value, seen in zip(taken, unique_seen, strict=True)):
+                continue
+            if pk:
                 keys.add(key)
+            for value, seen in zip(taken, unique_seen, strict=True):
+                seen.add(value)
             rows.append(tuple(row))
-        drawn[table.name.lower()] = Table(table.name, table.columns, table.primary_key, table.foreign_keys, rows)
+        drawn[table.name.lower()] = Table(table.name, table.columns, table.primary_key, table.foreign_keys, rows,
+                                          table.unique)
     return [drawn[t.name.lower()] for t in tables]
 
 
