@@ -24,6 +24,10 @@ Resuming and extending:
   N-step schedule is at that step and decays to zero at N.
 * Both refuse a checkpoint trained on another contract unless ``allow_drift``.
 
+Scoring checkpoints on the task while training (``eval_every``), early stopping by the expert's metric
+(``early_stop``, ``min_delta``) and how many checkpoints stay (``keep``) are a callback of their own,
+:mod:`expertkit.train_eval`; their settings are recorded with the plan and may change on resume.
+
 Ctrl-C (SIGINT) finishes the current step, saves a complete checkpoint and stops; a second Ctrl-C
 aborts at once. Under several processes the stop is agreed on (all-reduce) so that all stop together.
 
@@ -97,6 +101,7 @@ from expertkit.manifest import MANIFEST_NAME
 from expertkit.model import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.options import MAX_COUNT, check_count, check_number, check_seed
 from expertkit.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
+from expertkit.train_eval import EvalSettings, make_evaluator, trim_eval_log
 
 METHODS = ("lora", "dora", "full")
 LOSS_LOG_NAME = "loss.jsonl"
@@ -141,6 +146,17 @@ class TrainOptions:
     #: Padding-free batches of at most this many tokens (see :mod:`expertkit.packing`); 0: padded batches
     #: of ``batch_size`` examples. ``None``: the tiny base's or the manifest's value.
     max_tokens_per_batch: int | None = None
+    #: Score checkpoints every N steps on the eval set (:mod:`expertkit.train_eval`).
+    eval_every: int | None = None
+    #: Score a fixed seeded subset of K eval cases.
+    eval_cases: int | None = None
+    #: Stop after this many evaluations without a rise of the expert's metric.
+    early_stop: int | None = None
+    min_delta: float | None = None
+    #: all | best | last checkpoints stay on disk.
+    keep: str | None = None
+    #: ``(model, step) -> (summary, cases, scores, seconds)`` instead of real scoring (tests).
+    score_fn: Any = None
     #: Extra ``transformers.TrainerCallback`` objects (Python API only).
     callbacks: Sequence[TrainerCallback] = ()
 
@@ -189,6 +205,16 @@ class TrainPlan:
     @property
     def packed(self) -> bool:
         return self.max_tokens_per_batch > 0
+    eval_every: int | None = None
+    eval_cases: int | None = None
+    early_stop: int | None = None
+    min_delta: float = 0.0
+    keep: str = "all"
+
+    @property
+    def evaluation(self) -> EvalSettings:
+        return EvalSettings(every=self.eval_every, cases=self.eval_cases, early_stop=self.early_stop,
+                            min_delta=self.min_delta, keep=self.keep)
 
 
 @dataclass
@@ -208,6 +234,11 @@ class TrainResult:
     examples: int
     skipped: int = 0
     interrupted: bool = False
+    #: The best checkpoint by the expert's metric (scored runs), and why training stopped early.
+    best: dict[str, Any] | None = None
+    stop_reason: str | None = None
+    evaluations: int = 0
+    eval_seconds: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -225,6 +256,15 @@ class TrainResult:
             f"{self.tokens} tokens, {self.tokens_per_second:.0f} tokens/s",
             f"  checkpoints: {', '.join(self.checkpoints) or 'none'}",
         ]
+        if self.evaluations:
+            share = self.eval_seconds / self.seconds if self.seconds > 0 else 0.0
+            lines.append(f"  {self.evaluations} evaluation(s), {self.eval_seconds:.1f} s scoring "
+                         f"({share:.0%} of training)")
+        if self.best:
+            value = "n/a" if self.best.get("value") is None else f"{self.best['value']:.4f}"
+            lines.append(f"  best checkpoint: {self.best['name']} ({self.best['metric']} {value})")
+        if self.stop_reason:
+            lines.append(f"  {self.stop_reason}; train further with --continue-to N")
         if self.interrupted:
             lines.append(f"  resume with: expertkit train EXPERT --out {self.run_dir} --resume")
         return "\n".join(lines)
@@ -356,7 +396,22 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
         world_size=world,
         global_batch=(budget if budget else batch_size) * accumulation * world,
         global_batch_unit="tokens" if budget else "examples",
+        **_eval_settings(options, spec),
     )
+
+
+def _eval_settings(options: TrainOptions, spec: Any, current: TrainPlan | None = None) -> dict[str, Any]:
+    """The scoring options: given ones, else the recorded plan's (a resumed run), else the manifest's."""
+    def pick(name: str) -> Any:
+        given = getattr(options, name)
+        if given is not None:
+            return given
+        return getattr(current, name) if current is not None else getattr(spec, name)
+
+    settings = {name: pick(name) for name in ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")}
+    EvalSettings(every=settings["eval_every"], cases=settings["eval_cases"], early_stop=settings["early_stop"],
+                 min_delta=settings["min_delta"], keep=settings["keep"]).check()
+    return settings
 
 
 def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> TrainPlan:
@@ -386,6 +441,8 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> Trai
         plan.world_size = _world_size()
         per_device = plan.max_tokens_per_batch or plan.batch_size
         plan.global_batch = per_device * plan.gradient_accumulation_steps * plan.world_size
+    for key, value in _eval_settings(options, None, plan).items():  # these may change on resume
+        setattr(plan, key, value)
     return plan
 
 
@@ -928,8 +985,12 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         elif done >= plan.steps:
             raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
                                  path=out, key="--resume")
+        elif isinstance(run.get("stopped"), dict):
+            raise ExpertkitError(f"the run stopped early at step {run['stopped'].get('step')} (no rise of the "
+                                 "metric); use --continue-to N to train further", path=out, key="--resume")
         base_path = plan.base_path
     else:
+        _eval_settings(options, expert.manifest.training)  # refused before anything is loaded
         base_path = resolve_base(options.base or expert.manifest.base_model)
     tokenizer = load_tokenizer(base_path)
     _lint_or_refuse(expert, tokenizer, options.force)
@@ -943,15 +1004,19 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     stopper = StopOnInterrupt()
     non_finite = StopOnNonFinite()
     out.mkdir(parents=True, exist_ok=True)
-    trainer = build_trainer(expert, plan, data, tokenizer, out, [stopper, non_finite, *options.callbacks])
+    start_step = resume_from.step if resume_from else 0
+    history = trim_eval_log(out, start_step) if extending and int(os.environ.get("RANK", "0")) == 0 else []
+    evaluator = make_evaluator(expert, plan.evaluation, out, tokenizer, seed=plan.seed, history=history,
+                               score_fn=options.score_fn)
+    callbacks = [stopper, non_finite, *([evaluator] if evaluator is not None else []), *options.callbacks]
+    trainer = build_trainer(expert, plan, data, tokenizer, out, callbacks)
     main = trainer.args.should_save
     trainer.accelerator.wait_for_everyone()
-    start_step = resume_from.step if resume_from else 0
     if main:
         if extending:
             _remove_tmp_checkpoints(out)
             _trim_loss_log(out / LOSS_LOG_NAME, start_step)
-        history = [*run.get("history", []), {
+        actions = [*run.get("history", []), {
             "action": "continue" if options.continue_to is not None else "resume" if extending else "train",
             "from_step": start_step, "to_step": plan.steps, "started": _now(),
         }]
@@ -967,8 +1032,10 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
             "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
                      "skipped": dict(data.skipped), "sha256": data.sha256},
             "created": run.get("created", _now()),
-            "history": history,
+            "history": actions,
         })
+        if evaluator is not None:
+            evaluator.write_run_record()
     trainer.accelerator.wait_for_everyone()
     prepared = time.perf_counter()
     if resume_from is not None:
@@ -998,4 +1065,8 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         examples=data.examples,
         skipped=sum(data.skipped.values()),
         interrupted=stopper.stopped_at is not None,
+        best=evaluator.best if evaluator is not None else None,
+        stop_reason=evaluator.stopped.reason if evaluator is not None and evaluator.stopped else None,
+        evaluations=len(evaluator.history) - len(history) if evaluator is not None else 0,
+        eval_seconds=evaluator.seconds if evaluator is not None else 0.0,
     )
