@@ -26,6 +26,8 @@ from _reliability import (
 )
 
 import expertkit.evaluate
+import expertkit.model
+import expertkit.train
 from expertkit.expert import Expert
 from expertkit.model import TINY_MARKER, build_tiny_base
 
@@ -49,6 +51,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         raise AssertionError("scoring started before the output place was checked")
 
     monkeypatch.setattr(expertkit.evaluate, "create_engine", no_scoring)
+    monkeypatch.setattr(expertkit.model, "tiny_base_path", no_scoring)  # quickstart's work
+    monkeypatch.setattr(expertkit.train, "train_expert", no_scoring)
     return {"tmp": tmp_path, "expert": expert, "run": run, "checkpoint": checkpoint, "thesis": thesis,
             "existing": existing, "sql": sql}
 
@@ -73,6 +77,11 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
                                          ["locked", "--out", "permission denied"]),
     "data generate over a dataset edited by hand": (["data", "generate", "{sql}"],
                                                     ["train.jsonl", "data.train", "different dataset", "--force"]),
+    "quickstart --out a folder of the user's files": (["quickstart", "--out", "{thesis}"],
+                                                      ["thesis", "--out", "not empty", "chapter1.tex"]),
+    "data import spider --out an existing file": (
+        ["data", "import", "spider", "--questions", "{existing}", "--tables", "{existing}", "--databases", "{tmp}",
+         "--out", "{existing}"], ["existing.expert", "--out", "already exists", "--force"]),
     "compare --out a folder of the user's files": (["compare", "{expert}", "--run", "{run}", "--out", "{thesis}"],
                                                    ["thesis", "--out", "not empty"]),
 }

@@ -69,6 +69,10 @@ def _args(reader: str, target: Path, world: dict[str, Any]) -> list[str | Path]:
         "lint --data": ["lint", expert, "--data", target],
         "check-prompt --prompts": ["check-prompt", expert, "--prompts", target],
         "compare --cases": ["compare", expert, "--run", world["run"], "--cases", target, "--base", "/nonexistent"],
+        "score --outputs": ["score", expert, "--cases", expert / "data" / "eval.jsonl", "--outputs", target],
+        "data import spider --questions --tables": ["data", "import", "spider", "--questions", target, "--tables",
+                                                    target, "--databases", world["run"], "--out",
+                                                    world["run"] / "cases.jsonl"],
         "serve --api-key-file": ["serve", f"{expert}:{world['run'] / 'checkpoint-1'}", "--api-key-file", target,
                                  "--base", "/nonexistent", "--port", "0"],
     }[reader]
@@ -79,8 +83,8 @@ def _args(reader: str, target: Path, world: dict[str, Any]) -> list[str | Path]:
 CASES = [
     *((reader, source) for reader in ("lint --data", "check-prompt --prompts", "compare --cases")
       for source in SOURCES),
-    ("serve --api-key-file", "/dev/zero"),
-    ("serve --api-key-file", "a FIFO"),
+    *((reader, source) for reader in ("serve --api-key-file", "score --outputs",
+                                      "data import spider --questions --tables") for source in ("/dev/zero", "a FIFO")),
     ("render EXPERT (the manifest)", "/dev/zero"),
     ("render EXPERT (the manifest)", "a FIFO"),
 ]

@@ -28,7 +28,7 @@ from _reliability import (
 from transformers import TrainerCallback
 
 import expertkit.evaluate
-from expertkit.checkpoints import list_checkpoints
+from expertkit.checkpoints import list_checkpoints, load_checkpoint, sha256_file
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.lint import check_messages
@@ -230,6 +230,33 @@ def test_truncated_weights_are_refused_naming_the_file(command: str, tmp_path: P
     needle = "checkpoint/adapter_model.safetensors" if command == "install" else str(weights)
     assert_one_line_error(result, needle, "truncated or damaged")
     assert not (tmp_path / "x.expert").exists() and not (tmp_path / "home" / "experts").exists()
+
+
+CHANGED_BYTES = ("serve", "package")
+
+
+@pytest.mark.parametrize("command", CHANGED_BYTES)
+def test_weights_that_do_not_match_their_recorded_checksum_are_refused(
+        command: str, finished: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save records each weights file's sha256; a file damaged in place (same size, whole header) is refused
+    where it is served or packaged."""
+    import expertkit.serve
+
+    monkeypatch.setattr(expertkit.serve, "build_engine", lambda *a, **k: pytest.fail("the model was loaded"))
+    expert = Path(shutil.copytree(finished[0], tmp_path / "expert"))
+    checkpoint = Path(shutil.copytree(finished[1] / "checkpoint-2", tmp_path / "run" / "checkpoint-2"))
+    weights = checkpoint / "model.safetensors"
+    recorded = load_checkpoint(checkpoint).record["weights_sha256"]
+    assert recorded == {"model.safetensors": sha256_file(weights)}
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # a flipped bit in the last tensor: size and header unchanged
+    weights.write_bytes(bytes(data))
+    args = {"serve": ["serve", f"{expert}:{checkpoint}", "--base", "/nonexistent"],
+            "package": ["package", expert, "--checkpoint", checkpoint, "--out", tmp_path / "x.expert"]}[command]
+    result = run_main(args, capsys, monkeypatch)
+    assert_one_line_error(result, str(weights), "does not match the sha256")
+    assert not (tmp_path / "x.expert").exists()
 
 
 # ---------------------------------------------------------------------- compare lints its cases first

@@ -124,3 +124,19 @@ def test_spider_dev_gold_is_valid_and_matches_itself(realdata: Path, tmp_path: P
     report = score_file(Expert.load(SPIDER_EXPERT), sample, gold, variants=2).to_dict()
     assert report["summary"]["valid_count"] == len(picked)
     assert all(c["execution_match"] is True for c in report["cases"])
+
+
+def test_score_works_for_every_output_kind(tmp_path: Path) -> None:
+    expert = Expert.load(REPO / "experts" / "elastic")
+    lines = expert.eval_path.read_text().splitlines()[:3]
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join(lines) + "\n")
+    golds = [json.loads(line)["answer"] for line in lines]
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text("".join(json.dumps({"output": o}) + "\n" for o in [golds[0], "<think>hm</think>" + golds[1],
+                                                                         "not json"]))
+    report = score_file(expert, cases, outputs).to_dict()
+    assert [c["verdict"] for c in report["cases"]] == ["direct_valid", "reasoning_and_valid", "invalid"]
+    assert [c["equivalent"] for c in report["cases"]] == [True, True, False]
+    assert all(c["execution_match"] is None for c in report["cases"])
+    assert report["summary"]["valid_count"] == 2

@@ -9,6 +9,10 @@ The best checkpoint is the one with the highest ``evaluation.metric`` — for th
 metric — ties broken by :data:`~expertkit.scoring.TIE_BREAKS`, then the earliest step.
 ``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
+
+Scores recorded while training (``train --eval-every``) are reused for unchanged checkpoints, cases,
+contract and scorer (:mod:`expertkit.checkpoint_scores`; ``rescore`` generates again). ``samples`` > 1
+decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.voting`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ import json
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,13 +44,15 @@ from expertkit.data import load_examples
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.fileio import check_output_dir
-from expertkit.generation import checkpoint_kind
-from expertkit.inference import InferenceEngine, create_engine, engine_class, generate_for
+from expertkit.generation import Generation, Sampling, checkpoint_kind
+from expertkit.inference import InferenceEngine, contract_stops, create_engine, engine_class, generate_for
+from expertkit.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
 from expertkit.options import check_count
 from expertkit.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
-__all__ = [  # scoring lives in expertkit.scoring; these names stay importable from here
-    "VERDICTS", "Score", "pick_best", "score_output", "summarize", "verdict_of",
+__all__ = [  # scoring lives in expertkit.scoring, the small-model rules in expertkit.inference.hf
+    "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output", "summarize",
+    "verdict_of",
 ]
 DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
 DRIFT_DESCRIPTIONS: dict[str, str] = {
@@ -78,6 +84,10 @@ class CompareOptions:
     allow_drift: bool = False
     as_json: bool = False
     batch_size: int | None = None
+    #: Ignore the scores recorded while training and generate again.
+    rescore: bool = False
+    #: Candidates per case for validator-guided decoding (1: greedy).
+    samples: int = 1
     #: none | json | schema (None: the manifest's ``decoding.constrain``)
     constrain: str | None = None
 
@@ -190,6 +200,65 @@ def drift_prompt(contract: PromptContract, case: Case, kind: str) -> str | None:
     raise ValueError(f"unknown drift kind {kind!r}")
 
 
+# ---------------------------------------------------------------------- generation backends
+Advance = Callable[[int], None]
+
+
+class Backend(Protocol):
+    """Generates for the base (``None``) or a registered checkpoint."""
+
+    tokenizer: Any
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance,
+                 fields: Sequence[Mapping[str, str]]) -> list[Generation]:
+        """Greedy outputs in prompt order (``fields``: each prompt's, for its grammar); ``advance(n)`` after
+        each batch."""
+        ...
+
+    def sample(self, name: str | None, prompts: Sequence[Sequence[int]], sampling: Sampling,
+               advance: Advance) -> list[list[Generation]]:
+        """``sampling.n`` candidates per prompt (with log-probabilities), in prompt order."""
+        ...
+
+
+class EngineBackend:
+    """The inference engine (:mod:`expertkit.inference`) as compare's backend: greedy outputs through
+    :func:`~expertkit.inference.generate_for`, the one path ``compare``, ``serve`` and ``ask`` share;
+    seeded candidates for validator-guided voting."""
+
+    def __init__(self, engine: InferenceEngine, expert: Expert, *, max_new_tokens: int, batch_size: int,
+                 constrain: str = "none") -> None:
+        self.engine = engine
+        self.expert = expert
+        self.tokenizer = engine.tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = max(batch_size, getattr(engine, "min_batch", 0))
+        self.constrain = constrain
+        self.stops = contract_stops(expert.contract, engine.tokenizer)
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance,
+                 fields: Sequence[Mapping[str, str]]) -> list[Generation]:
+        return generate_for(self.engine, self.expert, name, prompts, fields, max_new_tokens=self.max_new_tokens,
+                            constrain=self.constrain, batch_size=self.batch_size, advance=advance)
+
+    def sample(self, name: str | None, prompts: Sequence[Sequence[int]], sampling: Sampling,
+               advance: Advance) -> list[list[Generation]]:
+        if not getattr(self.engine, "in_memory", False):
+            self.engine.activate(name)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[list[Generation] | None] = [None] * len(prompts)
+        step = max(1, self.batch_size // sampling.n)
+        for start in range(0, len(order), step):
+            idx = order[start : start + step]
+            seeded = replace(sampling, seed=sampling.seed + start)
+            got = self.engine.sample([prompts[i] for i in idx], seeded, max_new_tokens=self.max_new_tokens,
+                                     stops=self.stops, batch_size=self.batch_size)
+            for i, g in zip(idx, got, strict=True):
+                out[i] = g
+            advance(len(idx))
+        return [g for g in out if g is not None]
+
+
 # ---------------------------------------------------------------------- the command
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -243,30 +312,43 @@ def _progress() -> Progress:
                     console=_console, transient=False)
 
 
-@dataclass(frozen=True)
-class _Generating:
-    """What every generation of one compare shares: the engine, the expert, and the decoding settings."""
-
-    engine: InferenceEngine
-    expert: Expert
-    max_new_tokens: int
-    batch_size: int
-    constrain: str
-
-
-def _generate_scored(gen: _Generating, name: str | None, label: str, prompts: Sequence[Sequence[int]],
+def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
                      cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
     task = progress.add_task(label, total=len(prompts))
     t0 = time.perf_counter()
-    generations = generate_for(gen.engine, gen.expert, name, prompts, [c.fields for c in cases],
-                               max_new_tokens=gen.max_new_tokens, constrain=gen.constrain,
-                               batch_size=gen.batch_size, advance=lambda n: progress.advance(task, n))
+    generations = backend.generate(name, prompts, lambda n: progress.advance(task, n), [c.fields for c in cases])
     seconds = time.perf_counter() - t0
     scores = []
     for case, g in zip(cases, generations, strict=True):
-        s = score_output(gen.expert, g.text, case.fields, case.gold, case.question)
+        s = score_output(expert, g.text, case.fields, case.gold, case.question)
         scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
     return scores, seconds
+
+
+def _generate_voted(backend: Backend, expert: Expert, name: str | None, label: str,
+                    prompts: Sequence[Sequence[int]], cases: Sequence[Case], sampling: Sampling,
+                    progress: Progress) -> tuple[list[Score], list[dict[str, Any]], float]:
+    """Validator-guided decoding: ``sampling.n`` candidates per case, voted; greedy where none is valid."""
+    from expertkit.voting import vote
+
+    task = progress.add_task(f"{label} x{sampling.n}", total=len(prompts))
+    t0 = time.perf_counter()
+    drawn = backend.sample(name, prompts, sampling, lambda n: progress.advance(task, n))
+    votes = [vote(expert, case.fields, samples) for case, samples in zip(cases, drawn, strict=True)]
+    fallback = [i for i, v in enumerate(votes) if v.chosen is None]
+    greedy: dict[int, Generation] = {}
+    if fallback:
+        got = backend.generate(name, [prompts[i] for i in fallback], lambda n: None,
+                               [cases[i].fields for i in fallback])
+        greedy = dict(zip(fallback, got, strict=True))
+    seconds = time.perf_counter() - t0
+    scores: list[Score] = []
+    for i, (case, v) in enumerate(zip(cases, votes, strict=True)):
+        chosen = greedy[i] if v.chosen is None else drawn[i][v.chosen]
+        latency = sum(g.latency_s for g in drawn[i]) + (chosen.latency_s if v.chosen is None else 0.0)
+        s = score_output(expert, chosen.text, case.fields, case.gold)
+        scores.append(replace(s, new_tokens=chosen.new_tokens, finished=chosen.finished, latency_s=latency))
+    return scores, [v.to_dict() for v in votes], seconds
 
 
 def _drop(baseline: Mapping[str, Any], drifted: Mapping[str, Any], key: str) -> float | None:
@@ -276,10 +358,9 @@ def _drop(baseline: Mapping[str, Any], drifted: Mapping[str, Any], key: str) -> 
     return float(baseline[key] - drifted[key])
 
 
-def _drift_sweep(gen: _Generating, target: dict[str, Any], cases: Sequence[Case],
+def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases: Sequence[Case],
                  clean: Sequence[Score], metric: str, progress: Progress) -> dict[str, Any]:
     """Score drifted prompts on ``target`` and the drop from its clean scores on the same cases."""
-    expert = gen.expert
     kinds: list[dict[str, Any]] = []
     for kind in DRIFT_KINDS:
         picked = [(i, p) for i, c in enumerate(cases) if (p := drift_prompt(expert.contract, c, kind)) is not None]
@@ -289,10 +370,10 @@ def _drift_sweep(gen: _Generating, target: dict[str, Any], cases: Sequence[Case]
                          example_prompt=None, outputs=[])
             kinds.append(entry)
             continue
-        ids = [gen.engine.tokenizer(p, add_special_tokens=False)["input_ids"] for _, p in picked]
+        ids = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for _, p in picked]
         sub = [cases[i] for i, _ in picked]
         name = None if target["step"] is None else target["name"]
-        scores, seconds = _generate_scored(gen, name, f"drift {kind}", ids, sub, progress)
+        scores, seconds = _generate_scored(backend, expert, name, f"drift {kind}", ids, sub, progress)
         baseline = summarize([clean[i] for i, _ in picked])
         drifted = summarize(scores, seconds)
         entry.update(
@@ -315,6 +396,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
     check_count(options.max_cases, "--max-cases")
     check_count(options.batch_size, "--batch-size")
+    check_count(options.samples, "--samples")
     out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
     check_output_dir(out_dir, key="--out", ours=REPORT_NAMES)  # before the scoring, not after
     engine_class(options.engine)  # an unknown engine fails before anything is read
@@ -344,20 +426,52 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     metric = expert.manifest.evaluation.metric
     max_new = expert.manifest.decoding.max_new_tokens
     batch_size = options.batch_size or expert.manifest.evaluation.batch_size
+    stops = expert.contract.stop_strings
 
     _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
                    f"{len(checkpoints)} checkpoint(s), engine {options.engine}, constrain {constrain}")
     engine = create_engine(options.engine, base, {ck.name: ck.path for ck in checkpoints})
-    gen = _Generating(engine, expert, max_new, batch_size, constrain)
-    prompts = [expert.contract.encode_prompt(engine.tokenizer, c.fields, c.question) for c in cases]
+    backend: Backend = EngineBackend(engine, expert, max_new_tokens=max_new, batch_size=batch_size,
+                                     constrain=constrain)
+    prompts = [expert.contract.encode_prompt(backend.tokenizer, c.fields, c.question) for c in cases]
 
+    from expertkit.checkpoint_scores import recorded_scores
+
+    sampling = None
+    if options.samples > 1:
+        dec = expert.manifest.decoding
+        sampling = Sampling(n=options.samples, temperature=dec.temperature, top_p=dec.top_p, seed=dec.seed)
     rows: list[dict[str, Any]] = []
     per_model: dict[str, list[Score]] = {}
+    per_model_votes: dict[str, list[dict[str, Any]]] = {}
     with _progress() as progress:
         for ck in [None, *checkpoints]:
             name = ck.name if ck else BASE_NAME
-            scores, seconds = _generate_scored(gen, ck.name if ck else None, name, prompts, cases, progress)
+            reused = {}
+            rescored = False
+            if ck is not None and sampling is None and not options.rescore and constrain == "none":
+                recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
+                reused, rescored = recorded.scores, recorded.rescored
+            todo = [i for i in range(len(cases)) if i not in reused]
+            seconds = 0.0
+            if sampling is not None:
+                scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
+                                                         cases, sampling, progress)
+                per_model_votes[name] = votes
+            else:
+                fresh: list[Score] = []
+                if todo:
+                    fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
+                                                      [prompts[i] for i in todo], [cases[i] for i in todo],
+                                                      progress)
+                fresh_by = dict(zip(todo, fresh, strict=True))
+                scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
+            if reused:
+                _console.print(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded "
+                               "while training" + (" (scored again: the scorer changed)" if rescored else ""))
             per_model[name] = scores
+            summary = summarize(scores)
+            summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
             rows.append({
                 "name": name,
                 "step": ck.step if ck else None,
@@ -365,13 +479,15 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
                 "kind": checkpoint_kind(ck.path) if ck else "base",
                 "contract_changes": changes.get(name, []),
                 "generation_s": round(seconds, 3),
-                **summarize(scores, seconds),
+                "reused": len(reused),
+                "samples": options.samples,
+                **summary,
             })
         best = pick_best(rows, metric)
         drift = None
         if options.drift:
             target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
-            drift = _drift_sweep(gen, target, cases, per_model[target["name"]], metric, progress)
+            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
 
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -387,7 +503,10 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         "constrain": constrain,
         "cases_source": str(cases_path),
         "max_new_tokens": max_new,
-        "batch_size": batch_size,
+        "batch_size": getattr(backend, "batch_size", batch_size),
+        "samples": options.samples,
+        "sampling": None if sampling is None else {"temperature": sampling.temperature, "top_p": sampling.top_p,
+                                                   "seed": sampling.seed},
         "created": _now(),
         "skipped": incomplete,
         "models": rows,
@@ -399,13 +518,17 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
                 "question": c.question,
                 "gold": c.gold,
                 "prompt": c.prompt,
-                "outputs": {name: scores[i].to_dict() for name, scores in per_model.items()},
+                "outputs": {name: {**scores[i].to_dict(),
+                                   **({"vote": per_model_votes[name][i]} if name in per_model_votes else {})}
+                            for name, scores in per_model.items()},
             }
             for i, c in enumerate(cases)
         ],
     }
     if drift is not None:
         report["drift"] = drift
+    if run.get("evaluations"):
+        report["training"] = {key: run.get(key) for key in ("evaluations", "best", "stopped")}
     paths = write_reports(report, out_dir)
     result = CompareResult(report, paths)
     if options.as_json:

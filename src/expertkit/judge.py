@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expertkit.errors import ContractError, ExpertkitError
-from expertkit.fileio import iter_jsonl
+from expertkit.fileio import iter_jsonl, read_text
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -34,12 +34,7 @@ class ScoreReport:
 
 def read_outputs(path: Path) -> list[str]:
     """The outputs of ``path``: JSONL objects with an ``output`` key, else one output per line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExpertkitError(f"cannot read the outputs: {exc.strerror or exc}", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise ExpertkitError(f"not UTF-8 text (byte {exc.start})", path=path) from None
+    text = read_text(path, key="--outputs")  # a regular file, bounded (not /dev/zero, not a FIFO)
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from expertkit.errors import ExpertkitError
-from expertkit.fileio import atomic_write_jsonl
+from expertkit.fileio import atomic_write_jsonl, read_text
 
 _TYPES = {"number": "NUMERIC", "text": "TEXT", "time": "TEXT", "boolean": "BOOLEAN", "others": "TEXT"}
 
@@ -35,10 +35,9 @@ class SpiderImport:
 
 
 def _read_json(path: Path, what: str) -> Any:
+    text = read_text(path)  # a regular file, bounded (not /dev/zero, not a FIFO)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ExpertkitError(f"cannot read the {what}: {exc.strerror or exc}", path=path) from None
+        return json.loads(text)
     except ValueError as exc:
         raise ExpertkitError(f"the {what} is not JSON: {exc}", path=path) from None
 

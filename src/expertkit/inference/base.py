@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from expertkit.errors import ExpertkitError
-from expertkit.generation import Generation, checkpoint_kind
+from expertkit.generation import Generation, Sampling, checkpoint_kind
 
 if TYPE_CHECKING:
     from expertkit.constrain import Constraint
@@ -106,6 +106,12 @@ class InferenceEngine(ABC):
         sinks: Sequence[TokenSink | None] | None = None,
     ) -> list[Generation]:
         """Greedy outputs for token-id prompts, in the order given, ended by ``stops``."""
+
+
+    def sample(self, prompts: Sequence[Sequence[int]], sampling: Sampling, *, max_new_tokens: int, stops: Stops,
+               batch_size: int = 32) -> list[list[Generation]]:
+        """``sampling.n`` seeded candidates per prompt, each with its mean log-probability (for voting)."""
+        raise ExpertkitError(f"the {self.name} engine does not sample candidates", key="--samples")
 
 
 def engine_names() -> list[str]:

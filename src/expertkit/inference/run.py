@@ -30,7 +30,9 @@ def generate_for(
     """
     from expertkit.constrain import constraint_for
 
-    engine.activate(checkpoint)
+    if not getattr(engine, "in_memory", False):  # a model handed over (training) is used as it is
+        engine.activate(checkpoint)
+    batch_size = max(batch_size, getattr(engine, "min_batch", 0))
     stops = contract_stops(expert.contract, engine.tokenizer)
     constraints = [constraint_for(expert, constrain, f) for f in fields]
     any_constraint = any(c is not None for c in constraints)

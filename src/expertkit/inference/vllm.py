@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from expertkit.errors import ExpertkitError
 from expertkit.fileio import read_text
-from expertkit.generation import Generation, checkpoint_kind
+from expertkit.generation import Generation, Sampling, checkpoint_kind
 from expertkit.inference.base import InferenceEngine, Stops, TokenSink
 
 if TYPE_CHECKING:
@@ -124,3 +124,21 @@ class VllmEngine(InferenceEngine):
             results.append(Generation(text=first.text.strip(), new_tokens=len(first.token_ids), finished=finished,
                                       latency_s=share))
         return results
+
+    def sample(self, prompts: Sequence[Sequence[int]], sampling: Sampling, *, max_new_tokens: int, stops: Stops,
+               batch_size: int = 32) -> list[list[Generation]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                seed=sampling.seed, logprobs=0, max_tokens=max_new_tokens, stop=list(stops.strings),
+                                stop_token_ids=list(stops.token_ids), skip_special_tokens=False)
+        t0 = time.perf_counter()
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
+                                    lora_request=self._requests.get(self.active or ""), use_tqdm=False)
+        share = (time.perf_counter() - t0) / max(len(prompts) * sampling.n, 1)
+        return [[Generation(text=c.text.strip(), new_tokens=len(c.token_ids), finished=c.finish_reason == "stop",
+                            latency_s=share,
+                            logprob=(c.cumulative_logprob / len(c.token_ids)
+                                     if c.cumulative_logprob is not None and c.token_ids else None))
+                 for c in o.outputs] for o in outputs]
