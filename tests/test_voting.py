@@ -13,6 +13,7 @@ from expertkit.data import load_examples
 from expertkit.evaluate import CompareOptions, compare_run
 from expertkit.expert import Expert
 from expertkit.generation import Engine, Generation, Sampling
+from expertkit.inference import Stops
 from expertkit.model import shipped_experts_dir
 from expertkit.voting import vote
 
@@ -83,10 +84,11 @@ def test_canonical_form_voting_for_elasticsearch(elastic: Expert) -> None:
 def test_sampling_is_seeded_and_gives_log_probabilities(run_dir: Path) -> None:
     base = json.loads((run_dir / "run.json").read_text())["options"]["base_path"]
     engine = Engine(base)
+    stops = Stops((engine.tokenizer.convert_tokens_to_ids("<|im_end|>"),))
     prompts = [[1, 2, 3, 4], [5, 6, 7]]
     sampling = Sampling(n=3, temperature=1.0, top_p=0.9, seed=11)
-    first = engine.sample(prompts, sampling, max_new_tokens=6, batch_size=8)
-    again = engine.sample(prompts, sampling, max_new_tokens=6, batch_size=8)
+    first = engine.sample(prompts, sampling, max_new_tokens=6, stops=stops, batch_size=8)
+    again = engine.sample(prompts, sampling, max_new_tokens=6, stops=stops, batch_size=8)
     assert [len(c) for c in first] == [3, 3]
 
     def drawn(cands: list[list[Generation]]) -> list[list[tuple[str, float | None]]]:
@@ -94,7 +96,8 @@ def test_sampling_is_seeded_and_gives_log_probabilities(run_dir: Path) -> None:
 
     assert drawn(first) == drawn(again)
     assert all(g.logprob is not None and g.logprob <= 0 for c in first for g in c)
-    other = engine.sample(prompts, Sampling(n=3, temperature=1.0, top_p=0.9, seed=12), max_new_tokens=6, batch_size=8)
+    other = engine.sample(prompts, Sampling(n=3, temperature=1.0, top_p=0.9, seed=12), max_new_tokens=6, stops=stops,
+                          batch_size=8)
     assert drawn(other) != drawn(first)
     assert len({g.text for g in first[0]}) > 1  # candidates of one prompt differ
 
