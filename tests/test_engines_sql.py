@@ -230,6 +230,22 @@ def test_hostile_statements_are_contained_by_the_engine(pg_fixture: Database) ->
     assert engine.run(pg_fixture, "SELECT 5 / 2, count(*) FROM departments").rows == [(2, 11)]  # still up
 
 
+def test_a_schema_is_loaded_without_the_superuser(expert: Expert, fields: dict[str, str]) -> None:
+    """The Schema comes from a data file or a request: loading it must not run programs or read files."""
+    probe = "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN " \
+            "RAISE EXCEPTION 'loaded as a superuser'; END IF; END $$;"
+    for hostile in (f"CREATE TABLE t (a int); {probe}", "CREATE TABLE t (a int); COPY (SELECT 1) TO PROGRAM 'true'",
+                    "CREATE TABLE t (a int); SELECT pg_read_file('/etc/passwd')",
+                    "CREATE TABLE t (a int); ALTER ROLE expertkit_sandbox SUPERUSER"):
+        result = expert.validator.validate("SELECT a FROM t", {**fields, "Schema": hostile + f" -- {time.time()}"})
+        assert "loaded as a superuser" not in " ".join(result.warnings), hostile
+        if probe not in hostile:
+            assert any("does not load in PostgreSQL" in w and "permission denied" in w for w in result.warnings), \
+                (hostile, result.warnings)
+    with server().connect() as con:
+        assert con.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [SANDBOX_ROLE]).fetchone() == (False,)
+
+
 # ------------------------------------------------------------------------------- PostgreSQL: the server
 SCRIPT = textwrap.dedent("""
     import os, sys, time

@@ -58,6 +58,10 @@ from expertkit.errors import ExpertkitError
 from expertkit.fileio import atomic_write_text, cache_dir
 
 SANDBOX_ROLE = "expertkit_sandbox"
+#: Loads each Schema, fixture and variant: owner of those databases, not a superuser and a member of no role,
+#: so a Schema from a data file or a request cannot run programs, read files or change roles.
+LOADER_ROLE = "expertkit_loader"
+LOADER_SETTINGS = {"statement_timeout": "30s", "temp_file_limit": "256MB"}
 ROLE_SETTINGS = {"temp_file_limit": "64MB", "work_mem": "16MB", "statement_timeout": "5s",
                  "idle_in_transaction_session_timeout": "60s"}
 SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -186,12 +190,13 @@ class PostgresServer:
                     changed = True
             if changed:
                 con.execute("SELECT pg_reload_conf()")
-            if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [SANDBOX_ROLE]).fetchone() is None:
-                with contextlib.suppress(Exception):  # another process may create it at the same moment
-                    con.execute(f"CREATE ROLE {SANDBOX_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                                "NOREPLICATION NOBYPASSRLS NOINHERIT")
-            for name, value in ROLE_SETTINGS.items():
-                con.execute(f"ALTER ROLE {SANDBOX_ROLE} SET {name} = '{value}'")
+            for role, settings in ((SANDBOX_ROLE, ROLE_SETTINGS), (LOADER_ROLE, LOADER_SETTINGS)):
+                if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None:
+                    with contextlib.suppress(Exception):  # another process may create it at the same moment
+                        con.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                    "NOREPLICATION NOBYPASSRLS NOINHERIT")
+                for name, value in settings.items():
+                    con.execute(f"ALTER ROLE {role} SET {name} = '{value}'")
 
 
 _SERVERS: dict[Path, PostgresServer] = {}
@@ -271,15 +276,16 @@ class PostgresEngine(SqlEngine):
             exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
             if exists is None:
                 building = f"ek_tmp_{uuid.uuid4().hex[:16]}"
-                admin.execute(f"CREATE DATABASE {building}")
+                admin.execute(f"CREATE DATABASE {building} OWNER {LOADER_ROLE}")
                 try:
-                    with srv.connect(building) as con:
+                    with srv.connect(building, LOADER_ROLE) as con:  # the Schema's text runs as the loader only
                         try:
                             load(con)
                         except Exception as exc:
                             error = SchemaLoadError(f"{what} does not load in PostgreSQL: {_pg_error(exc)}")
                             self._loaded[cache_key] = error
                             raise error from None
+                    with srv.connect(building) as con:
                         con.execute(f"REVOKE ALL ON DATABASE {building} FROM PUBLIC")
                         con.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                         con.execute(f"GRANT USAGE ON SCHEMA public TO {SANDBOX_ROLE}")
