@@ -365,6 +365,30 @@ def test_sqlite_explains_and_runs_read_only(sqlite_db: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- DuckDB
+def test_a_schema_cannot_write_files_or_hang(expert: Expert, fields: dict[str, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite and DuckDB load the prompt's Schema in memory: it attaches no file and ends within a time limit."""
+    import expertkit.engines.sql as engines
+
+    monkeypatch.setattr(engines, "SCHEMA_LOAD_TIMEOUT_S", 0.5)
+    for sql in (f"CREATE TABLE t (a int); ATTACH DATABASE '{tmp_path / 'a.db'}' AS x; CREATE TABLE x.z (a int);",
+                f"CREATE TABLE t (a int); VACUUM INTO '{tmp_path / 'b.db'}';"):
+        result = expert.validator.validate("SELECT a FROM t", {**fields, "Dialect": "sqlite", "Schema": sql})
+        assert any("does not load in SQLite" in w for w in result.warnings), result.warnings
+    assert list(tmp_path.iterdir()) == []
+    for dialect, sql in (("sqlite", "CREATE TABLE t AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 "
+                                    "FROM r) SELECT count(*) AS a FROM r;"),
+                         ("duckdb", "CREATE TABLE t AS SELECT count(*) AS a FROM range(1000000000000) x, "
+                                    "range(9) y;")):
+        start = time.monotonic()
+        result = expert.validator.validate("SELECT a FROM t", {**fields, "Dialect": dialect, "Schema": sql})
+        assert time.monotonic() - start < 10, dialect
+        assert any("does not load" in w for w in result.warnings), (dialect, result.warnings)
+    # a Schema that loads still does, PRAGMA and all
+    ok = "PRAGMA foreign_keys = ON; CREATE TABLE t (a int); CREATE INDEX i ON t (a); INSERT INTO t VALUES (1);"
+    assert expert.validator.validate("SELECT a FROM t", {**fields, "Dialect": "sqlite", "Schema": ok}).warnings == []
+
+
 def test_duckdb_explains_with_its_own_rules(expert: Expert, fields: dict[str, str]) -> None:
     duck = {**fields, "Dialect": "duckdb"}
     assert expert.validator.validate("FROM departments", duck).valid  # DuckDB's FROM-first form
