@@ -74,11 +74,14 @@ class TokenCounter:
     """Counts the real (non-pad) and padded tokens that reach the model's forward in training.
 
     Counted at the forward, not in the collator: the Trainer's data loader collates one batch ahead.
+    A padding-free batch (no attention mask) counts its tokens other than ``pad_id`` (the padding at the
+    end of its rows; real examples never hold the pad token).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pad_id: int | None = None) -> None:
         self.tokens = 0
         self.padded = 0
+        self.pad_id = pad_id
 
     def attach(self, model: Any) -> Any:
         def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
@@ -89,7 +92,7 @@ class TokenCounter:
                     self.tokens += int(mask.sum())
                     self.padded += int(mask.numel())
                 elif ids is not None:
-                    self.tokens += int(ids.numel())
+                    self.tokens += int((ids != self.pad_id).sum()) if self.pad_id is not None else int(ids.numel())
                     self.padded += int(ids.numel())
 
         return model.register_forward_pre_hook(hook, with_kwargs=True)
@@ -148,7 +151,8 @@ class Baton:
             self._cond.notify_all()
 
 
-def meter(budget_s: float | None = None, baton: Baton | None = None, name: str = "") -> Any:
+def meter(budget_s: float | None = None, baton: Baton | None = None, name: str = "",
+          pad_id: int | None = None) -> Any:
     """A ``TrainerCallback`` that times each optimizer step (``.durations``) and counts the tokens reaching
     the model's forward (``.counter``, ``.step_tokens``); it hooks the model the Trainer trains, whoever
     built it. ``.seconds`` is the training time from the start of training to its end (the loop, data
@@ -169,7 +173,7 @@ def meter(budget_s: float | None = None, baton: Baton | None = None, name: str =
         def __init__(self) -> None:
             self.durations: list[float] = []
             self.step_tokens: list[int] = []
-            self.counter = TokenCounter()
+            self.counter = TokenCounter(pad_id)
             self.stopped_early = False
             self.seconds = 0.0
             self._t0 = 0.0

@@ -28,6 +28,21 @@ def latest(results: Path, bench: str) -> dict[str, Any] | None:
     return rows[-1] if rows else None
 
 
+def _latest_per_expert(results: Path, bench: str) -> list[dict[str, Any]]:
+    """The latest row of each expert in ``bench``'s log."""
+    path = results / f"{bench}.jsonl"
+    rows: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "expert" in row and "train_scored" in row:
+                rows[row["expert"]] = row
+    return list(rows.values())
+
+
 def _yes(flag: bool | None) -> str:
     return "—" if flag is None else ("yes" if flag else "**no**")
 
@@ -85,6 +100,15 @@ def table(results: Path) -> str:
             f"{serve['latency_p50_ms']:,.0f} ms, p99 {serve['latency_p99_ms']:,.0f} ms, {serve['errors']} errors"
             f"{', ' + str(serve['not_sent']) + ' not sent' if serve.get('not_sent') else ''} | — | — | 0 errors | "
             f"{_yes(serve['meets_target'])} | {_when(serve)} |")
+    for quality in _latest_per_expert(results, "quality"):
+        scored, plain = quality["train_scored"], quality.get("train_plain")
+        share = scored["eval_share"]
+        lines.append(
+            f"| quality, {quality['expert']} on the tiny base | `train` with every checkpoint scored (quickstart's "
+            f"settings): share of the training wall time spent scoring | {scored['evaluations']} evaluations, "
+            f"{scored['eval_s']} s of {scored['train_s']} s, steps {scored['steps']} of {scored['planned_steps']} | "
+            + (f"{plain['train_s']} s unscored, {plain['steps']} steps" if plain else "—")
+            + f" | **{share:.0%}** scoring | ≤ 20 % | {_yes(share <= 0.2)} | {_when(quality)} |")
     if machine:
         lines.append("")
         lines.append(f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, Python {machine.get('python')}.")

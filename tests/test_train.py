@@ -119,7 +119,8 @@ def test_labels_cover_only_the_answer_and_end_of_turn(expert_dir: Path, base: st
     expert = Expert.load(expert_dir)
     tokenizer = load_tokenizer(base)
     data = encode_dataset(expert, tokenizer, max_examples=6)
-    plan = plan_run(expert, TrainOptions(base=base, steps=1, method="lora", question_noise=0), base, data.examples)
+    plan = plan_run(expert, TrainOptions(base=base, steps=1, method="lora", question_noise=0, max_tokens_per_batch=0),
+                    base, data.examples)  # padded batches (padding-free ones: tests/test_packing.py)
     trainer = build_trainer(expert, plan, data, tokenizer, tmp_path / "run")
     rows = [trainer.train_dataset[i] for i in range(6)]
     batch = trainer.data_collator(rows)  # what TRL's collator hands the model
@@ -141,7 +142,8 @@ def test_question_noise_touches_only_question_tokens(expert_dir: Path, base: str
     expert = Expert.load(expert_dir)
     tokenizer = load_tokenizer(base)
     data = encode_dataset(expert, tokenizer)
-    plan = plan_run(expert, TrainOptions(base=base, steps=1, question_noise=0.5), base, data.examples)
+    plan = plan_run(expert, TrainOptions(base=base, steps=1, question_noise=0.5, max_tokens_per_batch=0), base,
+                    data.examples)
     trainer = build_trainer(expert, plan, data, tokenizer, tmp_path / "run")
     noise = trainer.data_collator
     assert isinstance(noise, QuestionNoise)

@@ -273,6 +273,19 @@ def base_tiny(
     out.print(f"tiny base written to {path}")
 
 
+@base_app.command("qwen3-shape")
+def base_qwen3_shape(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the base into.")],
+    layers: Annotated[int, typer.Option(help="Layers (Qwen3-0.6B has 28).")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for weights.")] = 0,
+) -> None:
+    """Qwen3's real tokenizer and chat template on Qwen3-0.6B's configuration, N layers, random weights."""
+    from expertkit.qwen3 import build_qwen3_shape_base
+
+    path = build_qwen3_shape_base(out_dir, layers=layers, seed=seed)
+    out.print(f"qwen3-shape base ({layers} layers, random weights) written to {path}")
+
+
 # ---------------------------------------------------------------------- training (train.py)
 @app.command()
 def train(
@@ -295,8 +308,23 @@ def train(
     = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (default: manifest).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
+    max_tokens_per_batch: Annotated[int | None, typer.Option(
+        "--max-tokens-per-batch", help="Padding-free batches of at most N tokens per device; 0: padded batches "
+        "of --batch-size (default: manifest, else about --batch-size examples).")] = None,
+    eval_every: Annotated[int | None, typer.Option(
+        "--eval-every", help="Score a checkpoint every N steps on the eval set, as compare does.")] = None,
+    eval_cases: Annotated[int | None, typer.Option(
+        "--eval-cases", help="Score a fixed seeded subset of K eval cases (default: all).")] = None,
+    early_stop: Annotated[int | None, typer.Option(
+        "--early-stop", help="Stop after PATIENCE evaluations without a rise of the expert's metric.")] = None,
+    min_delta: Annotated[float | None, typer.Option(
+        "--min-delta", help="Smallest rise that counts as an improvement (default 0).")] = None,
+    keep: Annotated[str | None, typer.Option(
+        "--keep", help="Checkpoints kept: all | best (best and latest) | last.")] = None,
 ) -> None:
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
+    import os
+
     from expertkit.train import TrainOptions, train_expert
 
     expert = _load(expert_dir)
@@ -306,8 +334,11 @@ def train(
         epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        max_tokens_per_batch=max_tokens_per_batch,
+        eval_every=eval_every, eval_cases=eval_cases, early_stop=early_stop, min_delta=min_delta, keep=keep,
     ))
-    out.print(str(result))
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, the main process reports
+        out.print(str(result))
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -382,6 +413,10 @@ def compare(
     max_cases: Annotated[int | None, typer.Option("--max-cases", help="Score the first N cases.")] = None,
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Accept checkpoints of another contract.")]
     = False,
+    rescore: Annotated[bool, typer.Option(
+        "--rescore", help="Generate again instead of reusing the scores recorded while training.")] = False,
+    samples: Annotated[int, typer.Option(
+        "--samples", help="Validator-guided decoding: N sampled candidates per case, chosen by vote.")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Score the base and every checkpoint on the eval set; pick the best; write reports."""
@@ -390,7 +425,8 @@ def compare(
     expert = _load(expert_dir)
     compare_run(expert, CompareOptions(
         run_dir=run, base=base, cases=cases, checkpoints=checkpoints, out_dir=out_dir, drift=drift,
-        engine=engine, max_cases=max_cases, allow_drift=allow_drift, as_json=as_json,
+        engine=engine, max_cases=max_cases, allow_drift=allow_drift, as_json=as_json, rescore=rescore,
+        samples=samples,
     ))
 
 

@@ -4,6 +4,11 @@ The base is loaded once. LoRA/DoRA checkpoints are loaded as named PEFT adapters
 ``set_adapter`` and merged into the base weights while active (unmerged when another one is
 activated); full fine-tuning checkpoints are swapped in as weights. Generation is greedy
 (deterministic), batched with left padding, prompts sorted by length to waste little padding.
+
+:meth:`Engine.sample` draws several seeded candidates per prompt in one batch (temperature, top-p),
+each with its mean token log-probability under the model, for validator-guided decoding
+(:mod:`expertkit.voting`). :meth:`Engine.from_model` wraps a model already in memory (the one being
+trained, for scores while training) without loading anything.
 """
 
 from __future__ import annotations
@@ -26,6 +31,18 @@ class Generation:
     new_tokens: int
     finished: bool
     latency_s: float
+    #: Mean log-probability of the generated tokens under the model (sampled candidates only).
+    logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How :meth:`Engine.sample` draws: ``n`` candidates per prompt, seeded."""
+
+    n: int
+    temperature: float
+    top_p: float
+    seed: int = 0
 
 
 def checkpoint_kind(path: Path) -> str:
@@ -40,11 +57,14 @@ def checkpoint_kind(path: Path) -> str:
 class Engine:
     """One base model in memory; checkpoints registered by name and activated in place."""
 
-    def __init__(self, base: str, *, device: str | None = None, dtype: Any = None) -> None:
+    def __init__(self, base: str, *, device: str | None = None, dtype: Any = None, model: Any = None,
+                 tokenizer: Any = None) -> None:
         self.base = base
-        self.tokenizer = load_tokenizer(base)
-        self.model = load_model(base, device=device, dtype=dtype)
-        self.model.eval()
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(base)
+        self.model = model if model is not None else load_model(base, device=device, dtype=dtype)
+        self.in_memory = model is not None  # a model handed over as it is: generate with it unchanged
+        if not self.in_memory:
+            self.model.eval()
         self.device = next(self.model.parameters()).device
         self._paths: dict[str, Path] = {}
         self._kinds: dict[str, str] = {}
@@ -57,6 +77,11 @@ class Engine:
         self.eos_ids = [vocab[t] for t in ("<|im_end|>", "<|endoftext|>") if t in vocab]
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in self.eos_ids:
             self.eos_ids.append(self.tokenizer.eos_token_id)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, name: str = "in-memory") -> Engine:
+        """An engine over a model already in memory (adapters and all, used as they are)."""
+        return cls(name, model=model, tokenizer=tokenizer)
 
     # ------------------------------------------------------------------ checkpoints
     def add(self, name: str, path: str | Path) -> None:
@@ -146,14 +171,36 @@ class Engine:
         stop_strings: Sequence[str] = (),
     ) -> list[Generation]:
         """Greedy outputs for token-id prompts, in the order given."""
+        return [c[0] for c in self._run(prompts, max_new_tokens, batch_size, stop_strings, None)]
+
+    def sample(
+        self,
+        prompts: Sequence[Sequence[int]],
+        sampling: Sampling,
+        *,
+        max_new_tokens: int,
+        batch_size: int = 32,
+        stop_strings: Sequence[str] = (),
+    ) -> list[list[Generation]]:
+        """``sampling.n`` candidates per prompt (each with its mean log-probability), in the order given.
+
+        The candidates of a prompt are drawn in one batch (``num_return_sequences``); ``batch_size``
+        counts sequences, so a batch holds ``batch_size // n`` prompts. Seeded per batch: the same
+        prompts, settings and seed give the same candidates.
+        """
+        per_batch = max(1, batch_size // sampling.n)
+        return self._run(prompts, max_new_tokens, per_batch, stop_strings, sampling)
+
+    def _run(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int,
+             stop_strings: Sequence[str], sampling: Sampling | None) -> list[list[Generation]]:
         import contextlib
 
         import torch
         from peft import PeftModel
 
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        results: list[Generation | None] = [None] * len(prompts)
-        use_base = self.active is None or self._kinds.get(self.active) == "full"
+        results: list[list[Generation] | None] = [None] * len(prompts)
+        use_base = not self.in_memory and (self.active is None or self._kinds.get(self.active) == "full")
         disable = (
             self.model.disable_adapter() if use_base and isinstance(self.model, PeftModel)
             else contextlib.nullcontext()
@@ -161,6 +208,13 @@ class Engine:
         extra: dict[str, Any] = {}
         if stop_strings:
             extra = {"stop_strings": list(stop_strings), "tokenizer": self.tokenizer}
+        n = 1
+        if sampling is not None:
+            n = sampling.n
+            extra.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
+                         num_return_sequences=n, output_logits=True, return_dict_in_generate=True)
+        else:
+            extra.update(do_sample=False)
         with disable, torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
@@ -170,31 +224,50 @@ class Engine:
                                          device=self.device)
                 attention = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch],
                                          device=self.device)
+                if sampling is not None:
+                    torch.manual_seed(sampling.seed + start)
                 t0 = time.perf_counter()
                 out = self.model.generate(
                     input_ids=input_ids,
                     attention_mask=attention,
                     max_new_tokens=max_new_tokens,
-                    do_sample=False,
                     eos_token_id=self.eos_ids,
                     pad_token_id=self.pad_id,
                     **extra,
                 )
-                per_output = (time.perf_counter() - t0) / len(batch)
-                for row, i in zip(out[:, width:].tolist(), idx, strict=True):
-                    results[i] = self._decode(row, per_output, stop_strings)
+                logprobs: list[list[float]] | None = None
+                if sampling is not None:
+                    sequences = out.sequences
+                    steps = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # (rows, new, vocab)
+                    new = sequences[:, width:]
+                    logprobs = steps.gather(-1, new.unsqueeze(-1)).squeeze(-1).tolist()
+                else:
+                    sequences = out
+                per_output = (time.perf_counter() - t0) / (len(batch) * n)
+                rows = sequences[:, width:].tolist()
+                for k, i in enumerate(idx):
+                    results[i] = [
+                        self._decode(rows[k * n + j], per_output, stop_strings,
+                                     logprobs[k * n + j] if logprobs is not None else None)
+                        for j in range(n)
+                    ]
         return [r for r in results if r is not None]
 
-    def _decode(self, row: list[int], latency: float, stop_strings: Sequence[str]) -> Generation:
+    def _decode(self, row: list[int], latency: float, stop_strings: Sequence[str],
+                logprobs: list[float] | None = None) -> Generation:
         finished = False
         for n, tok in enumerate(row):
             if tok in self.eos_ids:
                 row, finished = row[:n], True
                 break
+        mean_logprob = None
+        if logprobs is not None:  # over the tokens kept, end of turn included
+            kept = logprobs[: len(row) + (1 if finished else 0)]
+            mean_logprob = sum(kept) / len(kept) if kept else 0.0
         text = self.tokenizer.decode(row, skip_special_tokens=False)
         for stop in stop_strings:
             cut = text.find(stop)
             if cut != -1:
                 text, finished = text[:cut], True
         return Generation(text=text.strip(), new_tokens=len(row) + (1 if finished else 0),
-                          finished=finished, latency_s=latency)
+                          finished=finished, latency_s=latency, logprob=mean_logprob)

@@ -53,16 +53,33 @@ class TrainingSpec(_Strict):
     batch_size: int = Field(default=16, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_length: int = Field(default=1024, ge=16)
+    #: Padding-free batches (``expertkit.packing``): at most this many tokens per device and micro-batch;
+    #: 0 trains padded batches of ``batch_size`` examples; unset, about ``batch_size`` examples' tokens.
+    max_tokens_per_batch: int | None = Field(default=None, ge=0)
     steps: int | None = Field(default=None, ge=1)
     epochs: float = Field(default=1.0, gt=0)
     save_every: int = Field(default=50, ge=1)
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     seed: int = 42
+    #: Score the checkpoint every N steps while training (``train --eval-every``; none: no scoring).
+    eval_every: int | None = Field(default=None, ge=1)
+    #: Score a fixed seeded subset of K eval cases (none: all of them).
+    eval_cases: int | None = Field(default=None, ge=1)
+    #: Stop when ``evaluation.metric`` has not improved for this many evaluations (``--early-stop``).
+    early_stop: int | None = Field(default=None, ge=1)
+    #: The smallest rise of the metric that counts as an improvement (``--min-delta``).
+    min_delta: float = Field(default=0.0, ge=0)
+    #: Which checkpoints stay on disk: all, the best and the latest, or the latest (``--keep``).
+    keep: Literal["all", "best", "last"] = "all"
 
 
 class DecodingSpec(_Strict):
     max_new_tokens: int = Field(default=256, ge=1)
+    #: Sampling for validator-guided decoding (``--samples N``); greedy decoding ignores them.
+    temperature: float = Field(default=0.7, gt=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    seed: int = 0
 
 
 class EvaluationSpec(_Strict):

@@ -147,15 +147,16 @@ def build_tiny_base(
         tokenizer.save_pretrained(tmp)
         (tmp / TINY_MARKER).write_text(json.dumps({"kind": TINY, "version": TINY_VERSION,
                                                   "seed": seed, "vocab_size": len(tokenizer)}))
-        _replace_folder(tmp, out)
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _replace_folder(new: Path, out: Path) -> None:
+def replace_folder(new: Path, out: Path) -> None:
     """Put the finished folder ``new`` at ``out``: renamed into place, or, where ``out`` is an empty folder or
-    an earlier tiny base, its files moved in (an earlier base's files are replaced; nothing else is there)."""
+    an earlier base built by expertkit, its files moved in (an earlier base's files are replaced; nothing else
+    is there)."""
     from expertkit.fileio import check_output_dir
 
     check_output_dir(out, key="--out", ours=[TINY_MARKER])  # again: it may have changed during the build

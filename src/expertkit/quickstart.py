@@ -2,9 +2,12 @@
 
 Four steps, each with progress: the dataset (generated when missing), the tiny base (built once and
 cached), training with a checkpoint every 100 steps (the tiny base's defaults in
-:data:`expertkit.train.TINY_TRAINING`), and the comparison of the base and every checkpoint on the
-held-out eval set, with the reports written next to the run. Run again, it reuses a finished run and
-resumes an interrupted one.
+:data:`expertkit.train.TINY_TRAINING`), each checkpoint scored on the held-out eval set as it is saved
+and training stopped early once the expert's metric stops rising
+(:data:`expertkit.train_eval.QUICKSTART_EVAL`), and the comparison of the base and every checkpoint,
+which reuses the scores recorded while training (only the base is generated then), with the reports
+written next to the run. Run again, it reuses a finished (or early-stopped) run and resumes an
+interrupted one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from expertkit.expert import Expert
 from expertkit.fileio import check_output_dir
 from expertkit.model import TINY, shipped_experts_dir
 from expertkit.report import headline
+from expertkit.train_eval import QUICKSTART_EVAL
 
 QUICKSTART_EXPERT = "elastic"
 
@@ -61,15 +65,35 @@ def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_eve
     if run:
         planned = int(run.get("options", {}).get("steps", 0))
         done = max((c.step for c in list_checkpoints(run_dir)), default=0)
-        if done >= planned:
-            _say(f"  {run_dir} is already trained to step {done}; delete it to train again")
+        if done >= planned or isinstance(run.get("stopped"), dict):
+            how = "stopped early at" if isinstance(run.get("stopped"), dict) and done < planned \
+                else "already trained to"
+            _say(f"  {run_dir} is {how} step {done}; delete it to train again")
             return
         _say(f"  resuming {run_dir} from step {done} of {planned}")
         result = train_expert(expert, TrainOptions(out_dir=run_dir, resume=True))
     else:
+        scoring = {**QUICKSTART_EVAL, "eval_every": save_every or QUICKSTART_EVAL["eval_every"]}
         result = train_expert(expert, TrainOptions(base=base, out_dir=run_dir, steps=steps, save_every=save_every,
-                                                   max_examples=max_examples))
+                                                   max_examples=max_examples, **scoring))
     _say(str(result))
+
+
+def _print_recorded(run_dir: Path) -> None:
+    """The scores recorded while training, one line per evaluation."""
+    run = read_run(run_dir)
+    rows = run.get("evaluations") or []
+    if not rows:
+        return
+    best = (run.get("best") or {}).get("name")
+    _say("  scores recorded while training:")
+    for row in rows:
+        cells = ", ".join(f"{key} {row[key]:.3f}" for key in ("valid", "correct", "reasoning")
+                          if isinstance(row.get(key), int | float))
+        mark = "  <- best" if row.get("name") == best else ""
+        _say(f"    {row['name']}: {cells} ({row['cases']} cases, {row['seconds']:.1f} s){mark}")
+    if isinstance(run.get("stopped"), dict):
+        _say(f"  {run['stopped']['reason']}")
 
 
 def run_quickstart(
@@ -114,6 +138,8 @@ def run_quickstart(
     _say("[bold]3/4 training[/bold] on CPU")
     run_dir = out / "run"
     _train(expert, run_dir, base, steps, save_every, max_examples)
+
+    _print_recorded(run_dir)
 
     _say("[bold]4/4 comparing[/bold] the base and every checkpoint on the held-out eval set")
     compared = compare_run(expert, CompareOptions(run_dir=run_dir, out_dir=out / "compare", max_cases=max_cases))

@@ -254,6 +254,7 @@ def build_markdown(report: Mapping[str, Any]) -> str:
         for row in report["models"]:
             lines.append(f"| {row['name']} | " + " | ".join(str(row['errors'].get(k, 0)) for k in kinds) + " |")
         lines += [""] + [f"- {k.replace('_', ' ')}: {ERROR_DESCRIPTIONS[k]}" for k in kinds] + [""]
+    lines += _training_markdown(report)
     drift = report.get("drift")
     if drift:
         metric = drift["metric"]
@@ -286,6 +287,27 @@ def build_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"- … and {len(failing) - MD_FAILURES} more (see compare.json or report.html)")
         lines.append("")
     return "\n".join(lines)
+
+
+def _training_markdown(report: Mapping[str, Any]) -> list[str]:
+    """The scores recorded while training (``train --eval-every``), when the run has them."""
+    training = report.get("training") or {}
+    rows = training.get("evaluations") or []
+    if not rows:
+        return []
+    metric = report["metric"]
+    reused = sum(int(m.get("reused") or 0) for m in report["models"])
+    lines = ["## Scores recorded while training", "",
+             f"{len(rows)} evaluation(s) during training; {reused} output(s) reused here instead of generated "
+             "again.", "", f"| checkpoint | cases | {metric} | valid | correct | seconds |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cells = [fmt(key, r.get(key)) for key in (metric, "valid", "correct")]
+        lines.append(f"| {r.get('name')} | {r.get('cases')} | " + " | ".join(cells) + f" | {r.get('seconds')} |")
+    stopped = training.get("stopped")
+    if isinstance(stopped, dict):
+        lines += ["", f"Training stopped early: {_md_text(stopped.get('reason', ''))}."]
+    return [*lines, ""]
 
 
 def _tie_text(report: Mapping[str, Any]) -> str:
