@@ -181,6 +181,10 @@ HOSTILE = [
     "DROP TABLE assignments",
     "SELECT 1; DROP TABLE assignments",
     "SELECT current_setting('data_directory')",
+    "SELECT pg_advisory_lock(1)",  # a session lock would outlive the rollback on the reused connection
+    "SELECT pg_try_advisory_lock_shared(1, 2)",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",  # the other sandbox sessions: other processes
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity",
 ]
 RUNAWAY = [
     "SELECT pg_sleep(60)",
