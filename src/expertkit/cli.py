@@ -376,6 +376,9 @@ def score(
 ) -> None:
     """Judge outputs from anywhere against the cases, with the same scoring as compare."""
     from expertkit.judge import score_file
+    from expertkit.options import check_count
+
+    check_count(variants, "--variants")
 
     expert = _load(expert_dir)
     report = score_file(expert, cases, outputs, variants=variants)
