@@ -50,7 +50,7 @@ def measured() -> dict[str, int]:
         "Unbounded reads and hangs": len(reads.CASES) + 1,
         "Hostile clients": len(clients.CASES) + 4,
         "Silent bad runs": (len(runs.NUMERIC_CASES) + 1 + len(runs.RESUME_CASES) + len(runs.DUPLICATE_KEYS)
-                            + len(runs.DRIFT) + len(runs.TRUNCATED) + len(runs.BAD_CASES)),
+                            + len(runs.DRIFT) + len(runs.TRUNCATED) + len(runs.CHANGED_BYTES) + len(runs.BAD_CASES)),
         "Messages and exit codes": len(messages.CASES) + 1 + 2,
     }
 

@@ -28,7 +28,7 @@ from _reliability import (
 from transformers import TrainerCallback
 
 import expertkit.evaluate
-from expertkit.checkpoints import list_checkpoints
+from expertkit.checkpoints import list_checkpoints, load_checkpoint, sha256_file
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.lint import check_messages
@@ -60,6 +60,11 @@ NUMERIC_CASES: dict[str, tuple[list[str], list[str]]] = {
     "train --steps 0": (["train", "{expert}", "--out", "{run}", "--steps", "0"], ["--steps", "at least 1"]),
     "train --steps 10^30 (an overflow)": (["train", "{expert}", "--out", "{run}", "--steps", "1" + "0" * 30],
                                           ["--steps", "at most"]),
+    "train --eval-every 0": (["train", "{expert}", "--out", "{run}", "--eval-every", "0"], ["--eval-every"]),
+    "train --early-stop -1": (["train", "{expert}", "--out", "{run}", "--early-stop", "-1"], ["--early-stop"]),
+    "train --min-delta nan": (["train", "{expert}", "--out", "{run}", "--min-delta", "nan"], ["--min-delta", "finite"]),
+    "score --variants -1": (["score", "{expert}", "--cases", "{expert}/data/eval.jsonl", "--outputs",
+                             "{expert}/data/eval.jsonl", "--variants", "-1"], ["--variants", "at least 0"]),
     "compare --max-cases -1": (["compare", "{expert}", "--run", "{done}", "--max-cases", "-1"], ["--max-cases"]),
     "compare --max-cases 0": (["compare", "{expert}", "--run", "{done}", "--max-cases", "0"], ["--max-cases"]),
     "data generate --eval-size 0": (["data", "generate", "{expert}", "--eval-size", "0"], ["--eval-size"]),
@@ -230,6 +235,33 @@ def test_truncated_weights_are_refused_naming_the_file(command: str, tmp_path: P
     needle = "checkpoint/adapter_model.safetensors" if command == "install" else str(weights)
     assert_one_line_error(result, needle, "truncated or damaged")
     assert not (tmp_path / "x.expert").exists() and not (tmp_path / "home" / "experts").exists()
+
+
+CHANGED_BYTES = ("serve", "package")
+
+
+@pytest.mark.parametrize("command", CHANGED_BYTES)
+def test_weights_that_do_not_match_their_recorded_checksum_are_refused(
+        command: str, finished: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save records each weights file's sha256; a file damaged in place (same size, whole header) is refused
+    where it is served or packaged."""
+    import expertkit.serve
+
+    monkeypatch.setattr(expertkit.serve, "build_engine", lambda *a, **k: pytest.fail("the model was loaded"))
+    expert = Path(shutil.copytree(finished[0], tmp_path / "expert"))
+    checkpoint = Path(shutil.copytree(finished[1] / "checkpoint-2", tmp_path / "run" / "checkpoint-2"))
+    weights = checkpoint / "model.safetensors"
+    recorded = load_checkpoint(checkpoint).record["weights_sha256"]
+    assert recorded == {"model.safetensors": sha256_file(weights)}
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # a flipped bit in the last tensor: size and header unchanged
+    weights.write_bytes(bytes(data))
+    args = {"serve": ["serve", f"{expert}:{checkpoint}", "--base", "/nonexistent"],
+            "package": ["package", expert, "--checkpoint", checkpoint, "--out", tmp_path / "x.expert"]}[command]
+    result = run_main(args, capsys, monkeypatch)
+    assert_one_line_error(result, str(weights), "does not match the sha256")
+    assert not (tmp_path / "x.expert").exists()
 
 
 # ---------------------------------------------------------------------- compare lints its cases first

@@ -12,6 +12,7 @@ of the manifest (``expert.yaml``); and the record (step, contract fingerprint an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -75,6 +76,35 @@ def verify_safetensors(path: Path) -> None:
     if expected != size:
         raise ExpertkitError(f"truncated or damaged weights: {size} bytes, the header describes {expected}",
                              path=path)
+
+
+#: The record's key for the sha256 of each weights file, written at save time.
+WEIGHTS_SHA256 = "weights_sha256"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksums(checkpoint: Checkpoint, digests: dict[str, str] | None = None) -> None:
+    """Check the weights against the sha256 the record holds (where it holds one: older records do not);
+    ``digests`` (name -> sha256) are already computed ones. Reads every weights file: done where a checkpoint
+    is served or packaged, not on every listing."""
+    recorded = checkpoint.record.get(WEIGHTS_SHA256)
+    if not isinstance(recorded, dict):
+        return
+    for name, expected in sorted(recorded.items()):
+        path = checkpoint.path / str(name)
+        if not path.is_file():
+            raise ExpertkitError("a weights file of the record is missing", path=path)
+        actual = (digests or {}).get(str(name)) or sha256_file(path)
+        if actual != expected:
+            raise ExpertkitError("damaged weights: the file does not match the sha256 its checkpoint recorded",
+                                 path=path)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

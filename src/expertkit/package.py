@@ -41,7 +41,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
+from expertkit.checkpoints import (
+    RECORD_NAME,
+    Checkpoint,
+    check_contract,
+    load_checkpoint,
+    sha256_file,
+    verify_checksums,
+)
 from expertkit.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.fileio import atomic_write_json, check_output_file, ensure_dir, usual_dir_mode, usual_file_mode
@@ -105,14 +112,6 @@ class InstalledExpert:
 
 
 # ---------------------------------------------------------------------- packing
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
 
@@ -221,8 +220,10 @@ def package_expert(expert: Expert, checkpoint: str | Path, out_file: str | Path,
             raise ExpertkitError(f"resource file {name!r} clashes with a file of the package layout",
                                  path=expert.root / MANIFEST_NAME, key="output.resources")
         entries[name] = path
-    sums = {name: hashlib.sha256(src).hexdigest() if isinstance(src, bytes) else _sha256_file(src)
+    sums = {name: hashlib.sha256(src).hexdigest() if isinstance(src, bytes) else sha256_file(src)
             for name, src in entries.items()}
+    verify_checksums(ckpt, {n.removeprefix(f"{CHECKPOINT_DIR}/"): d for n, d in sums.items()
+                            if n.startswith(f"{CHECKPOINT_DIR}/")})
     entries[CHECKSUMS_NAME] = "".join(f"{sums[n]}  {n}\n" for n in sorted(sums)).encode()
     ensure_dir(out.parent, key="--out")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -468,7 +469,7 @@ def install_package(archive: str | Path) -> InstalledExpert:
             "kind": record["checkpoint"]["kind"],
             "installed": datetime.now(UTC).isoformat(timespec="seconds"),
             "path": dest.relative_to(home).as_posix(),
-            "archive_sha256": _sha256_file(source),
+            "archive_sha256": sha256_file(source),
         }
         try:
             _write_index(home, [*entries, item])

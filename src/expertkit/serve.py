@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint
+from expertkit.checkpoints import RECORD_NAME, Checkpoint, check_contract, load_checkpoint, verify_checksums
 from expertkit.contract import PromptContract, parse_system_block
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
@@ -144,6 +144,7 @@ def resolve_expert(spec: str, *, allow_drift: bool = False) -> ServedExpert:
         raise ExpertkitError(f"{outside[0]!r} points outside the package", path=expert.root / "expert.yaml",
                              key=outside[0])
     checkpoint = load_checkpoint(checkpoint_dir)
+    verify_checksums(checkpoint)  # once, at start: every request is answered by these weights
     drift = check_contract(checkpoint, expert, allow_drift=allow_drift)
     return ServedExpert(expert, checkpoint, spec, tuple(drift))
 

@@ -88,9 +88,11 @@ from expertkit.checkpoints import (
     CHAT_TEMPLATE_NAME,
     RECORD_NAME,
     RUN_RECORD_NAME,
+    WEIGHTS_SHA256,
     check_contract,
     list_checkpoints,
     read_run,
+    sha256_file,
 )
 from expertkit.data import read_examples
 from expertkit.errors import ContractError, ExpertkitError
@@ -171,6 +173,10 @@ class TrainOptions:
         check_seed(self.seed)
         check_number(self.question_noise, "question_noise", ge=0, lt=1)
         check_number(self.max_tokens_per_batch, "--max-tokens-per-batch", ge=0, le=MAX_COUNT)
+        for option, value in (("--eval-every", self.eval_every), ("--eval-cases", self.eval_cases),
+                              ("--early-stop", self.early_stop)):
+            check_count(value, option)
+        check_number(self.min_delta, "--min-delta", ge=0)
 
 
 @dataclass
@@ -446,21 +452,13 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> Trai
     return plan
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _refuse_changed_inputs(expert: Expert, run: dict[str, Any], plan: TrainPlan, options: TrainOptions,
                            out: Path) -> None:
     """A resumed run trains on its recorded data and base: a change is refused (``force``: a warning, and the
     run's base is kept), naming what changed. The method is one of the settings ``_resumed_plan`` keeps."""
     changes = []
     recorded = run.get("data", {}).get("sha256") if isinstance(run.get("data"), dict) else None
-    if recorded and expert.train_path.is_file() and _sha256_file(expert.train_path) != recorded:
+    if recorded and expert.train_path.is_file() and sha256_file(expert.train_path) != recorded:
         changes.append(f"the training data {expert.train_path} changed since the run trained on it")
     if options.base is not None and options.base != plan.base:
         changes.append(f"--base {options.base!r} is not the run's base {plan.base!r}")
@@ -779,6 +777,7 @@ class ExpertTrainer(SFTTrainer):
             "learning_rate": lr,
             "epoch": self.state.epoch,
             "saved": _now(),
+            WEIGHTS_SHA256: {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))},
         })
 
 
