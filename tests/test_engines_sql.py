@@ -181,6 +181,10 @@ HOSTILE = [
     "DROP TABLE assignments",
     "SELECT 1; DROP TABLE assignments",
     "SELECT current_setting('data_directory')",
+    "SELECT pg_advisory_lock(1)",  # a session lock would outlive the rollback on the reused connection
+    "SELECT pg_try_advisory_lock_shared(1, 2)",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",  # the other sandbox sessions: other processes
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity",
 ]
 RUNAWAY = [
     "SELECT pg_sleep(60)",
@@ -228,6 +232,22 @@ def test_hostile_statements_are_contained_by_the_engine(pg_fixture: Database) ->
     assert not Path("/tmp/expertkit-leak.csv").exists()
     assert _checksum(pg_fixture) == before
     assert engine.run(pg_fixture, "SELECT 5 / 2, count(*) FROM departments").rows == [(2, 11)]  # still up
+
+
+def test_a_schema_is_loaded_without_the_superuser(expert: Expert, fields: dict[str, str]) -> None:
+    """The Schema comes from a data file or a request: loading it must not run programs or read files."""
+    probe = "DO $$ BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN " \
+            "RAISE EXCEPTION 'loaded as a superuser'; END IF; END $$;"
+    for hostile in (f"CREATE TABLE t (a int); {probe}", "CREATE TABLE t (a int); COPY (SELECT 1) TO PROGRAM 'true'",
+                    "CREATE TABLE t (a int); SELECT pg_read_file('/etc/passwd')",
+                    "CREATE TABLE t (a int); ALTER ROLE expertkit_sandbox SUPERUSER"):
+        result = expert.validator.validate("SELECT a FROM t", {**fields, "Schema": hostile + f" -- {time.time()}"})
+        assert "loaded as a superuser" not in " ".join(result.warnings), hostile
+        if probe not in hostile:
+            assert any("does not load in PostgreSQL" in w and "permission denied" in w for w in result.warnings), \
+                (hostile, result.warnings)
+    with server().connect() as con:
+        assert con.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [SANDBOX_ROLE]).fetchone() == (False,)
 
 
 # ------------------------------------------------------------------------------- PostgreSQL: the server
@@ -349,6 +369,30 @@ def test_sqlite_explains_and_runs_read_only(sqlite_db: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- DuckDB
+def test_a_schema_cannot_write_files_or_hang(expert: Expert, fields: dict[str, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite and DuckDB load the prompt's Schema in memory: it attaches no file and ends within a time limit."""
+    import expertkit.engines.sql as engines
+
+    monkeypatch.setattr(engines, "SCHEMA_LOAD_TIMEOUT_S", 0.5)
+    for sql in (f"CREATE TABLE t (a int); ATTACH DATABASE '{tmp_path / 'a.db'}' AS x; CREATE TABLE x.z (a int);",
+                f"CREATE TABLE t (a int); VACUUM INTO '{tmp_path / 'b.db'}';"):
+        result = expert.validator.validate("SELECT a FROM t", {**fields, "Dialect": "sqlite", "Schema": sql})
+        assert any("does not load in SQLite" in w for w in result.warnings), result.warnings
+    assert list(tmp_path.iterdir()) == []
+    for dialect, sql in (("sqlite", "CREATE TABLE t AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 "
+                                    "FROM r) SELECT count(*) AS a FROM r;"),
+                         ("duckdb", "CREATE TABLE t AS SELECT count(*) AS a FROM range(1000000000000) x, "
+                                    "range(9) y;")):
+        start = time.monotonic()
+        result = expert.validator.validate("SELECT a FROM t", {**fields, "Dialect": dialect, "Schema": sql})
+        assert time.monotonic() - start < 10, dialect
+        assert any("does not load" in w for w in result.warnings), (dialect, result.warnings)
+    # a Schema that loads still does, PRAGMA and all
+    ok = "PRAGMA foreign_keys = ON; CREATE TABLE t (a int); CREATE INDEX i ON t (a); INSERT INTO t VALUES (1);"
+    assert expert.validator.validate("SELECT a FROM t", {**fields, "Dialect": "sqlite", "Schema": ok}).warnings == []
+
+
 def test_duckdb_explains_with_its_own_rules(expert: Expert, fields: dict[str, str]) -> None:
     duck = {**fields, "Dialect": "duckdb"}
     assert expert.validator.validate("FROM departments", duck).valid  # DuckDB's FROM-first form

@@ -117,13 +117,19 @@ def test_spider_dev_gold_is_valid_and_matches_itself(realdata: Path, tmp_path: P
     records = [json.loads(line) for line in cases.read_text().splitlines()]
     assert len(records) == 1034 and sum("database" not in r for r in records) == 62  # wta_1 has no file
     sample = tmp_path / "sample.jsonl"
-    picked = [dict(r, database=str((tmp_path / r["database"]).resolve())) for r in records[::25] if "database" in r]
+    first = {r["db_id"]: i for i, r in reversed(list(enumerate(records)))}  # one question of every database
+    chosen = sorted(set(range(0, len(records), 25)) | set(first.values()))
+    picked = [dict(records[i], database=str((tmp_path / records[i]["database"]).resolve()))
+              for i in chosen if "database" in records[i]]
+    assert len({r["db_id"] for r in picked}) == 19
     sample.write_text("".join(json.dumps(r) + "\n" for r in picked))
     gold = tmp_path / "gold.txt"
     gold.write_text("".join(r["answer"].replace("\n", " ") + "\n" for r in picked))
     report = score_file(Expert.load(SPIDER_EXPERT), sample, gold, variants=2).to_dict()
     assert report["summary"]["valid_count"] == len(picked)
     assert all(c["execution_match"] is True for c in report["cases"])
+    # every variant of every database builds (a variant that does not is left out silently): fixture + 2
+    assert {c["database"]: c["databases"] for c in report["cases"] if c["databases"] != 3} == {}
 
 
 def test_score_works_for_every_output_kind(tmp_path: Path) -> None:

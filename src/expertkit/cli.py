@@ -381,6 +381,9 @@ def score(
 ) -> None:
     """Judge outputs from anywhere against the cases, with the same scoring as compare."""
     from expertkit.judge import score_file
+    from expertkit.options import MAX_COUNT, check_number
+
+    check_number(variants, "--variants", ge=0, le=MAX_COUNT)  # 0: the fixture alone
 
     expert = _load(expert_dir)
     report = score_file(expert, cases, outputs, variants=variants)

@@ -173,6 +173,10 @@ class TrainOptions:
         check_seed(self.seed)
         check_number(self.question_noise, "question_noise", ge=0, lt=1)
         check_number(self.max_tokens_per_batch, "--max-tokens-per-batch", ge=0, le=MAX_COUNT)
+        for option, value in (("--eval-every", self.eval_every), ("--eval-cases", self.eval_cases),
+                              ("--early-stop", self.early_stop)):
+            check_count(value, option)
+        check_number(self.min_delta, "--min-delta", ge=0)
 
 
 @dataclass

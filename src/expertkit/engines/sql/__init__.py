@@ -27,6 +27,8 @@ from expertkit.sandbox import QueryResult
 #: Dialect value (and alias) -> engine class; filled by each engine module when it is imported.
 ENGINES: dict[str, type[SqlEngine]] = {}
 DEFAULT_TIMEOUT_S = 2.0
+#: Longest an in-memory engine may take to load the prompt's Schema before it is reported as not loading.
+SCHEMA_LOAD_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 10_000
 #: Most bytes of result cells one query may return (strings and blobs by length, other values 8).
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+import expertkit.engines.sql as engines
 from expertkit import sandbox
 from expertkit.engines.sql import (
     DEFAULT_MAX_BYTES,
@@ -50,13 +51,20 @@ class DuckdbEngine(SqlEngine):
             if found is None:
                 config = {k: v for k, v in sandbox.SANDBOX_CONFIG.items() if k != "lock_configuration"}
                 con = duckdb.connect(":memory:", config=config)
+                # the Schema comes from a data file or a request: it may not run for ever
+                timer = threading.Timer(engines.SCHEMA_LOAD_TIMEOUT_S, con.interrupt)
+                timer.start()
                 try:
                     con.execute(schema)
                     con.execute("SET lock_configuration = true")
                     found = con
                 except duckdb.Error as exc:
                     con.close()
-                    found = f"the Schema does not load in DuckDB: {one_line(exc)}"
+                    late = not timer.is_alive()
+                    found = (f"the Schema does not load in DuckDB: "
+                             f"{f'over {engines.SCHEMA_LOAD_TIMEOUT_S:g} s' if late else one_line(exc)}")
+                finally:
+                    timer.cancel()
                 self._schemas[key] = found
             if isinstance(found, str):
                 raise SchemaLoadError(found)

@@ -14,10 +14,12 @@ The server
     :class:`~expertkit.errors.ExpertkitError` line saying why and what to do.
 
 The sandbox
-    Each schema is loaded once into its own database (``ek_<sha256 prefix>``), as the superuser, then
+    Each schema is loaded once into its own database (``ek_<sha256 prefix>``) by ``expertkit_loader``, its
+    owner (not a superuser, member of no role: a Schema cannot run programs or read files), then
     queries run as the login role ``expertkit_sandbox``: not a superuser, member of no role (so not of
     ``pg_read_server_files``, ``pg_write_server_files`` or ``pg_execute_server_program``), no
-    ``CREATE``/``TEMP`` anywhere, ``SELECT`` on the fixture's tables only, ``temp_file_limit`` and
+    ``CREATE``/``TEMP`` anywhere, ``SELECT`` on the fixture's tables only, no session advisory locks or
+    signals to other sessions (``REVOKED_FROM_PUBLIC``), ``temp_file_limit`` and
     ``work_mem`` fixed on the role (a superuser-only setting cannot be changed by it). Each statement runs
     in ``BEGIN READ ONLY`` with ``SET LOCAL statement_timeout``, through a server-side cursor (the
     extended protocol: one statement, no ``;``-chained second one), fetched in chunks up to the row and
@@ -58,6 +60,21 @@ from expertkit.errors import ExpertkitError
 from expertkit.fileio import atomic_write_text, cache_dir
 
 SANDBOX_ROLE = "expertkit_sandbox"
+#: Loads each Schema, fixture and variant: owner of those databases, not a superuser and a member of no role,
+#: so a Schema from a data file or a request cannot run programs, read files or change roles.
+LOADER_ROLE = "expertkit_loader"
+LOADER_SETTINGS = {"statement_timeout": "30s", "temp_file_limit": "256MB"}
+#: The version of how a database is built (owner, grants, revokes); part of every database's name.
+DATABASE_LAYOUT = 2
+#: What PUBLIC may call by default but a query in the sandbox must not: session locks that outlive the rolled-back
+#: transaction on the reused connection, and signals to the other sandbox sessions (other processes' queries).
+REVOKED_FROM_PUBLIC = (
+    "FUNCTION pg_advisory_lock(bigint)", "FUNCTION pg_advisory_lock(integer, integer)",
+    "FUNCTION pg_advisory_lock_shared(bigint)", "FUNCTION pg_advisory_lock_shared(integer, integer)",
+    "FUNCTION pg_try_advisory_lock(bigint)", "FUNCTION pg_try_advisory_lock(integer, integer)",
+    "FUNCTION pg_try_advisory_lock_shared(bigint)", "FUNCTION pg_try_advisory_lock_shared(integer, integer)",
+    "FUNCTION pg_terminate_backend(integer, bigint)", "FUNCTION pg_cancel_backend(integer)",
+)
 ROLE_SETTINGS = {"temp_file_limit": "64MB", "work_mem": "16MB", "statement_timeout": "5s",
                  "idle_in_transaction_session_timeout": "60s"}
 SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -186,12 +203,13 @@ class PostgresServer:
                     changed = True
             if changed:
                 con.execute("SELECT pg_reload_conf()")
-            if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [SANDBOX_ROLE]).fetchone() is None:
-                with contextlib.suppress(Exception):  # another process may create it at the same moment
-                    con.execute(f"CREATE ROLE {SANDBOX_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                                "NOREPLICATION NOBYPASSRLS NOINHERIT")
-            for name, value in ROLE_SETTINGS.items():
-                con.execute(f"ALTER ROLE {SANDBOX_ROLE} SET {name} = '{value}'")
+            for role, settings in ((SANDBOX_ROLE, ROLE_SETTINGS), (LOADER_ROLE, LOADER_SETTINGS)):
+                if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone() is None:
+                    with contextlib.suppress(Exception):  # another process may create it at the same moment
+                        con.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                    "NOREPLICATION NOBYPASSRLS NOINHERIT")
+                for name, value in settings.items():
+                    con.execute(f"ALTER ROLE {role} SET {name} = '{value}'")
 
 
 _SERVERS: dict[Path, PostgresServer] = {}
@@ -260,6 +278,9 @@ class PostgresEngine(SqlEngine):
     def _database(self, key: str, load: Any, what: str) -> str:
         """The database ``ek_<key>``, created and filled by ``load(connection)`` when missing."""
         srv = server()
+        # the layout's version in the name: a database an older expertkit built (as the superuser, without the
+        # revokes) is not reused
+        key = hashlib.sha256(f"{DATABASE_LAYOUT}\n{key}".encode()).hexdigest()
         cache_key = (srv.folder, key)
         found = self._loaded.get(cache_key)
         if isinstance(found, str):
@@ -271,19 +292,22 @@ class PostgresEngine(SqlEngine):
             exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
             if exists is None:
                 building = f"ek_tmp_{uuid.uuid4().hex[:16]}"
-                admin.execute(f"CREATE DATABASE {building}")
+                admin.execute(f"CREATE DATABASE {building} OWNER {LOADER_ROLE}")
                 try:
-                    with srv.connect(building) as con:
+                    with srv.connect(building, LOADER_ROLE) as con:  # the Schema's text runs as the loader only
                         try:
                             load(con)
                         except Exception as exc:
                             error = SchemaLoadError(f"{what} does not load in PostgreSQL: {_pg_error(exc)}")
                             self._loaded[cache_key] = error
                             raise error from None
+                    with srv.connect(building) as con:
                         con.execute(f"REVOKE ALL ON DATABASE {building} FROM PUBLIC")
                         con.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                         con.execute(f"GRANT USAGE ON SCHEMA public TO {SANDBOX_ROLE}")
                         con.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {SANDBOX_ROLE}")
+                        for thing in REVOKED_FROM_PUBLIC:
+                            con.execute(f"REVOKE EXECUTE ON {thing} FROM PUBLIC")
                         con.execute("ANALYZE")
                     admin.execute(f"GRANT CONNECT ON DATABASE {building} TO {SANDBOX_ROLE}")
                     try:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import expertkit.engines.sql as engines
 from expertkit.engines.sql import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -43,6 +44,15 @@ _DENIED_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit"
 
 def _authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
     if action not in _ALLOWED:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _load_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+    """For loading a Schema in memory: anything but a file (``ATTACH``, ``VACUUM INTO``) or an extension."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
         return sqlite3.SQLITE_DENY
@@ -81,12 +91,18 @@ class SqliteEngine(SqlEngine):
         found = self._schemas.get(key)
         if found is None:
             con = sqlite3.connect(":memory:", check_same_thread=False)
+            con.set_authorizer(_load_authorizer)  # the Schema comes from a data file or a request
+            deadline = time.monotonic() + engines.SCHEMA_LOAD_TIMEOUT_S
+            con.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
             try:
                 con.executescript(schema)
             except (sqlite3.Error, ValueError) as exc:
                 con.close()
-                found = f"the Schema does not load in SQLite: {one_line(exc)}"
+                late = time.monotonic() > deadline
+                found = (f"the Schema does not load in SQLite: "
+                         f"{f'over {engines.SCHEMA_LOAD_TIMEOUT_S:g} s' if late else one_line(exc)}")
             else:
+                con.set_progress_handler(None, 0)
                 found = _sandboxed(con)
             self._schemas[key] = found
         if isinstance(found, str):
