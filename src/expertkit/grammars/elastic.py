@@ -39,6 +39,8 @@ hex ::= [0-9a-fA-F]
 int ::= "-"? ("0" | [1-9] [0-9]*)
 num ::= int ("." [0-9]+)? ([eE] [-+]? [0-9]+)?
 boolv ::= "true" | "false"
+ipv ::= "\"" octet "." octet "." octet "." octet ("/" [0-9] [0-9]?)? "\""
+octet ::= "25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]
 '''
 
 
@@ -69,6 +71,8 @@ def value_rule(ftype: str) -> str:
         return "num"
     if ftype == "boolean":
         return "boolv"
+    if ftype == "ip":
+        return "ipv"
     return "str"
 
 
