@@ -398,3 +398,46 @@ def test_constrained_outputs_follow_the_grammar(world: dict[str, Any], capsys: p
             assert _is_grammar_accept_string(grammar.ebnf, a["output"], require_termination=a["finished"]), a
             if a["finished"] and mode == "schema":
                 assert a["valid"], a
+
+
+# ---------------------------------------------------------------------- validator-guided decoding in ask and serve
+def test_ask_and_serve_with_samples_return_the_voted_answer(world: dict[str, Any], elastic: Expert,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from expertkit.serve import ServeOptions, build_engine, create_app, resolve_expert
+
+    question = "Only trips flagged as delayed"
+    ask = ["ask", SHIPPED / "elastic", "--checkpoint", world["checkpoint"], *_field_args()]
+    result = run_main([*ask, "--samples", "3", "--json", question], capsys, monkeypatch)
+    assert result.code == 0, result.stderr[-2000:]
+    asked = json.loads(result.stdout)
+    vote = asked["vote"]
+    assert vote["samples"] == 3 and len(vote["candidates"]) == 3
+    assert vote["valid"] == sum(c["valid"] for c in vote["candidates"])
+    if vote["chosen"] is None:  # no valid candidate: the greedy answer, with its own verdict
+        assert vote["fallback"] == "greedy" and vote["valid"] == 0
+        greedy = json.loads(run_main([*ask, "--json", question], capsys, monkeypatch).stdout)
+        assert asked["output"] == greedy["output"] and "vote" not in greedy
+    else:
+        chosen = vote["candidates"][vote["chosen"]]
+        assert asked["output"] == chosen["output"] and asked["valid"] and chosen["group"] is not None
+        assert len(vote["votes"]) >= 1 and max(vote["votes"]) == vote["votes"][chosen["group"]]
+    assert len({c["output"] for c in vote["candidates"]}) > 1  # sampled, not three greedy copies
+    assert_one_line_error(run_main([*ask, "--samples", "0", question], capsys, monkeypatch), "--samples")
+
+    options = ServeOptions(samples=3)
+    served = [resolve_expert(f"{SHIPPED / 'elastic'}:{world['checkpoint']}")]
+    with serving(create_app(served, build_engine(served, options), options)) as url:
+        rest = httpx.post(f"{url}/v1/experts/elastic/generate", json={"question": question, "fields": FIELDS},
+                          timeout=120).json()
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        messages = elastic.contract.messages(FIELDS, question)
+        chat = client.chat.completions.create(model="elastic", messages=messages)
+        chunks = list(client.chat.completions.create(model="elastic", messages=messages, stream=True))
+    # the same seeded candidates, the same vote, the same answer as ask
+    assert rest["vote"] == vote and rest["answer"] == asked["answer"] and rest["verdict"] == asked["verdict"]
+    assert (chat.model_extra or {})["expertkit"]["vote"] == vote
+    assert chat.choices[0].message.content == asked["answer"]
+    # a stream gets the voted answer whole, at the end, with the vote in its last chunk
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == asked["answer"]
+    assert (chunks[-1].model_extra or {})["expertkit"]["vote"] == vote

@@ -19,7 +19,9 @@ from expertkit.constrain import resolve_mode
 from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.fileio import iter_jsonl
-from expertkit.inference import InferenceEngine, create_engine, engine_class, generate_for
+from expertkit.generation import Generation, Sampling
+from expertkit.inference import InferenceEngine, create_engine, engine_class, generate_for, voted_for
+from expertkit.options import check_count
 from expertkit.scoring import score_output
 
 #: The name the checkpoint is registered under in the engine.
@@ -37,6 +39,8 @@ class AskOptions:
     allow_drift: bool = False
     max_new_tokens: int | None = None
     batch_size: int | None = None
+    #: Validator-guided decoding: candidates per question (1: greedy), chosen by :func:`expertkit.voting.vote`.
+    samples: int = 1
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,15 @@ class Answer:
     finished: bool
     latency_ms: float
     line: int | None = None
+    #: With ``--samples N``: the candidates and the vote (:meth:`expertkit.voting.Vote.to_dict`).
+    vote: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = {"question": self.question, "fields": self.fields, "answer": self.answer, "output": self.output,
                 "valid": self.valid, "verdict": self.verdict, "errors": self.errors, "tokens": self.tokens,
                 "finished": self.finished, "latency_ms": self.latency_ms}
+        if self.vote is not None:
+            body["vote"] = self.vote
         return {"line": self.line, **body} if self.line is not None else body
 
 
@@ -103,6 +111,7 @@ class Asker:
         if options.checkpoint is None:
             raise ExpertkitError("give the checkpoint to ask with --checkpoint CK", key="--checkpoint")
         engine_class(options.engine)
+        check_count(options.samples, "--samples")
         self.expert = expert
         self.options = options
         self.checkpoint: Checkpoint = load_checkpoint(options.checkpoint)
@@ -111,6 +120,9 @@ class Asker:
         self.base = choose_base(options.base, [(str(self.checkpoint.path), self.checkpoint.record)])
         self.max_new_tokens = options.max_new_tokens or expert.manifest.decoding.max_new_tokens
         self.batch_size = options.batch_size or expert.manifest.evaluation.batch_size
+        dec = expert.manifest.decoding
+        self.sampling = (Sampling(n=options.samples, temperature=dec.temperature, top_p=dec.top_p, seed=dec.seed)
+                         if options.samples > 1 else None)
         self.engine = engine or create_engine(options.engine, self.base, {CHECKPOINT_NAME: self.checkpoint.path})
 
     def ask(self, items: Sequence[Question], source: Path | None = None) -> list[Answer]:
@@ -124,14 +136,22 @@ class Asker:
                 prompts.append(self.expert.contract.encode_prompt(self.engine.tokenizer, canonical, item.question))
             except ContractError as exc:
                 raise ExpertkitError(exc.message, path=source, line=item.line, key="question") from None
-        outputs = generate_for(self.engine, self.expert, CHECKPOINT_NAME, prompts, fields,
-                               max_new_tokens=self.max_new_tokens, constrain=self.mode, batch_size=self.batch_size)
+        votes: list[dict[str, Any] | None] = [None] * len(prompts)
+        if self.sampling is None:
+            outputs: list[Generation] = generate_for(
+                self.engine, self.expert, CHECKPOINT_NAME, prompts, fields, max_new_tokens=self.max_new_tokens,
+                constrain=self.mode, batch_size=self.batch_size)
+        else:
+            voted = voted_for(self.engine, self.expert, CHECKPOINT_NAME, prompts, fields, self.sampling,
+                              max_new_tokens=self.max_new_tokens, constrain=self.mode, batch_size=self.batch_size)
+            outputs = [g for g, _ in voted]
+            votes = [v.to_dict() for _, v in voted]
         answers = []
-        for item, canonical, output in zip(items, fields, outputs, strict=True):
+        for item, canonical, output, vote in zip(items, fields, outputs, votes, strict=True):
             score = score_output(self.expert, output.text, canonical, None, item.question)
             answers.append(Answer(item.question, canonical, output.text, score.answer, score.valid, score.verdict,
                                   score.errors, output.new_tokens, output.finished,
-                                  round(output.latency_s * 1000, 1), item.line))
+                                  round(output.latency_s * 1000, 1), item.line, vote))
         return answers
 
 

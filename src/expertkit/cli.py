@@ -463,12 +463,14 @@ def serve(
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Serve checkpoints of another contract.")]
     = False,
     constrain: ConstrainOption = None,
+    samples: Annotated[int, typer.Option(
+        "--samples", help="Validator-guided decoding: N sampled candidates per request, chosen by vote.")] = 1,
 ) -> None:
     """Serve several experts over one base model (REST + OpenAI-compatible, streaming too)."""
     from expertkit.serve import ServeOptions, run_server
 
     run_server(experts, ServeOptions(base=base, host=host, port=port, api_key_file=api_key_file,
-                                     engine=engine, allow_drift=allow_drift, constrain=constrain))
+                                     engine=engine, allow_drift=allow_drift, constrain=constrain, samples=samples))
 
 
 # ---------------------------------------------------------------------- asking (ask.py)
@@ -487,7 +489,9 @@ def ask(
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Ask a checkpoint of another contract.")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON per answer: verdict, validity, errors, tokens, "
-                                          "latency.")] = False,
+                                          "latency (and the vote, with --samples).")] = False,
+    samples: Annotated[int, typer.Option(
+        "--samples", help="Validator-guided decoding: N sampled candidates per question, chosen by vote.")] = 1,
 ) -> None:
     """Ask a trained expert: one question, an interactive session, or a JSONL file in batches."""
     from expertkit.ask import Asker, AskOptions, Question, canonical_fields, read_questions, resolve_target
@@ -503,7 +507,7 @@ def ask(
     else:
         canonical_fields(loaded, Question(defaults, question or ""))
     asker = Asker(loaded, AskOptions(checkpoint=ck, base=base, engine=engine, constrain=constrain,
-                                     allow_drift=allow_drift))
+                                     allow_drift=allow_drift, samples=samples))
 
     def show(answer: Any, *, one_line: bool) -> None:
         if as_json:

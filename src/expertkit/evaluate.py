@@ -45,7 +45,14 @@ from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.fileio import check_output_dir
 from expertkit.generation import Generation, Sampling, checkpoint_kind
-from expertkit.inference import InferenceEngine, contract_stops, create_engine, engine_class, generate_for
+from expertkit.inference import (
+    InferenceEngine,
+    contract_stops,
+    create_engine,
+    engine_class,
+    generate_for,
+    sample_for,
+)
 from expertkit.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
 from expertkit.options import check_count
 from expertkit.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
@@ -243,20 +250,8 @@ class EngineBackend:
 
     def sample(self, name: str | None, prompts: Sequence[Sequence[int]], sampling: Sampling,
                advance: Advance) -> list[list[Generation]]:
-        if not getattr(self.engine, "in_memory", False):
-            self.engine.activate(name)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[list[Generation] | None] = [None] * len(prompts)
-        step = max(1, self.batch_size // sampling.n)
-        for start in range(0, len(order), step):
-            idx = order[start : start + step]
-            seeded = replace(sampling, seed=sampling.seed + start)
-            got = self.engine.sample([prompts[i] for i in idx], seeded, max_new_tokens=self.max_new_tokens,
-                                     stops=self.stops, batch_size=self.batch_size)
-            for i, g in zip(idx, got, strict=True):
-                out[i] = g
-            advance(len(idx))
-        return [g for g in out if g is not None]
+        return sample_for(self.engine, self.expert, name, prompts, sampling, max_new_tokens=self.max_new_tokens,
+                          batch_size=self.batch_size, advance=advance)
 
 
 # ---------------------------------------------------------------------- the command

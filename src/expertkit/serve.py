@@ -55,7 +55,7 @@ from expertkit.errors import ContractError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.fileio import read_text
 from expertkit.findings import Finding
-from expertkit.generation import Generation
+from expertkit.generation import Generation, Sampling
 from expertkit.inference import (
     InferenceEngine,
     TokenSink,
@@ -63,8 +63,10 @@ from expertkit.inference import (
     create_engine,
     engine_class,
     generate_for,
+    voted_for,
 )
 from expertkit.lint import check_messages
+from expertkit.options import check_count
 from expertkit.scoring import score_output
 
 #: The model name that routes a request by its fields.
@@ -101,6 +103,9 @@ class ServeOptions:
     max_connections: int = 256
     #: none | json | schema for every expert (None: each expert's manifest ``decoding.constrain``).
     constrain: str | None = None
+    #: Validator-guided decoding: candidates per request (1: greedy), temperature, top-p and seed from each
+    #: expert's manifest ``decoding``; the voted answer is returned, the vote in the ``expertkit`` block.
+    samples: int = 1
 
 
 @dataclass(frozen=True)
@@ -174,14 +179,17 @@ class _Job:
     fields: dict[str, str] = field(default_factory=dict)
     sink: TokenSink | None = None
     future: concurrent.futures.Future[Generation] = field(default_factory=concurrent.futures.Future)
+    #: With ``--samples N``: the vote that chose the answer (set by the worker before the result).
+    vote: dict[str, Any] | None = None
 
 
 class _Worker:
     """The one thread that touches the model: it batches queued jobs per expert and generates."""
 
     def __init__(self, engine: InferenceEngine, experts: Mapping[str, tuple[Expert, str]], queue_size: int,
-                 max_batch: int) -> None:
+                 max_batch: int, samples: int = 1) -> None:
         self.engine = engine
+        self.samples = samples
         self.experts = dict(experts)  # name -> (expert, constrained-decoding mode)
         self.max_batch = max_batch
         self.queue: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
@@ -227,6 +235,9 @@ class _Worker:
         if not group:
             return
         expert, mode = self.experts[name]
+        if self.samples > 1:
+            self._vote(expert, mode, name, budget, group)
+            return
         sinks = [j.sink for j in group]
         try:
             outputs = generate_for(self.engine, expert, name, [j.prompt_ids for j in group], [j.fields for j in group],
@@ -237,6 +248,22 @@ class _Worker:
                 job.future.set_exception(exc)
             return
         for job, output in zip(group, outputs, strict=True):
+            job.future.set_result(output)
+
+    def _vote(self, expert: Expert, mode: str, name: str, budget: int, group: list[_Job]) -> None:
+        """Validator-guided decoding: the voted answer (a stream receives it whole, at the end)."""
+        dec = expert.manifest.decoding
+        sampling = Sampling(n=self.samples, temperature=dec.temperature, top_p=dec.top_p, seed=dec.seed)
+        try:
+            voted = voted_for(self.engine, expert, name, [j.prompt_ids for j in group], [j.fields for j in group],
+                              sampling, max_new_tokens=budget, constrain=mode,
+                              batch_size=len(group) * self.samples)
+        except Exception as exc:
+            for job in group:
+                job.future.set_exception(exc)
+            return
+        for job, (output, vote) in zip(group, voted, strict=True):
+            job.vote = vote.to_dict()
             job.future.set_result(output)
 
 
@@ -380,7 +407,8 @@ class _Service:
         self.tokenizer = copy.deepcopy(engine.tokenizer)
         modes = {name: (served.expert, resolve_mode(served.expert, options.constrain))
                  for name, served in self.experts.items()}
-        self.worker = _Worker(engine, modes, options.queue_size, options.max_batch)
+        check_count(options.samples, "--samples")
+        self.worker = _Worker(engine, modes, options.queue_size, options.max_batch, options.samples)
         for served in self.experts.values():  # read once, now: never by a request, on the event loop
             served.expert.training_field_values()
         self.created = int(time.time())
@@ -455,9 +483,10 @@ class _Service:
         return max(self.options.request_timeout_s - (time.perf_counter() - started), 0.001)
 
     async def run(self, served: ServedExpert, prompt_ids: list[int], budget: int, started: float,
-                  fields: Mapping[str, str], request: Request | None = None) -> Generation:
-        """Queue the job and wait for it; a client that disconnects meanwhile has its job dropped (a job still
-        queued is never generated)."""
+                  fields: Mapping[str, str], request: Request | None = None
+                  ) -> tuple[Generation, dict[str, Any] | None]:
+        """Queue the job and wait for it (its output, and its vote with ``--samples``); a client that disconnects
+        meanwhile has its job dropped (a job still queued is never generated)."""
         job = self.submit(served, prompt_ids, budget, fields)
         remaining = self.remaining(started)
         answer = asyncio.ensure_future(asyncio.wrap_future(job.future))
@@ -477,7 +506,7 @@ class _Service:
                 raise ApiError(499, "client_closed", "the client closed the connection")
             raise ApiError(504, "timeout", f"no answer within {self.options.request_timeout_s:g} s")
         try:
-            return answer.result()
+            return answer.result(), job.vote
         except ExpertkitError as exc:
             raise ApiError(503, "unavailable", exc.message) from None
         except Exception as exc:
@@ -525,7 +554,7 @@ class _Service:
                 rest = decoder.finish(output.text)
                 if rest:
                     yield chunk({"content": rest})
-                judged = await run_in_threadpool(self.judge, served, output, fields, question)
+                judged = await run_in_threadpool(self.judge, served, output, fields, question, job.vote)
                 usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": output.new_tokens,
                          "total_tokens": len(prompt_ids) + output.new_tokens}
                 yield chunk({}, "stop" if output.finished else "length", usage=usage,
@@ -548,11 +577,12 @@ class _Service:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     def judge(self, served: ServedExpert, output: Generation, fields: Mapping[str, str],
-              question: str) -> dict[str, Any]:
+              question: str, vote: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._judging:  # judged in worker threads: the validators are used by one at a time
             score = score_output(served.expert, output.text, fields, None, question)
-        return {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
-                "reasoning_removed": score.has_reasoning, "checkpoint": served.label}
+        judged = {"answer": score.answer, "valid": score.valid, "errors": score.errors, "verdict": score.verdict,
+                  "reasoning_removed": score.has_reasoning, "checkpoint": served.label}
+        return {**judged, "vote": vote} if vote is not None else judged
 
 
 class _StreamSink:
@@ -778,9 +808,9 @@ def create_app(experts: Sequence[ServedExpert], engine: InferenceEngine, options
             return served, fields, prompt_ids
 
         served, fields, prompt_ids = await run_in_threadpool(check)  # validation never blocks the event loop
-        output = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started, fields,
-                                   request)
-        judged = await run_in_threadpool(service.judge, served, output, fields, body.question)
+        output, vote = await service.run(served, prompt_ids, service.budget(served, body.max_new_tokens), started,
+                                         fields, request)
+        judged = await run_in_threadpool(service.judge, served, output, fields, body.question, vote)
         return {"expert": served.name, **judged, "latency_ms": _latency_ms(started)}
 
     @app.post("/v1/chat/completions", response_model=None)
@@ -791,8 +821,9 @@ def create_app(experts: Sequence[ServedExpert], engine: InferenceEngine, options
         if body.stream:
             return service.stream(request, served, fields, question, prompt_ids, service.budget(served, requested),
                                   started, findings)
-        output = await service.run(served, prompt_ids, service.budget(served, requested), started, fields, request)
-        judged = await run_in_threadpool(service.judge, served, output, fields, question)
+        output, vote = await service.run(served, prompt_ids, service.budget(served, requested), started, fields,
+                                         request)
+        judged = await run_in_threadpool(service.judge, served, output, fields, question, vote)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -809,7 +840,8 @@ def create_app(experts: Sequence[ServedExpert], engine: InferenceEngine, options
     def check_chat(body: ChatRequest) -> tuple[ServedExpert, list[Finding], dict[str, str], str, list[int]]:
         """The chat request checked against the contract (in a worker thread: it can take a while)."""
         if body.n != 1:
-            raise ApiError(400, "unsupported", "n must be 1 (decoding is greedy)")
+            raise ApiError(400, "unsupported", "n must be 1 (one answer per request; the server's --samples "
+                           "sets the candidates it votes among)")
         messages = [_message_text(i, m) for i, m in enumerate(body.messages)]
         roles = [m["role"] for m in messages]
         if len(messages) > 2 or any(r not in ("system", "user") for r in roles) or roles == ["user", "system"]:
@@ -910,6 +942,7 @@ def run_server(specs: Sequence[str], options: ServeOptions) -> None:
 
     if not specs:
         raise ExpertkitError("name at least one expert to serve")
+    check_count(options.samples, "--samples")
     check_address(options.host, options.port)
     if options.api_key_file is not None:
         read_api_key(options.api_key_file)  # before the base is loaded: a bad key file fails fast

@@ -9,7 +9,7 @@ from expertkit.inference.base import (
     engine_class,
     engine_names,
 )
-from expertkit.inference.run import generate_for
+from expertkit.inference.run import generate_for, sample_for, voted_for
 
 __all__ = [
     "InferenceEngine",
@@ -20,4 +20,6 @@ __all__ = [
     "engine_class",
     "engine_names",
     "generate_for",
+    "sample_for",
+    "voted_for",
 ]

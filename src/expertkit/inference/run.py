@@ -4,10 +4,15 @@ serve and ask, so that the three give byte-identical answers for the same checkp
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from expertkit.expert import Expert
-from expertkit.generation import Generation
+from expertkit.generation import Generation, Sampling
 from expertkit.inference.base import InferenceEngine, TokenSink, contract_stops
+
+if TYPE_CHECKING:
+    from expertkit.voting import Vote
 
 
 def generate_for(
@@ -50,3 +55,72 @@ def generate_for(
         if advance is not None:
             advance(len(idx))
     return [g for g in out if g is not None]
+
+
+def sample_for(
+    engine: InferenceEngine,
+    expert: Expert,
+    checkpoint: str | None,
+    prompts: Sequence[Sequence[int]],
+    sampling: Sampling,
+    *,
+    max_new_tokens: int,
+    batch_size: int = 32,
+    advance: Callable[[int], None] | None = None,
+) -> list[list[Generation]]:
+    """``sampling.n`` seeded candidates per prompt (with log-probabilities), in prompt order.
+
+    Prompts are batched by length, ``batch_size // n`` at a time; each batch is seeded with
+    ``sampling.seed`` plus its first position, so a run is reproducible for the same prompts and batch size.
+    """
+    if not getattr(engine, "in_memory", False):
+        engine.activate(checkpoint)
+    batch_size = max(batch_size, getattr(engine, "min_batch", 0))
+    stops = contract_stops(expert.contract, engine.tokenizer)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[Generation] | None] = [None] * len(prompts)
+    step = max(1, batch_size // sampling.n)
+    for start in range(0, len(order), step):
+        idx = order[start : start + step]
+        seeded = replace(sampling, seed=sampling.seed + start)
+        got = engine.sample([prompts[i] for i in idx], seeded, max_new_tokens=max_new_tokens, stops=stops,
+                            batch_size=batch_size)
+        for i, g in zip(idx, got, strict=True):
+            out[i] = g
+        if advance is not None:
+            advance(len(idx))
+    return [g for g in out if g is not None]
+
+
+def voted_for(
+    engine: InferenceEngine,
+    expert: Expert,
+    checkpoint: str | None,
+    prompts: Sequence[Sequence[int]],
+    fields: Sequence[Mapping[str, str]],
+    sampling: Sampling,
+    *,
+    max_new_tokens: int,
+    constrain: str = "none",
+    batch_size: int = 32,
+) -> list[tuple[Generation, Vote]]:
+    """Validator-guided decoding for ``ask`` and ``serve``: per prompt, the voted candidate
+    (:func:`expertkit.voting.vote`) and its vote; where no candidate is valid, the greedy output of
+    :func:`generate_for` instead. A chosen candidate's latency is that of all the prompt's candidates."""
+    from expertkit.voting import vote
+
+    drawn = sample_for(engine, expert, checkpoint, prompts, sampling, max_new_tokens=max_new_tokens,
+                       batch_size=batch_size)
+    votes = [vote(expert, f, samples) for f, samples in zip(fields, drawn, strict=True)]
+    fallback = [i for i, v in enumerate(votes) if v.chosen is None]
+    greedy: dict[int, Generation] = {}
+    if fallback:
+        got = generate_for(engine, expert, checkpoint, [prompts[i] for i in fallback], [fields[i] for i in fallback],
+                           max_new_tokens=max_new_tokens, constrain=constrain, batch_size=batch_size)
+        greedy = dict(zip(fallback, got, strict=True))
+    out: list[tuple[Generation, Vote]] = []
+    for i, v in enumerate(votes):
+        spent = sum(g.latency_s for g in drawn[i])
+        chosen = greedy[i] if v.chosen is None else drawn[i][v.chosen]
+        out.append((replace(chosen, latency_s=spent + (chosen.latency_s if v.chosen is None else 0.0)), v))
+    return out
