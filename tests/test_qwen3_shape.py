@@ -18,6 +18,7 @@ from test_train import _records
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from typer.testing import CliRunner
 
+from expertkit.ask import CHECKPOINT_NAME, Asker, AskOptions, Question
 from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.cli import app
 from expertkit.evaluate import CompareOptions, compare_run
@@ -102,12 +103,20 @@ def test_qwen3_shape_trains_compares_serves_and_packages(tmp_path: Path) -> None
     # serve: the OpenAI endpoint answers and stops for the same reason
     options = ServeOptions(base=str(base))
     served = [resolve_expert(f"{root}:{checkpoint.path}")]
-    with serving(create_app(served, build_engine(served, options), options)) as url:
+    engine = build_engine(served, options)
+    with serving(create_app(served, engine, options)) as url:
         reply = httpx.post(f"{url}/v1/chat/completions", json={"model": "mini", "messages": messages},
                            timeout=120).json()
     assert reply["choices"][0]["finish_reason"] == "stop", reply
     assert reply["usage"]["completion_tokens"] == 1
     assert reply["usage"]["prompt_tokens"] == len(exported(prompt, add_special_tokens=False)["input_ids"])
+
+    # ask: the same checkpoint (over the base already loaded) stops at <|im_end|> too, with serve's answer
+    engine.add(CHECKPOINT_NAME, checkpoint.path)
+    (answer,) = Asker(expert, AskOptions(checkpoint=checkpoint.path), engine=engine).ask(
+        [Question(record["fields"], record["question"])])
+    assert (answer.finished, answer.tokens) == (True, 1)
+    assert "<|im_end|>" not in answer.output and answer.answer == reply["choices"][0]["message"]["content"]
 
     # package: the archive's chat template is the contract's
     archive = package_expert(expert, checkpoint.path, tmp_path / "mini.expert")

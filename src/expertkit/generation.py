@@ -97,6 +97,9 @@ class Engine:
             from peft import PeftModel
 
             if isinstance(self.model, PeftModel):
+                if self._merged is not None:  # peft would unmerge behind our back: the record would lie
+                    self.model.unmerge_adapter()
+                    self._merged = None
                 self.model.load_adapter(str(p), adapter_name=name)
             else:
                 self.model = PeftModel.from_pretrained(self.model, str(p), adapter_name=name)

@@ -9,10 +9,20 @@ from typing import TYPE_CHECKING
 
 from expertkit.expert import Expert
 from expertkit.generation import Generation, Sampling
-from expertkit.inference.base import InferenceEngine, TokenSink, contract_stops
+from expertkit.inference.base import InferenceEngine, Stops, TokenSink, contract_stops
 
 if TYPE_CHECKING:
     from expertkit.voting import Vote
+
+
+def _prepare(engine: InferenceEngine, expert: Expert, checkpoint: str | None, prompts: Sequence[Sequence[int]],
+             batch_size: int) -> tuple[int, Stops, list[int]]:
+    """``checkpoint`` activated; the batch size the engine takes, the contract's stops, and the prompts'
+    positions sorted by length (a batch wastes little padding; the engine keeps the order it is given)."""
+    if not getattr(engine, "in_memory", False):  # a model handed over (training) is used as it is
+        engine.activate(checkpoint)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    return max(batch_size, getattr(engine, "min_batch", 0)), contract_stops(expert.contract, engine.tokenizer), order
 
 
 def generate_for(
@@ -35,14 +45,9 @@ def generate_for(
     """
     from expertkit.constrain import constraint_for
 
-    if not getattr(engine, "in_memory", False):  # a model handed over (training) is used as it is
-        engine.activate(checkpoint)
-    batch_size = max(batch_size, getattr(engine, "min_batch", 0))
-    stops = contract_stops(expert.contract, engine.tokenizer)
+    batch_size, stops, order = _prepare(engine, expert, checkpoint, prompts, batch_size)
     constraints = [constraint_for(expert, constrain, f) for f in fields]
     any_constraint = any(c is not None for c in constraints)
-    # sorted by length so that a batch wastes little padding; the engine keeps the order it is given
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[Generation | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -73,11 +78,7 @@ def sample_for(
     Prompts are batched by length, ``batch_size // n`` at a time; each batch is seeded with
     ``sampling.seed`` plus its first position, so a run is reproducible for the same prompts and batch size.
     """
-    if not getattr(engine, "in_memory", False):
-        engine.activate(checkpoint)
-    batch_size = max(batch_size, getattr(engine, "min_batch", 0))
-    stops = contract_stops(expert.contract, engine.tokenizer)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    batch_size, stops, order = _prepare(engine, expert, checkpoint, prompts, batch_size)
     out: list[list[Generation] | None] = [None] * len(prompts)
     step = max(1, batch_size // sampling.n)
     for start in range(0, len(order), step):
