@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,21 @@ def test_bad_manifest_and_paths_are_one_line_exit_2(expert_dir: Path, tmp_path: 
     assert_one_line_error(run_cli("lint", expert_dir), "expert.yaml:11", "colour", "unknown key")
     assert_one_line_error(run_cli("render", tmp_path / "nowhere", "--question", "q"), "nowhere")
     assert_one_line_error(run_cli("check-prompt", tmp_path / "nowhere", "--prompt", "x"), "nowhere")
+
+
+def test_engine_messages_keep_their_brackets_in_the_console(tmp_path: Path) -> None:
+    """Engine and user text printed to the console is text, not rich markup: ``[maybe]`` stays ``[maybe]``."""
+    expert = Path(__file__).resolve().parents[1] / "experts" / "elastic"
+    answer = '{"query":{"term":{"Cancelled":"maybe"}}}'
+    fields = ["--field", "Dialect=elastic", "--field", "Task=query_dsl", "--field", "Index=kibana_sample_data_flights"]
+    proc = run_cli("validate", expert, *fields, "--output", answer)
+    assert proc.returncode == 1
+    assert "[maybe]" in proc.stdout and "[true]" in proc.stdout, proc.stdout
+    record = {"fields": {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"},
+              "question": "Which flights were cancelled?", "answer": answer}
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    wide = subprocess.run([sys.executable, "-m", "expertkit.cli", "lint", str(expert), "--data", str(data)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+    assert wide.returncode == 1
+    assert "[maybe]" in wide.stdout, wide.stdout

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from expertkit.errors import ExpertkitError, from_os_error, one_line
@@ -73,15 +74,15 @@ def _parse_field_options(items: list[str] | None) -> dict[str, str]:
 
 def _print_findings(findings: list[Finding], title: str) -> None:
     if not findings:
-        out.print(f"[green]{title}: no findings[/green]")
+        out.print(f"[green]{escape(title)}: no findings[/green]")
         return
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title), show_lines=False)
     for col in ("line", "severity", "code", "field", "message"):
         table.add_column(col)
     for f in findings[:200]:
         colour = "red" if f.severity == "error" else "yellow"
-        table.add_row(str(f.line or ""), f"[{colour}]{f.severity}[/{colour}]", f.code, f.field or "",
-                      f.message + (f" → {f.suggestion}" if f.suggestion else ""))
+        table.add_row(str(f.line or ""), f"[{colour}]{f.severity}[/{colour}]", escape(f.code), escape(f.field or ""),
+                      escape(f.message + (f" → {f.suggestion}" if f.suggestion else "")))
     out.print(table)
     if len(findings) > 200:
         out.print(f"… and {len(findings) - 200} more (use --json for all)")
@@ -136,11 +137,11 @@ def lint(
     else:
         for r in reports:
             _print_findings(r.findings, f"lint {r.path}: {r.records} records")
-            out.print(f"  counts: {r.counts or '{}'}")
-            out.print(f"  field orders: {dict(r.field_orders.most_common(5))}")
+            out.print(escape(f"  counts: {r.counts or '{}'}"))
+            out.print(escape(f"  field orders: {dict(r.field_orders.most_common(5))}"))
             for name, values in r.field_values.items():
                 top = dict(values.most_common(6))
-                out.print(f"  {name}: {top}{' …' if len(values) > 6 else ''}")
+                out.print(escape(f"  {name}: {top}{' …' if len(values) > 6 else ''}"))
     if any(r.errors for r in reports):
         raise typer.Exit(1)
 
@@ -223,13 +224,13 @@ def validate(
         if score.reasoning_kind:
             out.print(f"  reasoning: {score.reasoning_kind}")
         for note in score.text:
-            out.print(f"  text: {note}")
+            out.print(f"  text: {escape(note)}")
         if score.answer != output.strip():
-            out.print(f"  answer: {score.answer or '(none)'}")
+            out.print(f"  answer: {escape(score.answer or '(none)')}")
         for e in score.errors:
-            out.print(f"  error: {e}")
+            out.print(f"  error: {escape(e)}")
         for w in score.warnings:
-            out.print(f"  warning: {w}")
+            out.print(f"  warning: {escape(w)}")
         if score.equivalent is not None:
             out.print(f"  equivalent to the gold answer: {'yes' if score.equivalent else 'no'}")
         if score.execution_match is not None:
@@ -260,7 +261,7 @@ def data_generate(
     result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir,
                               force=force)
     for split, (path, n) in result.items():
-        out.print(f"{split}: {n} records -> {path}")
+        out.print(escape(f"{split}: {n} records -> {path}"))
 
 
 @base_app.command("tiny")
@@ -272,7 +273,7 @@ def base_tiny(
     from expertkit.model import build_tiny_base
 
     path = build_tiny_base(out_dir, seed=seed)
-    out.print(f"tiny base written to {path}")
+    out.print(escape(f"tiny base written to {path}"))
 
 
 @base_app.command("qwen3-shape")
@@ -285,7 +286,7 @@ def base_qwen3_shape(
     from expertkit.qwen3 import build_qwen3_shape_base
 
     path = build_qwen3_shape_base(out_dir, layers=layers, seed=seed)
-    out.print(f"qwen3-shape base ({layers} layers, random weights) written to {path}")
+    out.print(escape(f"qwen3-shape base ({layers} layers, random weights) written to {path}"))
 
 
 # ---------------------------------------------------------------------- training (train.py)
@@ -343,7 +344,7 @@ def train(
         check_base_available(base or expert.manifest.base_model)
     result = train_expert(expert, options)
     if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, the main process reports
-        out.print(str(result))
+        out.print(escape(str(result)))
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -367,7 +368,7 @@ def data_import_spider(
     if result.missing:
         missing = ", ".join(f"{k} ({v})" for k, v in sorted(result.missing.items()))
         line += f"; no database file for {missing}: their schema comes from the tables file"
-    out.print(line)
+    out.print(escape(line))
 
 
 @app.command()
@@ -391,12 +392,12 @@ def score(
         _print_json(report.to_dict())
         return
     s = report.summary
-    table = Table(title=f"score {outputs}: {s['cases']} cases")
+    table = Table(title=escape(f"score {outputs}: {s['cases']} cases"))
     for col in ("line", "verdict", "valid", "execution_match", "decided_by", "error"):
         table.add_column(col)
     for case in report.cases[:200]:
         table.add_row(str(case["line"]), case["verdict"], str(case["valid"]), str(case["execution_match"]),
-                      str(case.get("decided_by") or ""), (case["errors"] or [""])[0][:100])
+                      escape(str(case.get("decided_by") or "")), escape((case["errors"] or [""])[0][:100]))
     out.print(table)
 
     def pct(value: float | None) -> str:
@@ -536,8 +537,8 @@ def _ask_session(asker: Any, fields: dict[str, str], show: Any) -> None:
         import readline  # noqa: F401  (input() gets line editing and history)
 
         given = ", ".join(f"{k}={v}" for k, v in fields.items()) or "none"
-        console.print(f"asking {asker.expert.name} ({asker.checkpoint.path}); fields: {given}; "
-                      "one question per line, Ctrl-D or 'exit' to end")
+        console.print(escape(f"asking {asker.expert.name} ({asker.checkpoint.path}); fields: {given}; "
+                             "one question per line, Ctrl-D or 'exit' to end"))
     while True:
         try:
             line = input("> " if interactive else "")
@@ -551,7 +552,7 @@ def _ask_session(asker: Any, fields: dict[str, str], show: Any) -> None:
         try:
             show(asker.ask([Question(fields, text)])[0])
         except ExpertkitError as exc:  # a bad question ends neither the session nor its history
-            console.print(f"[red]error: {exc}[/red]")
+            console.print(f"[red]error: {escape(str(exc))}[/red]")
 
 
 # ---------------------------------------------------------------------- packages (package.py, scaffold.py)
@@ -569,7 +570,7 @@ def package(
 
     expert = _load(expert_dir)
     path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift, force=force)
-    out.print(f"packaged {path}")
+    out.print(escape(f"packaged {path}"))
 
 
 @app.command()
@@ -578,7 +579,7 @@ def install(archive: Annotated[Path, typer.Argument(help="A .expert archive.")])
     from expertkit.package import install_package
 
     installed = install_package(archive)
-    out.print(f"installed {installed.name}@{installed.version} -> {installed.path}")
+    out.print(escape(f"installed {installed.name}@{installed.version} -> {installed.path}"))
 
 
 @app.command("list")
@@ -594,7 +595,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
     for col in ("name", "version", "fingerprint", "path"):
         table.add_column(col)
     for i in items:
-        table.add_row(i.name, i.version, i.fingerprint, str(i.path))
+        table.add_row(escape(i.name), escape(i.version), i.fingerprint, escape(str(i.path)))
     out.print(table)
 
 
@@ -604,7 +605,7 @@ def remove(spec: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")]) -
     from expertkit.package import remove_installed
 
     for removed in remove_installed(spec):
-        out.print(f"removed {removed}")
+        out.print(escape(f"removed {removed}"))
 
 
 @app.command()
@@ -621,7 +622,7 @@ def new(
     from expertkit.scaffold import new_expert
 
     path = new_expert(name, dialect=dialect, task=task, fields=field or [], output_kind=output_kind, root=root)
-    out.print(f"created {path}")
+    out.print(escape(f"created {path}"))
 
 
 def main() -> None:
