@@ -149,12 +149,12 @@ def test_score_works_for_every_output_kind(tmp_path: Path) -> None:
 
 
 def test_import_never_overwrites_its_own_input(layout: Path) -> None:
-    """``--out`` naming an input (or a file inside the databases folder) is refused even with ``--force``."""
+    """``--out`` naming an input file is refused even with ``--force``."""
     import subprocess
     import sys
 
     before = (layout / "dev.json").read_bytes()
-    for target in (layout / "dev.json", layout / "tables.json", layout / "database" / "cases.jsonl"):
+    for target in (layout / "dev.json", layout / "tables.json"):
         proc = subprocess.run([sys.executable, "-m", "expertkit.cli", "data", "import", "spider", "--questions",
                                str(layout / "dev.json"), "--tables", str(layout / "tables.json"), "--databases",
                                str(layout / "database"), "--out", str(target), "--force"],
@@ -162,4 +162,3 @@ def test_import_never_overwrites_its_own_input(layout: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert "which this command reads" in proc.stderr and "Traceback" not in proc.stderr
     assert (layout / "dev.json").read_bytes() == before
-    assert not (layout / "database" / "cases.jsonl").exists()

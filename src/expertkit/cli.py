@@ -361,7 +361,7 @@ def data_import_spider(
     from expertkit.fileio import check_output_file
     from expertkit.spider import import_spider
 
-    check_output_file(out_file, key="--out", force=force, protect=(questions, tables, databases))  # never an input
+    check_output_file(out_file, key="--out", force=force, protect=(questions, tables))  # never an input
 
     result = import_spider(questions, tables, databases, out_file)
     line = f"{result.records} records ({result.databases} databases) -> {result.out}"
