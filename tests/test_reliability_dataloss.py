@@ -80,8 +80,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "quickstart --out a folder of the user's files": (["quickstart", "--out", "{thesis}"],
                                                       ["thesis", "--out", "not empty", "chapter1.tex"]),
     "data import spider --out an existing file": (
-        ["data", "import", "spider", "--questions", "{existing}", "--tables", "{existing}", "--databases", "{tmp}",
-         "--out", "{existing}"], ["existing.expert", "--out", "already exists", "--force"]),
+        ["data", "import", "spider", "--questions", "{expert}/expert.yaml", "--tables", "{expert}/expert.yaml",
+         "--databases", "{tmp}", "--out", "{existing}"], ["existing.expert", "--out", "already exists", "--force"]),
     "compare --out a folder of the user's files": (["compare", "{expert}", "--run", "{run}", "--out", "{thesis}"],
                                                    ["thesis", "--out", "not empty"]),
 }
