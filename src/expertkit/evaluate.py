@@ -324,25 +324,20 @@ def _generate_voted(backend: Backend, expert: Expert, name: str | None, label: s
                     prompts: Sequence[Sequence[int]], cases: Sequence[Case], sampling: Sampling,
                     progress: Progress) -> tuple[list[Score], list[dict[str, Any]], float]:
     """Validator-guided decoding: ``sampling.n`` candidates per case, voted; greedy where none is valid."""
-    from expertkit.voting import vote
+    from expertkit.voting import vote_or_greedy
 
     task = progress.add_task(f"{label} x{sampling.n}", total=len(prompts))
     t0 = time.perf_counter()
     drawn = backend.sample(name, prompts, sampling, lambda n: progress.advance(task, n))
-    votes = [vote(expert, case.fields, samples) for case, samples in zip(cases, drawn, strict=True)]
-    fallback = [i for i, v in enumerate(votes) if v.chosen is None]
-    greedy: dict[int, Generation] = {}
-    if fallback:
-        got = backend.generate(name, [prompts[i] for i in fallback], lambda n: None,
-                               [cases[i].fields for i in fallback])
-        greedy = dict(zip(fallback, got, strict=True))
+    chosen = vote_or_greedy(expert, [c.fields for c in cases], drawn, lambda idx: backend.generate(
+        name, [prompts[i] for i in idx], lambda n: None, [cases[i].fields for i in idx]))
     seconds = time.perf_counter() - t0
     scores: list[Score] = []
-    for i, (case, v) in enumerate(zip(cases, votes, strict=True)):
-        chosen = greedy[i] if v.chosen is None else drawn[i][v.chosen]
-        latency = sum(g.latency_s for g in drawn[i]) + (chosen.latency_s if v.chosen is None else 0.0)
-        s = score_output(expert, chosen.text, case.fields, case.gold)
-        scores.append(replace(s, new_tokens=chosen.new_tokens, finished=chosen.finished, latency_s=latency))
+    votes = []
+    for case, (g, v) in zip(cases, chosen, strict=True):
+        s = score_output(expert, g.text, case.fields, case.gold)
+        scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
+        votes.append(v)
     return scores, [v.to_dict() for v in votes], seconds
 
 

@@ -19,8 +19,8 @@ The prompt is never touched: candidates are generated from the contract's render
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -118,3 +118,19 @@ def vote(expert: Expert, fields: Mapping[str, str], samples: Sequence[Generation
         chosen = max(winner, key=lambda i: _mean([candidates[i].logprob]))
     agreement = next((m for m in ("execution", "canonical", "identical") if m in how), None)
     return Vote(candidates=candidates, groups=groups, chosen=chosen, agreement=agreement)
+
+
+def vote_or_greedy(expert: Expert, fields: Sequence[Mapping[str, str]], drawn: Sequence[Sequence[Generation]],
+                   greedy: Callable[[list[int]], Sequence[Generation]]) -> list[tuple[Generation, Vote]]:
+    """Per prompt, the voted candidate and its vote; where no candidate is valid, the greedy output
+    ``greedy(indices)`` gives for those prompts (asked once, for all of them). A chosen output's latency
+    is that of all the prompt's candidates (plus the greedy pass where it fell back)."""
+    votes = [vote(expert, f, samples) for f, samples in zip(fields, drawn, strict=True)]
+    fallback = [i for i, v in enumerate(votes) if v.chosen is None]
+    by_index = dict(zip(fallback, greedy(fallback), strict=True)) if fallback else {}
+    out: list[tuple[Generation, Vote]] = []
+    for i, v in enumerate(votes):
+        spent = sum(g.latency_s for g in drawn[i])
+        chosen = by_index[i] if v.chosen is None else drawn[i][v.chosen]
+        out.append((replace(chosen, latency_s=spent + (chosen.latency_s if v.chosen is None else 0.0)), v))
+    return out

@@ -108,20 +108,10 @@ def voted_for(
     """Validator-guided decoding for ``ask`` and ``serve``: per prompt, the voted candidate
     (:func:`expertkit.voting.vote`) and its vote; where no candidate is valid, the greedy output of
     :func:`generate_for` instead. A chosen candidate's latency is that of all the prompt's candidates."""
-    from expertkit.voting import vote
+    from expertkit.voting import vote_or_greedy
 
     drawn = sample_for(engine, expert, checkpoint, prompts, sampling, max_new_tokens=max_new_tokens,
                        batch_size=batch_size)
-    votes = [vote(expert, f, samples) for f, samples in zip(fields, drawn, strict=True)]
-    fallback = [i for i, v in enumerate(votes) if v.chosen is None]
-    greedy: dict[int, Generation] = {}
-    if fallback:
-        got = generate_for(engine, expert, checkpoint, [prompts[i] for i in fallback], [fields[i] for i in fallback],
-                           max_new_tokens=max_new_tokens, constrain=constrain, batch_size=batch_size)
-        greedy = dict(zip(fallback, got, strict=True))
-    out: list[tuple[Generation, Vote]] = []
-    for i, v in enumerate(votes):
-        spent = sum(g.latency_s for g in drawn[i])
-        chosen = greedy[i] if v.chosen is None else drawn[i][v.chosen]
-        out.append((replace(chosen, latency_s=spent + (chosen.latency_s if v.chosen is None else 0.0)), v))
-    return out
+    return vote_or_greedy(expert, fields, drawn, lambda idx: generate_for(
+        engine, expert, checkpoint, [prompts[i] for i in idx], [fields[i] for i in idx],
+        max_new_tokens=max_new_tokens, constrain=constrain, batch_size=batch_size))
