@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from expertkit.expert import Expert
+
 # idle OpenMP threads sleep rather than spin: tiny models on 2 shared cores train many times faster
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -61,3 +63,15 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip("../shared/realdata is not beside this checkout")
     return REALDATA
+
+
+@pytest.fixture(scope="module")
+def elastic() -> Expert:
+    """The shipped Elasticsearch expert (read-only in tests)."""
+    return Expert.load(REPO / "experts" / "elastic")
+
+
+@pytest.fixture(scope="module")
+def sql_expert() -> Expert:
+    """The shipped SQL expert (read-only in tests)."""
+    return Expert.load(REPO / "experts" / "sql")

@@ -21,10 +21,6 @@ SHIPPED = shipped_experts_dir()
 FLIGHTS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}
 
 
-@pytest.fixture(scope="module")
-def elastic() -> Expert:
-    return Expert.load(SHIPPED / "elastic")
-
 
 def test_parts_follow_the_canonical_form(elastic: Expert) -> None:
     m = elastic.matcher
@@ -133,10 +129,6 @@ def test_score_gives_correctness_and_error_kinds(elastic: Expert) -> None:
     unknown = score_output(elastic, '{"query":{"term":{"NoSuchField":1}}}', FLIGHTS, gold, q)
     assert "invalid" in unknown.error_kinds and "broken_json" not in unknown.error_kinds
 
-
-@pytest.fixture(scope="module")
-def sql_expert() -> Expert:
-    return Expert.load(SHIPPED / "sql")
 
 
 def test_sql_parts(sql_expert: Expert) -> None:

@@ -27,10 +27,6 @@ SHIPPED = REPO / "experts"
 FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}
 
 
-@pytest.fixture(scope="module")
-def elastic() -> Expert:
-    return Expert.load(SHIPPED / "elastic")
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, elastic: Expert) -> dict[str, Any]:

@@ -22,14 +22,6 @@ FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_dat
 GOLD = '{"query":{"term":{"FlightDelay":true}}}'
 
 
-@pytest.fixture(scope="module")
-def elastic() -> Expert:
-    return Expert.load(SHIPPED / "elastic")
-
-
-@pytest.fixture(scope="module")
-def sql_expert() -> Expert:
-    return Expert.load(SHIPPED / "sql")
 
 
 # ---------------------------------------------------------------------- strict verdicts
