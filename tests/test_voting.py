@@ -19,7 +19,6 @@ from expertkit.voting import vote
 
 small_expert = test_evaluate.small_expert  # the shipped elastic expert, 6 cases, and a run on a tiny base
 run_dir = test_evaluate.run_dir
-elastic = test_evaluate.elastic
 
 
 def _g(text: str, logprob: float = -1.0) -> Generation:
