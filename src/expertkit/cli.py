@@ -345,6 +345,10 @@ def train(
     result = train_expert(expert, options)
     if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, the main process reports
         out.print(escape(str(result)))
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():  # every process leaves the group before exit (no abort)
+        dist.destroy_process_group()
     if result.interrupted:
         raise typer.Exit(130)
 
