@@ -1,6 +1,6 @@
 """A run folder made in seconds: LoRA adapters with random (untrained) weights saved as complete checkpoints.
 
-The folder has what ``expertkit train`` leaves (see ``expertkit.checkpoints``): ``run.json``, and per
+The folder has what ``expertkit train`` leaves (see ``expertkit.core.checkpoints``): ``run.json``, and per
 checkpoint the PEFT adapter files, the exported chat template, a copy of the manifest and the record
 ``expertkit.json`` (written last). The adapters are ``peft.get_peft_model(...).save_pretrained`` with
 ``init_lora_weights=False`` (A and B random, so each checkpoint generates differently from the base),
@@ -25,8 +25,8 @@ def make_lora_run(expert: Any, base_path: str, run_dir: Path, steps: Sequence[in
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from expertkit.checkpoints import CHAT_TEMPLATE_NAME, RECORD_NAME, RUN_RECORD_NAME
-    from expertkit.manifest import MANIFEST_NAME
+    from expertkit.core.checkpoints import CHAT_TEMPLATE_NAME, RECORD_NAME, RUN_RECORD_NAME
+    from expertkit.core.manifest import MANIFEST_NAME
 
     spec = expert.manifest.training
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ from bench.common import record
 
 
 def run_expertkit(expert: Any, run_dir: Path, cases: int, out_dir: Path) -> dict[str, Any]:
-    from expertkit.evaluate import CompareOptions, compare_run
+    from expertkit.evaluation.compare import CompareOptions, compare_run
 
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the summary table; this bench prints one JSON line
@@ -71,8 +71,8 @@ def run_baseline(expert: Any, base_path: str, run_dir: Path, records: list[dict[
                  budget_s: float, threads: int | None) -> dict[str, Any]:
     import torch
 
-    from expertkit.checkpoints import list_checkpoints
-    from expertkit.evaluate import score_output
+    from expertkit.core.checkpoints import list_checkpoints
+    from expertkit.evaluation.compare import score_output
 
     def score(record: dict[str, Any], text: str) -> None:
         score_output(expert, text, expert.contract.normalize(record["fields"]), record.get("answer"))
@@ -101,8 +101,8 @@ def main() -> None:
                              "baseline's figure is extrapolated from the outputs generated")
     args = parser.parse_args()
 
-    from expertkit.expert import Expert
-    from expertkit.model import resolve_base, shipped_experts_dir
+    from expertkit.core.expert import Expert
+    from expertkit.models.base import resolve_base, shipped_experts_dir
 
     expert = Expert.load(shipped_experts_dir() / "elastic")
     base_path = resolve_base(args.base)

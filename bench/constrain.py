@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import record
-from expertkit.checkpoints import list_checkpoints
-from expertkit.evaluate import CompareOptions, compare_run
-from expertkit.expert import Expert
-from expertkit.model import shipped_experts_dir
+from expertkit.core.checkpoints import list_checkpoints
+from expertkit.core.expert import Expert
+from expertkit.evaluation.compare import CompareOptions, compare_run
+from expertkit.models.base import shipped_experts_dir
 
 MODES = ("none", "json", "schema")
 

@@ -16,14 +16,14 @@ recorded as such, and the others still run); the JSON (``$OUT/gpu.json``) is rew
 * ``train_baseline``: plain ``transformers.Trainer`` + PEFT LoRA (r 16, alpha 32, all linear layers),
   bf16, SDPA, batches padded per batch by ``DataCollatorForLanguageModeling`` (``bench._hf``), on the
   shipped elastic expert's training data rendered by the chat template; batch ``--batch-size`` (32).
-* ``train_expertkit_padded``: ``expertkit.train.train_expert`` on the same base, data and batch size, LoRA
+* ``train_expertkit_padded``: ``expertkit.training.train.train_expert`` on the same base, data and batch size, LoRA
   with the expert's settings (r 16, alpha 32, all linear layers), padded batches like the baseline's.
-* ``train_expertkit``: the same with padding-free batches (``expertkit.packing``) of
+* ``train_expertkit``: the same with padding-free batches (``expertkit.training.packing``) of
   ``--max-tokens-per-batch`` (16,384) tokens in rows of up to 1,024, and Liger's kernels where
   ``liger-kernel`` and ``triton`` import (carry their wheels). Both need expertkit's dependencies: trl,
   datasets, pydantic, elasticsearch... (see ``docs/benchmarks.md`` for the wheels to carry); without
   them the part records the import error.
-* ``compare``: a run with ``--checkpoints`` random LoRA checkpoints; ``expertkit.evaluate.compare_run``
+* ``compare``: a run with ``--checkpoints`` random LoRA checkpoints; ``expertkit.evaluation.compare.compare_run``
   over ``--cases`` eval cases (base + checkpoints) against the post-mortem's loop (each checkpoint
   merged into a freshly loaded model, one prompt at a time with ``model.generate``), bounded by
   ``--baseline-gen-budget-s`` and extrapolated from the outputs it generated.
@@ -57,9 +57,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # expertkit from the checkout (bench/gpu.sh sets PYTHONPATH too)
 
-from expertkit.errors import ExpertkitError  # noqa: E402
-from expertkit.model import QWEN_SPLIT_PATTERN  # noqa: E402  (standard library only, like expertkit.qwen3)
-from expertkit.qwen3 import QWEN3_0_6B, QWEN3_ADDED_TOKENS, qwen3_tokenizer  # noqa: E402
+from expertkit.core.errors import ExpertkitError  # noqa: E402
+from expertkit.models.base import QWEN_SPLIT_PATTERN  # noqa: E402  (standard library only, like expertkit.models.qwen3)
+from expertkit.models.qwen3 import QWEN3_0_6B, QWEN3_ADDED_TOKENS, qwen3_tokenizer  # noqa: E402
 
 ELASTIC = ROOT / "experts" / "elastic"
 PEAK_BF16_FLOPS = 989e12
@@ -96,8 +96,8 @@ def _optional(names: list[str]) -> dict[str, str | None]:
 
 def _expertkit_import_error() -> str | None:
     try:
-        import expertkit.evaluate
-        import expertkit.train  # noqa: F401
+        import expertkit.evaluation.compare
+        import expertkit.training.train  # noqa: F401
     except Exception as exc:  # ImportError, or a version clash inside a dependency
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -247,8 +247,8 @@ def part_train_expertkit(args: argparse.Namespace, model_dir: Path, work: Path, 
     from transformers import AutoTokenizer
 
     from bench import _hf
-    from expertkit.expert import Expert
-    from expertkit.train import TrainOptions, liger_available, train_expert
+    from expertkit.core.expert import Expert
+    from expertkit.training.train import TrainOptions, liger_available, train_expert
 
     expert = Expert.load(ELASTIC)
     metered = _hf.meter(args.train_budget_s, pad_id=AutoTokenizer.from_pretrained(model_dir).pad_token_id)
@@ -290,8 +290,8 @@ def part_compare(args: argparse.Namespace, model_dir: Path, work: Path) -> dict[
     score = None
     if error is None:
         from bench._run import make_lora_run
-        from expertkit.evaluate import CompareOptions, compare_run, score_output
-        from expertkit.expert import Expert
+        from expertkit.core.expert import Expert
+        from expertkit.evaluation.compare import CompareOptions, compare_run, score_output
 
         expert = Expert.load(ELASTIC)
         max_new = expert.manifest.decoding.max_new_tokens

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from bench.common import record
-from expertkit.expert import Expert
-from expertkit.generators import generate_dataset
-from expertkit.lint import lint_file
-from expertkit.model import shipped_experts_dir
+from expertkit.authoring.generators import generate_dataset
+from expertkit.authoring.lint import lint_file
+from expertkit.core.expert import Expert
+from expertkit.models.base import shipped_experts_dir
 
 
 def main() -> None:

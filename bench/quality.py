@@ -1,10 +1,10 @@
 """Task quality and its cost: scoring while training, and validator-guided decoding vs greedy.
 
 For each shipped expert (``--experts``, default elastic and sql), on the tiny base with its training
-defaults (``expertkit.train.TINY_TRAINING``: 1200 steps, a checkpoint every 100):
+defaults (``expertkit.training.train.TINY_TRAINING``: 1200 steps, a checkpoint every 100):
 
 1. **Training without and with scoring.** One run as ``expertkit train`` does by default (no scoring),
-   one as ``quickstart`` does (``expertkit.train_eval.QUICKSTART_EVAL``: every checkpoint scored on the
+   one as ``quickstart`` does (``expertkit.training.train_eval.QUICKSTART_EVAL``: every checkpoint scored on the
    whole eval set, early stopping with patience 3). Reported: wall seconds of each (training loop,
    scoring included; preparation apart), the seconds spent scoring and their **share of the scored
    run's wall time** (target ≤ 20 %), the steps reached and why it stopped.
@@ -31,8 +31,8 @@ from bench.common import record
 
 
 def _train(expert: Any, out: Path, steps: int | None, scored: bool) -> dict[str, Any]:
-    from expertkit.train import TINY_TRAINING, TrainOptions, train_expert
-    from expertkit.train_eval import QUICKSTART_EVAL
+    from expertkit.training.train import TINY_TRAINING, TrainOptions, train_expert
+    from expertkit.training.train_eval import QUICKSTART_EVAL
 
     scoring = {**QUICKSTART_EVAL, "eval_every": TINY_TRAINING["save_every"]} if scored else {}
     t0 = time.perf_counter()
@@ -56,12 +56,12 @@ def _train(expert: Any, out: Path, steps: int | None, scored: bool) -> dict[str,
 def _decode(expert: Any, run_dir: Path, step: int, cases_n: int, samples: list[int]) -> dict[str, Any]:
     from rich.progress import Progress
 
-    from expertkit.checkpoints import load_checkpoint
-    from expertkit.evaluate import EngineBackend, _generate_scored, _generate_voted, load_cases
-    from expertkit.generation import Sampling
-    from expertkit.inference import create_engine
-    from expertkit.scoring import summarize
-    from expertkit.train_eval import correct_rate
+    from expertkit.core.checkpoints import load_checkpoint
+    from expertkit.engines.inference import create_engine
+    from expertkit.engines.inference.generation import Sampling
+    from expertkit.evaluation.compare import EngineBackend, _generate_scored, _generate_voted, load_cases
+    from expertkit.evaluation.scoring import summarize
+    from expertkit.training.train_eval import correct_rate
 
     ck = load_checkpoint(run_dir / f"checkpoint-{step}")
     base = str(ck.record.get("base_path"))
@@ -102,8 +102,8 @@ def main() -> None:
     parser.add_argument("--no-baseline-train", action="store_true", help="skip the run without scoring")
     args = parser.parse_args()
 
-    from expertkit.expert import Expert
-    from expertkit.model import shipped_experts_dir
+    from expertkit.core.expert import Expert
+    from expertkit.models.base import shipped_experts_dir
 
     samples = [int(x) for x in args.samples.split(",") if x.strip()]
     for name in [x.strip() for x in args.experts.split(",") if x.strip()]:

@@ -154,8 +154,8 @@ def main() -> None:
     parser.add_argument("--ready-timeout-s", type=float, default=180.0)
     args = parser.parse_args()
 
-    from expertkit.expert import Expert
-    from expertkit.model import resolve_base, shipped_experts_dir
+    from expertkit.core.expert import Expert
+    from expertkit.models.base import resolve_base, shipped_experts_dir
 
     base_path = resolve_base(args.base)
     experts = {name: Expert.load(shipped_experts_dir() / name) for name in ("elastic", "sql")}

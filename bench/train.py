@@ -25,7 +25,7 @@ a second, spike-proof view.
 
 Rows: ``lora`` (like for like, LoRA on both sides, padded batches) and ``full`` (expertkit's tiny-base
 default, full fine-tuning at lr 3e-3, against the Trainer doing the same); ``lora-packed`` and
-``full-packed`` the same with expertkit's padding-free batches (``expertkit.packing``; a budget of about
+``full-packed`` the same with expertkit's padding-free batches (``expertkit.training.packing``; a budget of about
 ``--batch-size`` examples' tokens, so about as many examples per step) against the padded baseline.
 
     .venv/bin/python -m bench.train [--base tiny] [--steps 150] [--rounds 2] [--batch-size 16] [--rows lora,full,...]
@@ -57,7 +57,7 @@ def source_state() -> dict[str, Any]:
     try:
         state["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                          text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src/expertkit/train.py"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src/expertkit/training/train.py"], cwd=ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         state["train_py_uncommitted"] = bool(dirty)
     except (OSError, subprocess.SubprocessError):
@@ -67,7 +67,7 @@ def source_state() -> dict[str, Any]:
 
 def run_expertkit(expert: Any, base_path: str, out: Path, metered: Any, *, method: str, steps: int,
                   batch_size: int, learning_rate: float | None, max_tokens_per_batch: int | None) -> dict[str, Any]:
-    from expertkit.train import TrainOptions, train_expert
+    from expertkit.training.train import TrainOptions, train_expert
 
     t0 = time.perf_counter()
     result = train_expert(expert, TrainOptions(
@@ -169,9 +169,9 @@ def main() -> None:
                              "padding-free batches of about --batch-size examples' tokens against padded ones)")
     args = parser.parse_args()
 
-    from expertkit.expert import Expert
-    from expertkit.model import load_tokenizer, resolve_base, shipped_experts_dir
-    from expertkit.train import TINY_TRAINING, token_budget
+    from expertkit.core.expert import Expert
+    from expertkit.models.base import load_tokenizer, resolve_base, shipped_experts_dir
+    from expertkit.training.train import TINY_TRAINING, token_budget
 
     state_before = source_state()
     expert = Expert.load(shipped_experts_dir() / "elastic")

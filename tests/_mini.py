@@ -6,8 +6,8 @@ from pathlib import Path
 
 from test_train import MANIFEST, _records, _write_jsonl
 
-from expertkit.expert import Expert
-from expertkit.model import build_tiny_base
+from expertkit.core.expert import Expert
+from expertkit.models.base import build_tiny_base
 
 
 def mini_expert(root: Path, train: int, *, manifest: str = MANIFEST) -> Path:

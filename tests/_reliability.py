@@ -39,7 +39,7 @@ class CliResult:
 def tiny_base(factory: pytest.TempPathFactory) -> Path:
     """A tiny base built once per test session (its tokenizer knows the ``badinput`` expert's prompts)."""
     if "base" not in _BASES:
-        from expertkit.model import build_tiny_base
+        from expertkit.models.base import build_tiny_base
 
         _BASES["base"] = build_tiny_base(factory.mktemp("reliability-base") / "tiny", corpus=TINY_CORPUS,
                                          vocab_size=400)

@@ -8,14 +8,14 @@ import pytest
 from pydantic import ValidationError
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from expertkit.contract import (
+from expertkit.core.contract import (
     ContractSpec,
     PromptContract,
     PromptParseError,
     diff_contracts,
     parse_prompt,
 )
-from expertkit.errors import ContractError
+from expertkit.core.errors import ContractError
 
 ES_FIELDS = [
     {"name": "Dialect", "values": ["elastic"], "aliases": {"elasticsearch": "elastic", "es": "elastic"}},

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from expertkit.correctness import get_matcher, match_parts
-from expertkit.data import load_examples
-from expertkit.expert import Expert
-from expertkit.generators import generate_dataset
+from expertkit.authoring.generators import generate_dataset
+from expertkit.core.data import load_examples
+from expertkit.core.expert import Expert
+from expertkit.evaluation.scoring import score_output
 from expertkit.generators.elastic import known_values
-from expertkit.model import shipped_experts_dir
-from expertkit.scoring import score_output
+from expertkit.kinds.correctness import get_matcher, match_parts
+from expertkit.models.base import shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()
 FLIGHTS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}
@@ -202,14 +202,14 @@ def test_known_values_are_shipped_and_reproducible(tmp_path: Path, elastic: Expe
 
 def _loaded(root: Path) -> Expert:
     """The expert at ``root``, whose ``values`` folder may not exist yet (the generator makes it)."""
-    from expertkit.manifest import load_manifest
+    from expertkit.core.manifest import load_manifest
 
     return Expert(root, load_manifest(root))
 
 
 def test_a_kind_without_a_matcher_has_none(tmp_path: Path) -> None:
-    from expertkit.manifest import OutputSpec
-    from expertkit.validators import get_validator
+    from expertkit.core.manifest import OutputSpec
+    from expertkit.kinds.validation import get_validator
 
     assert get_matcher(get_validator(tmp_path, OutputSpec(kind="json"))) is None
 

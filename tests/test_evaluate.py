@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from expertkit.checkpoints import RECORD_NAME, RUN_RECORD_NAME
-from expertkit.data import load_examples
-from expertkit.errors import DriftError, ExpertkitError
-from expertkit.evaluate import (
+from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME
+from expertkit.core.data import load_examples
+from expertkit.core.errors import DriftError, ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.evaluation.compare import (
     DRIFT_KINDS,
     Case,
     CompareOptions,
@@ -29,9 +30,8 @@ from expertkit.evaluate import (
     summarize,
     verdict_of,
 )
-from expertkit.expert import Expert
-from expertkit.model import build_tiny_base, shipped_experts_dir
-from expertkit.scoring import SCORER_VERSION
+from expertkit.evaluation.scoring import SCORER_VERSION
+from expertkit.models.base import build_tiny_base, shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()
 FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from expertkit.errors import ExpertkitError
-from expertkit.generation import Engine
-from expertkit.inference import Stops
-from expertkit.model import build_tiny_base
+from expertkit.core.errors import ExpertkitError
+from expertkit.engines.inference import Stops
+from expertkit.engines.inference.generation import Engine
+from expertkit.models.base import build_tiny_base
 
 CORPUS = [f"<|im_start|>user\nquestion {i} about orders<|im_end|>\n{{\"size\":{i}}}" for i in range(200)]
 

@@ -13,9 +13,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.generators import Record, generate_dataset, generate_records, question_key
+from expertkit.authoring.generators import Record, generate_dataset, generate_records, question_key
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
 from expertkit.generators import elastic as gen_elastic
 from expertkit.generators import sql as gen_sql
 
@@ -182,7 +182,7 @@ def test_elastic_answers_are_compact_and_short(records: dict[str, dict[str, list
 
 def test_elastic_fields_fit_the_mapping_types(records: dict[str, dict[str, list[Record]]]) -> None:
     """term/prefix/wildcard on keyword-like fields, match on text, range on numeric/date, histograms on dates."""
-    from expertkit.validators.elastic import ElasticDslValidator
+    from expertkit.kinds.elastic.validator import ElasticDslValidator
 
     validator = Expert.load(ELASTIC).validator
     assert isinstance(validator, ElasticDslValidator)

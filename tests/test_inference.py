@@ -17,10 +17,10 @@ import pytest
 from _reliability import assert_one_line_error, run_main
 from test_serve import serving
 
-from expertkit.checkpoints import RECORD_NAME, RUN_RECORD_NAME, choose_base
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.model import build_tiny_base
+from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, choose_base
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.models.base import build_tiny_base
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "experts"
@@ -35,7 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, elastic: Expert) -> dict[str
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from expertkit.data import load_examples
+    from expertkit.core.data import load_examples
 
     examples = load_examples(elastic.eval_path)[:200]
     corpus = [elastic.contract.render_conversation(dict(e.fields), e.question, e.answer or "") for e in examples]
@@ -107,7 +107,7 @@ def _field_args(fields: dict[str, str] = FIELDS) -> list[str]:
 def test_compare_serve_and_ask_give_byte_identical_answers(world: dict[str, Any], elastic: Expert,
                                                            capsys: pytest.CaptureFixture[str],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from expertkit.serve import ServeOptions, build_engine, create_app, resolve_expert
+    from expertkit.serving.serve import ServeOptions, build_engine, create_app, resolve_expert
 
     out = world["root"] / "compare"
     result = run_main(["compare", SHIPPED / "elastic", "--run", world["run"], "--cases", world["cases"],
@@ -144,8 +144,8 @@ def test_generation_stops_where_the_contracts_wrapper_ends_a_turn(world: dict[st
     import torch
     from transformers import AutoModelForCausalLM
 
-    from expertkit.contract import PromptContract
-    from expertkit.inference import contract_stops, create_engine
+    from expertkit.core.contract import PromptContract
+    from expertkit.engines.inference import contract_stops, create_engine
 
     full = world["root"] / "eot-model"
     model = AutoModelForCausalLM.from_pretrained(world["base"])
@@ -164,7 +164,7 @@ def test_generation_stops_where_the_contracts_wrapper_ends_a_turn(world: dict[st
 
 
 def test_vllm_refuses_dora_adapters_with_the_reason(tmp_path: Path) -> None:
-    from expertkit.inference import create_engine, engine_names
+    from expertkit.engines.inference import create_engine, engine_names
 
     assert engine_names() == ["hf", "vllm"]
     adapter = tmp_path / "dora"
@@ -195,7 +195,7 @@ def test_ask_one_shot_json_installed_and_bad_input(world: dict[str, Any], elasti
     assert body["fields"] == FIELDS
 
     # an installed expert by name answers with its own checkpoint, the same answer
-    from expertkit.package import install_package, package_expert
+    from expertkit.packaging.package import install_package, package_expert
 
     monkeypatch.setenv("EXPERTKIT_HOME", str(world["root"] / "home"))  # a registry of this test's own
     install_package(package_expert(elastic, world["checkpoint"], world["root"] / "elastic.expert"))
@@ -299,7 +299,7 @@ class _Slow:
 
 
 def test_streaming_with_the_openai_client(world: dict[str, Any], elastic: Expert) -> None:
-    from expertkit.serve import ServeOptions, build_engine, create_app, resolve_expert
+    from expertkit.serving.serve import ServeOptions, build_engine, create_app, resolve_expert
 
     key_file = world["root"] / "key"
     key_file.write_text("k3y\n")
@@ -356,8 +356,8 @@ def test_streaming_with_the_openai_client(world: dict[str, Any], elastic: Expert
 def test_the_schema_grammar_admits_every_gold_answer_in_its_trained_form(elastic: Expert) -> None:
     from xgrammar.testing import _is_grammar_accept_string
 
-    from expertkit.constrain import constraint_for
-    from expertkit.data import load_examples
+    from expertkit.core.data import load_examples
+    from expertkit.engines.inference.constrain import constraint_for
 
     examples = load_examples(elastic.eval_path)
     for ex in examples:
@@ -377,7 +377,7 @@ def test_constrained_outputs_follow_the_grammar(world: dict[str, Any], capsys: p
                                                 monkeypatch: pytest.MonkeyPatch, elastic: Expert) -> None:
     from xgrammar.testing import _is_grammar_accept_string
 
-    from expertkit.constrain import constraint_for
+    from expertkit.engines.inference.constrain import constraint_for
 
     jsonl = world["root"] / "constrained.jsonl"
     lines = elastic.eval_path.read_text().splitlines()[:6]
@@ -400,7 +400,7 @@ def test_constrained_outputs_follow_the_grammar(world: dict[str, Any], capsys: p
 def test_ask_and_serve_with_samples_return_the_voted_answer(world: dict[str, Any], elastic: Expert,
                                                             capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from expertkit.serve import ServeOptions, build_engine, create_app, resolve_expert
+    from expertkit.serving.serve import ServeOptions, build_engine, create_app, resolve_expert
 
     question = "Only trips flagged as delayed"
     ask = ["ask", SHIPPED / "elastic", "--checkpoint", world["checkpoint"], *_field_args()]

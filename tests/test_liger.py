@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from expertkit.train import liger_available
+from expertkit.training.train import liger_available
 
 
 def test_liger_says_why_it_is_off() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from expertkit.contract import ContractSpec, PromptContract
-from expertkit.expert import Expert
-from expertkit.lint import check_messages
+from expertkit.authoring.lint import check_messages
+from expertkit.core.contract import ContractSpec, PromptContract
+from expertkit.core.expert import Expert
 
 POST_MORTEM_TRAINING_PROMPT = """<|system|>
 Dialect: elastic

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from expertkit.errors import ExpertkitError
-from expertkit.manifest import load_manifest, parse_manifest
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.manifest import load_manifest, parse_manifest
 
 GOOD = """name: demo
 output:

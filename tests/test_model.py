@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from expertkit.contract import ContractSpec, FieldSpec, PromptContract
-from expertkit.errors import ExpertkitError
-from expertkit.model import (
+from expertkit.core.contract import ContractSpec, FieldSpec, PromptContract
+from expertkit.core.errors import ExpertkitError
+from expertkit.models.base import (
     SPECIAL_TOKENS,
     THINK_TOKENS,
     TINY_SHAPE,

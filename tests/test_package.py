@@ -14,11 +14,11 @@ import yaml
 from _reliability import WEIGHTS
 from typer.testing import CliRunner
 
-from expertkit.checkpoints import RECORD_NAME
 from expertkit.cli import app
-from expertkit.errors import DriftError, ExpertkitError
-from expertkit.expert import Expert
-from expertkit.package import (
+from expertkit.core.checkpoints import RECORD_NAME
+from expertkit.core.errors import DriftError, ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.packaging.package import (
     install_package,
     list_installed,
     package_expert,

@@ -10,12 +10,12 @@ import torch
 from _mini import mini_base, mini_expert
 from test_train import MANIFEST
 
-from expertkit.checkpoints import list_checkpoints, read_run
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.model import load_tokenizer
-from expertkit.packing import REAL_TOKENS, PackedCollator, pack_batches
-from expertkit.train import TrainOptions, build_trainer, encode_dataset, plan_run, train_expert
+from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.models.base import load_tokenizer
+from expertkit.training.packing import REAL_TOKENS, PackedCollator, pack_batches
+from expertkit.training.train import TrainOptions, build_trainer, encode_dataset, plan_run, train_expert
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from _chromium import AMBER, GREEN, RED, render_in_chromium
 
-from expertkit.data import load_examples
-from expertkit.evaluate import EngineBackend
-from expertkit.expert import Expert
-from expertkit.model import build_tiny_base, shipped_experts_dir
+from expertkit.core.data import load_examples
+from expertkit.core.expert import Expert
+from expertkit.evaluation.compare import EngineBackend
+from expertkit.models.base import build_tiny_base, shipped_experts_dir
 from expertkit.quickstart import QUICKSTART_EXPERT, run_quickstart
 
 

@@ -18,15 +18,15 @@ from test_train import _records
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from typer.testing import CliRunner
 
-from expertkit.ask import CHECKPOINT_NAME, Asker, AskOptions, Question
-from expertkit.checkpoints import list_checkpoints, read_run
 from expertkit.cli import app
-from expertkit.evaluate import CompareOptions, compare_run
-from expertkit.expert import Expert
-from expertkit.package import TEMPLATE_NAME, package_expert
-from expertkit.qwen3 import QWEN3_0_6B, qwen3_chat_template
-from expertkit.serve import ServeOptions, build_engine, create_app, resolve_expert
-from expertkit.train import TrainOptions, train_expert
+from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.expert import Expert
+from expertkit.evaluation.compare import CompareOptions, compare_run
+from expertkit.models.qwen3 import QWEN3_0_6B, qwen3_chat_template
+from expertkit.packaging.package import TEMPLATE_NAME, package_expert
+from expertkit.serving.ask import CHECKPOINT_NAME, Asker, AskOptions, Question
+from expertkit.serving.serve import ServeOptions, build_engine, create_app, resolve_expert
+from expertkit.training.train import TrainOptions, train_expert
 
 ENDOFTEXT, IM_START, IM_END = 151643, 151644, 151645
 LINEAR = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from expertkit.data import read_examples
-from expertkit.expert import Expert
-from expertkit.model import shipped_experts_dir
-from expertkit.reasoning import analyze_output, is_prose
+from expertkit.core.data import read_examples
+from expertkit.core.expert import Expert
+from expertkit.core.reasoning import analyze_output, is_prose
+from expertkit.models.base import shipped_experts_dir
 
 Q = '{"query":{"term":{"FlightDelay":true}}}'
 CUT = '{"query":{"bool":{"should":[{"term":{"Dest":"Cape Town"}}'  # a truncated answer, words and all

@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 from test_package import make_checkpoint, make_expert
 
-from expertkit import fileio
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.package import install_package, list_installed, package_expert, remove_installed
+from expertkit.core import fileio
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.packaging.package import install_package, list_installed, package_expert, remove_installed
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"
 REPO = SRC.parents[1]
 #: Direct writes allowed in ``src/``: (file, text of the line, why it is safe).
 DIRECT_WRITES = [
     ("fileio.py", 'with os.fdopen(fd, "wb") as fh:', "the temporary file of atomic_write_bytes"),
-    ("model.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
+    ("base.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
     ("qwen3.py", "(tmp / TINY_MARKER).write_text(", "a temporary folder, moved into place whole"),
     ("scaffold.py", "(tmp / ", "a temporary folder, renamed when whole"),
     ("package.py", 'with os.fdopen(fd, "wb") as raw, tarfile.open(', "a temporary file renamed over the archive"),
@@ -38,7 +38,10 @@ DIRECT_WRITES = [
      "loss.jsonl gets a line per step; a line cut by a kill is skipped, and resume trims the log"),
 ]
 #: Writers of what another step reads: reports, registry, datasets, run records.
-ATOMIC_WRITERS = ["report.py", "package.py", "generators/__init__.py", "generators/sql.py", "train.py"]
+ATOMIC_WRITERS = [
+    "evaluation/report.py", "packaging/package.py", "authoring/generators.py", "generators/sql.py",
+    "training/train.py",
+]
 _WRITE_RE = re.compile(r"\.write_(text|bytes)\(|open\([^)]*[\"'][wax]b?\+?[\"']|\.open\([\"'][wax]|json\.dump\(")
 
 
@@ -102,7 +105,7 @@ def test_a_crash_mid_write_keeps_the_old_file(writer: str, tmp_path: Path, monke
 
 
 def test_comparison_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from expertkit.report import write_reports
+    from expertkit.evaluation.report import write_reports
 
     out = tmp_path / "compare"
     out.mkdir()
@@ -115,7 +118,7 @@ def test_comparison_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_generated_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from expertkit.generators import generate_dataset
+    from expertkit.authoring.generators import generate_dataset
 
     root = Path(shutil.copytree(REPO / "experts" / "elastic", tmp_path / "elastic"))
     train, evals = root / "data" / "train.jsonl", root / "data" / "eval.jsonl"
@@ -191,7 +194,7 @@ def test_archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_scaffolded_experts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from expertkit.scaffold import new_expert
+    from expertkit.authoring.scaffold import new_expert
 
     def rename(self: Path, target: Any) -> Path:
         raise Crash("killed before the rename")

@@ -27,8 +27,8 @@ from _reliability import (
     write_checkpoint,
 )
 
-from expertkit.expert import Expert
-from expertkit.package import package_expert
+from expertkit.core.expert import Expert
+from expertkit.packaging.package import package_expert
 
 HUGE_LINE_BYTES = 10 * 1024 * 1024
 DEEP = 100_000
@@ -197,8 +197,8 @@ def test_a_bom_is_stripped_and_changes_nothing(command: str, tmp_path: Path, cap
 
 
 def test_a_bom_is_stripped_from_cases_manifests_and_training_data(tmp_path: Path) -> None:
-    from expertkit.data import load_examples
-    from expertkit.manifest import load_manifest
+    from expertkit.core.data import load_examples
+    from expertkit.core.manifest import load_manifest
 
     bom, plain = _without_bom(tmp_path)
     assert load_examples(bom) == load_examples(plain)
@@ -365,12 +365,12 @@ def _serve_args(case: str, tmp: Path) -> list[str | Path]:
 def test_serve_refuses_before_loading_anything(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXPERTKIT_HOME", str(tmp_path / "home"))
-    import expertkit.serve
+    import expertkit.serving.serve
 
     def no_engine(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the base was loaded before the input was checked")
 
-    monkeypatch.setattr(expertkit.serve, "build_engine", no_engine)
+    monkeypatch.setattr(expertkit.serving.serve, "build_engine", no_engine)
     result = run_main(["serve", *_serve_args(case, tmp_path), "--base", "/nonexistent-base"], capsys, monkeypatch)
     assert_one_line_error(result, *SERVE_CASES[case])
 

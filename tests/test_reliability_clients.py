@@ -26,11 +26,11 @@ import pytest
 from _reliability import assert_one_line_error, run_main, tiny_base
 from test_serve import JSON_FIELDS, Stub, make_expert, running, write_record
 
-import expertkit.serve
-from expertkit.checkpoints import load_checkpoint
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.serve import ServedExpert, ServeOptions, create_app, read_api_key, server_config
+import expertkit.serving.serve
+from expertkit.core.checkpoints import load_checkpoint
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.serving.serve import ServedExpert, ServeOptions, create_app, read_api_key, server_config
 
 GEN = "/v1/experts/jsonx/generate"
 CHAT = "/v1/chat/completions"
@@ -149,7 +149,7 @@ def head_healthz(env: dict[str, Any]) -> None:
 
 def validation_off_the_loop(env: dict[str, Any]) -> None:
     seen: list[bool] = []
-    real = expertkit.serve.check_messages
+    real = expertkit.serving.serve.check_messages
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -159,12 +159,12 @@ def validation_off_the_loop(env: dict[str, Any]) -> None:
             seen.append(False)
         return real(*args, **kwargs)
 
-    expertkit.serve.check_messages = spy  # type: ignore[assignment]
+    expertkit.serving.serve.check_messages = spy  # type: ignore[assignment]
     try:
         body = {"model": "jsonx", "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "q"}]}
         assert env["client"].post(CHAT, json=body).status_code == 200
     finally:
-        expertkit.serve.check_messages = real  # type: ignore[assignment]
+        expertkit.serving.serve.check_messages = real  # type: ignore[assignment]
     assert seen == [False]  # in a worker thread, not on the event loop
 
 
@@ -229,7 +229,7 @@ def test_a_key_no_client_can_send_is_refused_at_start(key: str, tmp_path: Path, 
     def nothing_loaded(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the base was loaded before the key was checked")
 
-    monkeypatch.setattr(expertkit.serve, "build_engine", nothing_loaded)
+    monkeypatch.setattr(expertkit.serving.serve, "build_engine", nothing_loaded)
     result = run_main(["serve", "nope", "--api-key-file", path, "--base", "/nonexistent"], capsys, monkeypatch)
     assert_one_line_error(result, "--api-key-file", "non-ASCII")
 
@@ -238,8 +238,8 @@ def test_the_training_values_are_read_once_at_start_with_a_cap(world: dict[str, 
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """An installed manifest's ``data.train`` at a big member made every chat request re-read it on the event
     loop (3.8 s, RSS 474 -> 2,607 MB): now it is read when the app is made, at most 256 MiB, never again."""
-    import expertkit.data
-    import expertkit.expert
+    import expertkit.core.data
+    import expertkit.core.expert
 
     expert = make_expert(tmp_path, "jsonx")
     record = {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "q"},
@@ -247,13 +247,13 @@ def test_the_training_values_are_read_once_at_start_with_a_cap(world: dict[str, 
     (expert.root / "data" / "train.jsonl").write_text(json.dumps(record) + "\n")
     served = [ServedExpert(expert, world["served"][0].checkpoint, "jsonx")]
     reads: list[str] = []
-    real = expertkit.data.read_examples
+    real = expertkit.core.data.read_examples
 
     def counted(path: Any) -> Any:
         reads.append(str(path))
         return real(path)
 
-    monkeypatch.setattr(expertkit.data, "read_examples", counted)
+    monkeypatch.setattr(expertkit.core.data, "read_examples", counted)
     app = create_app(served, Stub(world["base"]), OPTIONS)
     assert len(reads) == 1  # at start
     with running(server_config(app, OPTIONS, log_level="error")) as server:
@@ -262,7 +262,7 @@ def test_the_training_values_are_read_once_at_start_with_a_cap(world: dict[str, 
         for _ in range(3):
             assert httpx.post(f"http://127.0.0.1:{port}{CHAT}", json=body, timeout=30).status_code == 200
     assert len(reads) == 1  # never by a request
-    monkeypatch.setattr(expertkit.expert, "MAX_TRAINING_VALUES_BYTES", 10)
+    monkeypatch.setattr(expertkit.core.expert, "MAX_TRAINING_VALUES_BYTES", 10)
     again = [ServedExpert(Expert.load(expert.root), world["served"][0].checkpoint, "jsonx")]
     with pytest.raises(ExpertkitError, match="over the 10-byte limit"):
         create_app(again, Stub(world["base"]), OPTIONS)

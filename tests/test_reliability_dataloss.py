@@ -25,11 +25,11 @@ from _reliability import (
     write_checkpoint,
 )
 
-import expertkit.evaluate
-import expertkit.model
-import expertkit.train
-from expertkit.expert import Expert
-from expertkit.model import TINY_MARKER, build_tiny_base
+import expertkit.evaluation.compare
+import expertkit.models.base
+import expertkit.training.train
+from expertkit.core.expert import Expert
+from expertkit.models.base import TINY_MARKER, build_tiny_base
 
 
 @pytest.fixture
@@ -50,9 +50,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     def no_scoring(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("scoring started before the output place was checked")
 
-    monkeypatch.setattr(expertkit.evaluate, "create_engine", no_scoring)
-    monkeypatch.setattr(expertkit.model, "tiny_base_path", no_scoring)  # quickstart's work
-    monkeypatch.setattr(expertkit.train, "train_expert", no_scoring)
+    monkeypatch.setattr(expertkit.evaluation.compare, "create_engine", no_scoring)
+    monkeypatch.setattr(expertkit.models.base, "tiny_base_path", no_scoring)  # quickstart's work
+    monkeypatch.setattr(expertkit.training.train, "train_expert", no_scoring)
     return {"tmp": tmp_path, "expert": expert, "run": run, "checkpoint": checkpoint, "thesis": thesis,
             "existing": existing, "sql": sql}
 

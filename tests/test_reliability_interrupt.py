@@ -23,12 +23,12 @@ import torch
 from _reliability import BADINPUT, cli_env, tiny_base
 from safetensors.torch import load_file
 
-from expertkit.checkpoints import list_checkpoints
-from expertkit.errors import ExpertkitError
-from expertkit.evaluate import select_checkpoints
-from expertkit.expert import Expert
-from expertkit.package import package_expert
-from expertkit.train import TrainOptions, train_expert
+from expertkit.core.checkpoints import list_checkpoints
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.evaluation.compare import select_checkpoints
+from expertkit.packaging.package import package_expert
+from expertkit.training.train import TrainOptions, train_expert
 
 STEPS = 6
 SAVE_EVERY = 2
@@ -37,7 +37,8 @@ COMMON: dict[str, Any] = {"method": "full", "steps": STEPS, "save_every": SAVE_E
                           "learning_rate": 3e-3, "seed": 11}
 HOOK = textwrap.dedent("""
     import os, signal, sys
-    from expertkit import cli, train
+    from expertkit import cli
+    from expertkit.training import train
 
     at_step, signum = int(sys.argv[1]), getattr(signal, sys.argv[2])
     original = train.ExpertTrainer._write_expertkit_files

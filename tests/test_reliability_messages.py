@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from _reliability import BADINPUT, assert_one_line_error, read_only, run_main, snapshot, write_checkpoint
 
-import expertkit.serve
-from expertkit.expert import Expert
-from expertkit.package import install_package, package_expert
+import expertkit.serving.serve
+from expertkit.core.expert import Expert
+from expertkit.packaging.package import install_package, package_expert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     def nothing_loaded(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a model was loaded before the input was checked")
 
-    monkeypatch.setattr(expertkit.serve, "build_engine", nothing_loaded)
+    monkeypatch.setattr(expertkit.serving.serve, "build_engine", nothing_loaded)
     monkeypatch.setenv("EXPERTKIT_HOME", str(tmp_path / "home"))
     return {"tmp": tmp_path, "expert": expert, "checkpoint": checkpoint, "sql": sql, "archive": archive,
             "file": a_file, "locked": tmp_path / "locked"}

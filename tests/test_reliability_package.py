@@ -18,9 +18,9 @@ import pytest
 import yaml
 from test_package import _file, _tar, _valid_entries, _with_sums, make_checkpoint, make_expert
 
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.package import MAX_ENTRIES, install_package, list_installed, package_expert
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.packaging.package import MAX_ENTRIES, install_package, list_installed, package_expert
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from expertkit.contract import ContractSpec, PromptContract, parse_prompt
-from expertkit.errors import ContractError, ExpertkitError
-from expertkit.expert import Expert
-from expertkit.lint import LintReport, lint_file
+from expertkit.authoring.lint import LintReport, lint_file
+from expertkit.core.contract import ContractSpec, PromptContract, parse_prompt
+from expertkit.core.errors import ContractError, ExpertkitError
+from expertkit.core.expert import Expert
 
 ROUND_TRIP_EXAMPLES = 400
 LINT_EXAMPLES = 300

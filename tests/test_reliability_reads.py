@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from _reliability import BADINPUT, CliResult, assert_one_line_error, run_subprocess, write_checkpoint
 
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.fileio import iter_jsonl, read_text
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.core.fileio import iter_jsonl, read_text
 
 #: Address space each command may use: the CLI with its libraries needs well under 1 GiB here.
 MEMORY_LIMIT = 1536 * 1024 * 1024

@@ -27,14 +27,14 @@ from _reliability import (
 )
 from transformers import TrainerCallback
 
-import expertkit.evaluate
-from expertkit.checkpoints import list_checkpoints, load_checkpoint, sha256_file
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.lint import check_messages
-from expertkit.manifest import parse_manifest
-from expertkit.package import package_expert
-from expertkit.train import TrainOptions, train_expert
+import expertkit.evaluation.compare
+from expertkit.authoring.lint import check_messages
+from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, sha256_file
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.core.manifest import parse_manifest
+from expertkit.packaging.package import package_expert
+from expertkit.training.train import TrainOptions, train_expert
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +209,13 @@ def test_truncated_weights_are_refused_naming_the_file(command: str, tmp_path: P
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from test_reliability_package import _files, _resummed
 
-    import expertkit.serve
+    import expertkit.serving.serve
 
     def nothing_loaded(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model was loaded before the weights were checked")
 
-    monkeypatch.setattr(expertkit.serve, "build_engine", nothing_loaded)
-    monkeypatch.setattr(expertkit.evaluate, "create_engine", nothing_loaded)
+    monkeypatch.setattr(expertkit.serving.serve, "build_engine", nothing_loaded)
+    monkeypatch.setattr(expertkit.evaluation.compare, "create_engine", nothing_loaded)
     monkeypatch.setenv("EXPERTKIT_HOME", str(tmp_path / "home"))
     expert = copy_expert(tmp_path / "expert")
     checkpoint = write_checkpoint(tmp_path / "run" / "checkpoint-1", Expert.load(expert))
@@ -246,9 +246,9 @@ def test_weights_that_do_not_match_their_recorded_checksum_are_refused(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A save records each weights file's sha256; a file damaged in place (same size, whole header) is refused
     where it is served or packaged."""
-    import expertkit.serve
+    import expertkit.serving.serve
 
-    monkeypatch.setattr(expertkit.serve, "build_engine", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(expertkit.serving.serve, "build_engine", lambda *a, **k: pytest.fail("the model was loaded"))
     expert = Path(shutil.copytree(finished[0], tmp_path / "expert"))
     checkpoint = Path(shutil.copytree(finished[1] / "checkpoint-2", tmp_path / "run" / "checkpoint-2"))
     weights = checkpoint / "model.safetensors"
@@ -289,7 +289,7 @@ def test_compare_lints_its_cases_before_scoring(case: str, tmp_path: Path, capsy
     def no_scoring(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("scoring started on unchecked cases")
 
-    monkeypatch.setattr(expertkit.evaluate, "create_engine", no_scoring)
+    monkeypatch.setattr(expertkit.evaluation.compare, "create_engine", no_scoring)
     expert = copy_expert(tmp_path / "expert")
     write_checkpoint(tmp_path / "run" / "checkpoint-1", Expert.load(expert))
     line, code = BAD_CASES[case]

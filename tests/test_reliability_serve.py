@@ -18,9 +18,9 @@ import pytest
 from _reliability import tiny_base
 from test_serve import JSON_FIELDS, Stub, make_expert, serving, write_record
 
-from expertkit.checkpoints import load_checkpoint
-from expertkit.generation import Generation
-from expertkit.serve import ServedExpert, ServeOptions, create_app
+from expertkit.core.checkpoints import load_checkpoint
+from expertkit.engines.inference.generation import Generation
+from expertkit.serving.serve import ServedExpert, ServeOptions, create_app
 
 GEN = "/v1/experts/jsonx/generate"
 CHAT = "/v1/chat/completions"

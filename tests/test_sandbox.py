@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from expertkit.errors import ExpertkitError
-from expertkit.sandbox import (
+from expertkit.core.errors import ExpertkitError
+from expertkit.engines.sql.sandbox import (
     build_fixture,
     close_connections,
     engine_statement_problem,

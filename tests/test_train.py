@@ -17,11 +17,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from expertkit.checkpoints import list_checkpoints, load_checkpoint, read_run
-from expertkit.errors import DriftError, ExpertkitError
-from expertkit.expert import Expert
-from expertkit.model import build_tiny_base, load_model, load_tokenizer
-from expertkit.train import (
+from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, read_run
+from expertkit.core.errors import DriftError, ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.models.base import build_tiny_base, load_model, load_tokenizer
+from expertkit.training.train import (
     TINY_TRAINING,
     QuestionNoise,
     TrainOptions,

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import test_train
 
-from expertkit.checkpoints import list_checkpoints, load_checkpoint, read_run
-from expertkit.errors import ExpertkitError
-from expertkit.evaluate import CompareOptions, EngineBackend, compare_run
-from expertkit.expert import Expert
-from expertkit.train import TrainOptions, train_expert
-from expertkit.train_eval import EarlyStopping, EvalSettings, eval_cases
+from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, read_run
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.evaluation.compare import CompareOptions, EngineBackend, compare_run
+from expertkit.training.train import TrainOptions, train_expert
+from expertkit.training.train_eval import EarlyStopping, EvalSettings, eval_cases
 
 expert_dir = test_train.expert_dir  # the tiny expert and its tiny base (module-scoped fixtures)
 base = test_train.base

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from expertkit.manifest import OutputSpec
-from expertkit.validators import get_validator
-from expertkit.validators.elastic import ElasticDslValidator, flatten_mapping
+from expertkit.core.manifest import OutputSpec
+from expertkit.kinds.elastic.validator import ElasticDslValidator, flatten_mapping
+from expertkit.kinds.validation import get_validator
 
 EXPERT = Path(__file__).resolve().parents[1] / "experts" / "elastic"
 ECOM = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_ecommerce"}

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import test_validators_elastic as base
 
-from expertkit.validators import es_spec, es_values
-from expertkit.validators.elastic import ElasticDslValidator
-from expertkit.validators.es_query_string import field_terms
+from expertkit.kinds.elastic import spec as es_spec
+from expertkit.kinds.elastic import values as es_values
+from expertkit.kinds.elastic.query_string import field_terms
+from expertkit.kinds.elastic.validator import ElasticDslValidator
 
 v = base.v  # the module-scoped validator over the shipped expert's mappings
 PROBES = json.loads((Path(__file__).parent / "fixtures" / "elastic" / "probes.json").read_text(encoding="utf-8"))

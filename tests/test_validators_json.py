@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from expertkit.errors import ExpertkitError
-from expertkit.manifest import OutputSpec
-from expertkit.validators import get_validator
-from expertkit.validators.json_validator import JsonValidator, parse_json_object
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.manifest import OutputSpec
+from expertkit.kinds.json.validator import JsonValidator, parse_json_object
+from expertkit.kinds.validation import get_validator
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

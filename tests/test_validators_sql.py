@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from expertkit.manifest import OutputSpec
-from expertkit.sandbox import close_connections
-from expertkit.validators import get_validator
-from expertkit.validators.sql import SqlValidator, check_statement, has_top_level_order, parse_statement
+from expertkit.core.manifest import OutputSpec
+from expertkit.engines.sql.sandbox import close_connections
+from expertkit.kinds.sql.validator import SqlValidator, check_statement, has_top_level_order, parse_statement
+from expertkit.kinds.validation import get_validator
 
 SCHEMA = """CREATE TABLE departments (
   id INTEGER PRIMARY KEY,

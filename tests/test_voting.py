@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import test_evaluate
 
-from expertkit.data import load_examples
-from expertkit.evaluate import CompareOptions, compare_run
-from expertkit.expert import Expert
-from expertkit.generation import Engine, Generation, Sampling
-from expertkit.inference import Stops
-from expertkit.model import shipped_experts_dir
-from expertkit.voting import vote
+from expertkit.core.data import load_examples
+from expertkit.core.expert import Expert
+from expertkit.engines.inference import Stops
+from expertkit.engines.inference.generation import Engine, Generation, Sampling
+from expertkit.evaluation.compare import CompareOptions, compare_run
+from expertkit.evaluation.voting import vote
+from expertkit.models.base import shipped_experts_dir
 
 small_expert = test_evaluate.small_expert  # the shipped elastic expert, 6 cases, and a run on a tiny base
 run_dir = test_evaluate.run_dir

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from expertkit.errors import ExpertkitError, from_os_error, one_line
-from expertkit.findings import Finding, has_errors
+from expertkit.core.errors import ExpertkitError, from_os_error, one_line
+from expertkit.core.findings import Finding, has_errors
 
 app = typer.Typer(
     name="expertkit",
@@ -53,7 +53,7 @@ def _root(
 
 
 def _load(expert_dir: Path) -> Any:
-    from expertkit.expert import Expert
+    from expertkit.core.expert import Expert
 
     return Expert.load(expert_dir)
 
@@ -123,7 +123,7 @@ def lint(
     as_json: JsonFlag = False,
 ) -> None:
     """Check every record against the contract and the output validator."""
-    from expertkit.lint import lint_file
+    from expertkit.authoring.lint import lint_file
 
     expert = _load(expert_dir)
     tok = _maybe_tokenizer(tokenizer)
@@ -149,7 +149,7 @@ def lint(
 def _maybe_tokenizer(name: str | None) -> Any:
     if name is None:
         return None
-    from expertkit.model import load_tokenizer
+    from expertkit.models.base import load_tokenizer
 
     return load_tokenizer(name)
 
@@ -163,8 +163,8 @@ def check_prompt(
     as_json: JsonFlag = False,
 ) -> None:
     """Check inference prompts against the contract and the training data (exit 1 on drift)."""
-    from expertkit.fileio import iter_jsonl
-    from expertkit.lint import check_messages
+    from expertkit.authoring.lint import check_messages
+    from expertkit.core.fileio import iter_jsonl
 
     if (prompt is None) == (prompts is None):
         raise ExpertkitError("give exactly one of --prompt TEXT or --prompts FILE", key="--prompt")
@@ -251,8 +251,8 @@ def data_generate(
     force: Annotated[bool, typer.Option("--force", help="Replace existing datasets that differ.")] = False,
 ) -> None:
     """Generate the expert's deterministic, seeded dataset (train and held-out eval)."""
-    from expertkit.generators import generate_dataset
-    from expertkit.options import check_count, check_seed
+    from expertkit.authoring.generators import generate_dataset
+    from expertkit.core.options import check_count, check_seed
 
     check_count(train_size, "--train-size")
     check_count(eval_size, "--eval-size")
@@ -270,7 +270,7 @@ def base_tiny(
     seed: Annotated[int, typer.Option(help="Seed for weights.")] = 0,
 ) -> None:
     """Build the tiny Qwen3-architecture base (model + byte-level BPE tokenizer) locally."""
-    from expertkit.model import build_tiny_base
+    from expertkit.models.base import build_tiny_base
 
     path = build_tiny_base(out_dir, seed=seed)
     out.print(escape(f"tiny base written to {path}"))
@@ -283,7 +283,7 @@ def base_qwen3_shape(
     seed: Annotated[int, typer.Option(help="Seed for weights.")] = 0,
 ) -> None:
     """Qwen3's real tokenizer and chat template on Qwen3-0.6B's configuration, N layers, random weights."""
-    from expertkit.qwen3 import build_qwen3_shape_base
+    from expertkit.models.qwen3 import build_qwen3_shape_base
 
     path = build_qwen3_shape_base(out_dir, layers=layers, seed=seed)
     out.print(escape(f"qwen3-shape base ({layers} layers, random weights) written to {path}"))
@@ -328,8 +328,8 @@ def train(
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
     import os
 
-    from expertkit.model import check_base_available
-    from expertkit.train import TrainOptions, train_expert
+    from expertkit.models.base import check_base_available
+    from expertkit.training.train import TrainOptions, train_expert
 
     expert = _load(expert_dir)
     options = TrainOptions(
@@ -362,8 +362,8 @@ def data_import_spider(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Spider-layout questions as cases (Dialect: sqlite) tied to their SQLite databases."""
-    from expertkit.fileio import check_output_file
-    from expertkit.spider import import_spider
+    from expertkit.core.fileio import check_output_file
+    from expertkit.kinds.sql.spider import import_spider
 
     check_output_file(out_file, key="--out", force=force, protect=(questions, tables))  # never an input
 
@@ -385,8 +385,8 @@ def score(
     as_json: JsonFlag = False,
 ) -> None:
     """Judge outputs from anywhere against the cases, with the same scoring as compare."""
-    from expertkit.judge import score_file
-    from expertkit.options import MAX_COUNT, check_number
+    from expertkit.core.options import MAX_COUNT, check_number
+    from expertkit.evaluation.judge import score_file
 
     check_number(variants, "--variants", ge=0, le=MAX_COUNT)  # 0: the fixture alone
 
@@ -434,7 +434,7 @@ def compare(
     as_json: JsonFlag = False,
 ) -> None:
     """Score the base and every checkpoint on the eval set; pick the best; write reports."""
-    from expertkit.evaluate import CompareOptions, compare_run
+    from expertkit.evaluation.compare import CompareOptions, compare_run
 
     expert = _load(expert_dir)
     compare_run(expert, CompareOptions(
@@ -472,7 +472,7 @@ def serve(
         "--samples", help="Validator-guided decoding: N sampled candidates per request, chosen by vote.")] = 1,
 ) -> None:
     """Serve several experts over one base model (REST + OpenAI-compatible, streaming too)."""
-    from expertkit.serve import ServeOptions, run_server
+    from expertkit.serving.serve import ServeOptions, run_server
 
     run_server(experts, ServeOptions(base=base, host=host, port=port, api_key_file=api_key_file,
                                      engine=engine, allow_drift=allow_drift, constrain=constrain, samples=samples))
@@ -499,7 +499,7 @@ def ask(
         "--samples", help="Validator-guided decoding: N sampled candidates per question, chosen by vote.")] = 1,
 ) -> None:
     """Ask a trained expert: one question, an interactive session, or a JSONL file in batches."""
-    from expertkit.ask import Asker, AskOptions, Question, canonical_fields, read_questions, resolve_target
+    from expertkit.serving.ask import Asker, AskOptions, Question, canonical_fields, read_questions, resolve_target
 
     if question is not None and jsonl is not None:
         raise ExpertkitError("give a question or --jsonl FILE, not both", key="--jsonl")
@@ -534,7 +534,7 @@ def ask(
 
 def _ask_session(asker: Any, fields: dict[str, str], show: Any) -> None:
     """One question per line until end of input (``exit`` or Ctrl-D); line editing and history on a terminal."""
-    from expertkit.ask import Question
+    from expertkit.serving.ask import Question
 
     interactive = sys.stdin.isatty()
     if interactive:
@@ -570,7 +570,7 @@ def package(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Pack manifest, contract, chat template, adapter and eval summary into a .expert archive."""
-    from expertkit.package import package_expert
+    from expertkit.packaging.package import package_expert
 
     expert = _load(expert_dir)
     path = package_expert(expert, checkpoint, out_file, allow_drift=allow_drift, force=force)
@@ -580,7 +580,7 @@ def package(
 @app.command()
 def install(archive: Annotated[Path, typer.Argument(help="A .expert archive.")]) -> None:
     """Verify and install a .expert archive into $EXPERTKIT_HOME."""
-    from expertkit.package import install_package
+    from expertkit.packaging.package import install_package
 
     installed = install_package(archive)
     out.print(escape(f"installed {installed.name}@{installed.version} -> {installed.path}"))
@@ -589,7 +589,7 @@ def install(archive: Annotated[Path, typer.Argument(help="A .expert archive.")])
 @app.command("list")
 def list_cmd(as_json: JsonFlag = False) -> None:
     """List installed experts."""
-    from expertkit.package import list_installed
+    from expertkit.packaging.package import list_installed
 
     items = list_installed()
     if as_json:
@@ -606,7 +606,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
 @app.command()
 def remove(spec: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")]) -> None:
     """Remove an installed expert (all versions, or one)."""
-    from expertkit.package import remove_installed
+    from expertkit.packaging.package import remove_installed
 
     for removed in remove_installed(spec):
         out.print(escape(f"removed {removed}"))
@@ -623,7 +623,7 @@ def new(
     root: Annotated[Path, typer.Option("--root", help="Folder holding experts/.")] = Path("."),
 ) -> None:
     """Scaffold experts/NAME with a manifest, a README with the exact prompt, empty data files."""
-    from expertkit.scaffold import new_expert
+    from expertkit.authoring.scaffold import new_expert
 
     path = new_expert(name, dialect=dialect, task=task, fields=field or [], output_kind=output_kind, root=root)
     out.print(escape(f"created {path}"))

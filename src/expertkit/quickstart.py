@@ -2,9 +2,9 @@
 
 Four steps, each with progress: the dataset (generated when missing), the tiny base (built once and
 cached), training with a checkpoint every 100 steps (the tiny base's defaults in
-:data:`expertkit.train.TINY_TRAINING`), each checkpoint scored on the held-out eval set as it is saved
+:data:`expertkit.training.train.TINY_TRAINING`), each checkpoint scored on the held-out eval set as it is saved
 and training stopped early once the expert's metric stops rising
-(:data:`expertkit.train_eval.QUICKSTART_EVAL`), and the comparison of the base and every checkpoint,
+(:data:`expertkit.training.train_eval.QUICKSTART_EVAL`), and the comparison of the base and every checkpoint,
 which reuses the scores recorded while training (only the base is generated then), with the reports
 written next to the run. Run again, it reuses a finished (or early-stopped) run and resumes an
 interrupted one.
@@ -20,13 +20,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from expertkit.checkpoints import list_checkpoints, read_run
-from expertkit.evaluate import CompareOptions, CompareResult, compare_run
-from expertkit.expert import Expert
-from expertkit.fileio import check_output_dir
-from expertkit.model import TINY, shipped_experts_dir
-from expertkit.report import headline
-from expertkit.train_eval import QUICKSTART_EVAL
+from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.expert import Expert
+from expertkit.core.fileio import check_output_dir
+from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
+from expertkit.evaluation.report import headline
+from expertkit.models.base import TINY, shipped_experts_dir
+from expertkit.training.train_eval import QUICKSTART_EVAL
 
 QUICKSTART_EXPERT = "elastic"
 
@@ -59,7 +59,7 @@ def _passive_openmp_threads() -> None:
 def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_every: int | None,
            max_examples: int | None) -> None:
     """Train, resume an interrupted run, or keep a finished one."""
-    from expertkit.train import TrainOptions, train_expert
+    from expertkit.training.train import TrainOptions, train_expert
 
     run = read_run(run_dir) if run_dir.is_dir() else {}
     if run:
@@ -119,7 +119,7 @@ def run_quickstart(
 
     _say(f"[bold]1/4 data[/bold]: expert {expert.name!r} ({expert.root})")
     if not (expert.train_path.is_file() and expert.eval_path.is_file()):
-        from expertkit.generators import generate_dataset
+        from expertkit.authoring.generators import generate_dataset
 
         for split, (path, n) in generate_dataset(expert).items():
             _say(f"  generated {split}: {n} records -> {path}")
@@ -129,7 +129,7 @@ def run_quickstart(
     _say("[bold]2/4 base[/bold]")
     t = time.perf_counter()
     if base == TINY:
-        from expertkit.model import tiny_base_path
+        from expertkit.models.base import tiny_base_path
 
         _say(f"  tiny base: {tiny_base_path()} ({time.perf_counter() - t:.1f} s)")
     else:

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from expertkit.fileio import atomic_write_text, ensure_dir
-from expertkit.generators import Picker, Record, Templates, Vocab, build_splits, fill
+from expertkit.authoring.generators import Picker, Record, Templates, Vocab, build_splits, fill
+from expertkit.core.fileio import atomic_write_text, ensure_dir
 
 if TYPE_CHECKING:
-    from expertkit.expert import Expert
+    from expertkit.core.expert import Expert
 
 ECOMMERCE = "kibana_sample_data_ecommerce"
 FLIGHTS = "kibana_sample_data_flights"

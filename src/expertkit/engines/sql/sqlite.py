@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import expertkit.engines.sql as engines
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.fileio import cache_dir
 from expertkit.engines.sql import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -34,8 +36,6 @@ from expertkit.engines.sql import (
     fetch_capped,
     one_line,
 )
-from expertkit.errors import ExpertkitError
-from expertkit.fileio import cache_dir
 
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
             getattr(sqlite3, "SQLITE_RECURSIVE", 33)}

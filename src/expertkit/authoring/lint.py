@@ -1,0 +1,336 @@
+"""Dataset lint and inference-prompt drift checks, against the contract and the training data.
+
+Gold answers are judged by :func:`~expertkit.evaluation.scoring.score_output`, like model outputs: reasoning in them
+is ``reasoning_in_answer`` (a query in another language, such as EQL or KQL, is not reasoning), text
+around a valid answer (a fence, a label, trailing prose) is ``text_in_answer``, and an answer the
+validator rejects is ``invalid_answer``. An answer is validated whenever its record carries the fields
+its validator needs (:attr:`~expertkit.kinds.validation.Validator.needs`), whatever findings the record's other
+fields have; the answers that cannot be are counted in one ``not_validated`` warning.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from expertkit.core.contract import (
+    FIELD_LINE_RE,
+    PromptContract,
+    PromptParseError,
+    find_control_tokens,
+    parse_prompt,
+    parse_system_block,
+)
+from expertkit.core.data import Example, read_examples
+from expertkit.core.errors import ContractError, ExpertkitError
+from expertkit.core.findings import Finding
+from expertkit.core.reasoning import analyze_output
+from expertkit.evaluation.scoring import Score, score_output
+
+if TYPE_CHECKING:
+    from expertkit.core.expert import Expert
+
+#: Bytes per token assumed when no tokenizer is at hand (conservative for BPE vocabularies).
+BYTES_PER_TOKEN_ESTIMATE = 3.0
+
+
+def _question_key(question: str) -> str:
+    return " ".join(question.lower().split())
+
+
+@dataclass
+class LintReport:
+    """Findings and a summary of one dataset file."""
+
+    path: str
+    records: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    field_values: dict[str, Counter[str]] = field(default_factory=dict)
+    field_orders: Counter[str] = field(default_factory=Counter)
+    wrappers: Counter[str] = field(default_factory=Counter)
+    shapes: Counter[str] = field(default_factory=Counter)
+    length_source: str = "estimate"
+    #: Answers validated (the records whose fields the validator needs are present) and not.
+    validated: int = 0
+    not_validated: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(f.code for f in self.findings).most_common())
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == "error" for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.severity == "warning" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "records": self.records,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "counts": self.counts,
+            "field_values": {k: dict(v.most_common()) for k, v in self.field_values.items()},
+            "field_orders": dict(self.field_orders.most_common()),
+            "wrappers": dict(self.wrappers),
+            "shapes": dict(self.shapes),
+            "length_source": self.length_source,
+            "validated": self.validated,
+            "not_validated": self.not_validated,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def _token_lengths(expert: Expert, texts: Sequence[str], tokenizer: Any | None) -> list[int]:
+    if tokenizer is None:
+        return [math.ceil(len(t.encode()) / BYTES_PER_TOKEN_ESTIMATE) for t in texts]
+    out: list[int] = []
+    for start in range(0, len(texts), 1024):
+        enc = tokenizer(list(texts[start : start + 1024]), add_special_tokens=False)["input_ids"]
+        out.extend(len(ids) for ids in enc)
+    return out
+
+
+def _usable_fields(contract: PromptContract, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The record's fields that the contract knows, with an allowed value, canonical (others left out)."""
+    specs = {f.name: f for f in contract.fields}
+    usable: dict[str, str] = {}
+    for name, value in pairs:
+        spec = specs.get(name)
+        if spec is None or name in usable:
+            continue
+        canonical, _ = contract.canonical_value(spec, value)
+        if canonical is not None and canonical.strip():
+            usable[name] = value if spec.multiline else canonical
+    return usable
+
+
+def lint_examples(
+    expert: Expert,
+    examples: Sequence[Example],
+    report: LintReport,
+    *,
+    eval_questions: set[str] | None = None,
+    tokenizer: Any | None = None,
+) -> None:
+    """Check each example against the contract and the validator; fill ``report``."""
+    contract = expert.contract
+    seen: dict[tuple[str, str], int] = {}
+    to_measure: list[tuple[int, str]] = []
+    score_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Score] = {}
+    needs = expert.validator.needs
+    not_validated: Counter[str] = Counter()
+    add = report.findings.append
+    for ex in examples:
+        report.records += 1
+        report.shapes[ex.shape] += 1
+        if ex.wrapper:
+            report.wrappers[ex.wrapper] += 1
+            if ex.wrapper != contract.wrapper:
+                add(Finding("mixed_wrapper", "error",
+                            f"record is in the {ex.wrapper!r} wrapper; the contract uses {contract.wrapper!r}",
+                            line=ex.line))
+        for stray in ex.stray_lines:
+            add(Finding("unknown_field", "error", f"system line {stray[:60]!r} is not a 'Name: value' field",
+                        line=ex.line))
+        report.field_orders[" / ".join(n for n, _ in ex.fields)] += 1
+        for name, value in ex.fields:
+            if "\n" not in value:
+                report.field_values.setdefault(name, Counter())[value.strip()] += 1
+        found = contract.check_fields(ex.fields, strict=False)
+        if ex.shape == "fields":
+            found = [f for f in found if f.code != "field_order"]
+        for f in found:
+            add(f.at_line(ex.line))
+        if not ex.question.strip():
+            add(Finding("missing_field", "error", "the question is empty", line=ex.line, field="question"))
+            continue
+        if ex.answer is None or not ex.answer.strip():
+            add(Finding("missing_answer", "error", "the record has no answer", line=ex.line, field="answer"))
+            continue
+        canonical: dict[str, str] | None = None
+        if not any(f.severity == "error" for f in found):
+            try:
+                canonical = contract.normalize(dict(ex.fields))
+            except ContractError as exc:
+                add(Finding("unknown_value", "error", exc.message, line=ex.line))
+        usable = canonical if canonical is not None else _usable_fields(contract, ex.fields)
+        missing = [name for name in needs if name not in usable]
+        if missing:  # the answer cannot be judged; still look for reasoning in it
+            not_validated[", ".join(missing)] += 1
+            analysis = analyze_output(ex.answer, expert.manifest.output.kind)
+            reasoning, verdict = analysis.kind, None
+        else:
+            cache_key = (ex.answer, tuple(usable.items()))
+            score = score_cache.get(cache_key)
+            if score is None:
+                score = score_cache[cache_key] = score_output(expert, ex.answer, usable)
+            report.validated += 1
+            reasoning, verdict = score.reasoning_kind, score.verdict
+            if not score.valid:
+                add(Finding("invalid_answer", "error", "; ".join(score.errors)[:300], line=ex.line, field="answer"))
+            elif verdict == "answer_with_text":
+                add(Finding("text_in_answer", "error", f"gold answer is not the answer alone: {'; '.join(score.text)}"
+                            [:300], line=ex.line, field="answer"))
+        if ex.reasoning or reasoning:
+            kind = "think block" if ex.reasoning else reasoning
+            add(Finding("reasoning_in_answer", "error", f"gold answer holds reasoning ({kind})",
+                        line=ex.line, field="answer"))
+        if canonical is None:
+            continue
+        key = ("\x00".join(canonical.values()), _question_key(ex.question))
+        if key in seen:
+            add(Finding("duplicate", "warning", f"same fields and question as line {seen[key]}", line=ex.line))
+        else:
+            seen[key] = ex.line
+        if eval_questions is not None and _question_key(ex.question) in eval_questions:
+            add(Finding("eval_leak", "error", "this question is also in the eval set", line=ex.line,
+                        field="question"))
+        try:
+            to_measure.append((ex.line, contract.render_conversation(canonical, ex.question, ex.answer)))
+        except ContractError as exc:
+            add(Finding("control_token", "error", exc.message, line=ex.line))
+    for names, n in not_validated.items():
+        report.not_validated += n
+        add(Finding("not_validated", "warning", f"{n} answer(s) not validated: their records lack {names}, "
+                    f"which the {expert.manifest.output.kind} validator needs"))
+    max_length = expert.manifest.training.max_length
+    lengths = _token_lengths(expert, [t for _, t in to_measure], tokenizer)
+    report.length_source = "tokenizer" if tokenizer is not None else "estimate"
+    for (line, _), n in zip(to_measure, lengths, strict=True):
+        if n > max_length:
+            how = "tokens" if tokenizer is not None else "tokens (estimated)"
+            add(Finding("too_long", "error", f"{n} {how} > training max_length {max_length}", line=line))
+    report.findings.sort(key=lambda f: (f.line or 0, f.code))
+
+
+def lint_file(
+    expert: Expert,
+    path: str | Path,
+    *,
+    eval_path: str | Path | None = None,
+    tokenizer: Any | None = None,
+) -> LintReport:
+    """Lint one dataset file; ``eval_path`` enables the ``eval_leak`` check."""
+    examples, parse_findings = read_examples(path)
+    if not examples and not parse_findings:
+        raise ExpertkitError("no records (empty dataset)", path=path)
+    report = LintReport(path=str(path))
+    report.records += len(parse_findings)
+    eval_questions = None
+    if eval_path is not None and Path(eval_path).exists() and Path(eval_path).resolve() != Path(path).resolve():
+        eval_examples, _ = read_examples(eval_path)
+        eval_questions = {_question_key(e.question) for e in eval_examples}
+    lint_examples(expert, examples, report, eval_questions=eval_questions, tokenizer=tokenizer)
+    report.findings = sorted(parse_findings + report.findings, key=lambda f: (f.line or 0, f.code))
+    wrappers = [w for w in report.wrappers if w]
+    if len(wrappers) > 1:
+        report.findings.append(Finding("mixed_wrapper", "error",
+                                       f"dataset mixes wrappers: {', '.join(sorted(wrappers))}"))
+    return report
+
+
+# ---------------------------------------------------------------------- check-prompt
+_THINK_SWITCH_RE = re.compile(r"(^|\s)/think\b")
+
+
+def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
+    """Check one raw inference prompt (any wrapper) against the contract and the training data."""
+    contract = expert.contract
+    try:
+        parsed = parse_prompt(text)
+    except PromptParseError as exc:
+        return [Finding("parse_error", "error", str(exc))]
+    findings: list[Finding] = []
+    if parsed.wrapper != contract.wrapper:
+        findings.append(
+            Finding("wrapper_mismatch", "error",
+                    f"prompt uses the {parsed.wrapper!r} wrapper; the expert was trained on {contract.wrapper!r}",
+                    suggestion=contract.wrapper)
+        )
+    # only a qwen3 prompt that opens the assistant turn with the empty think block keeps Qwen3 from thinking
+    lets_think = parsed.thinking if parsed.wrapper == "qwen3" else True
+    if contract.wrapper == "qwen3" and (lets_think or _THINK_SWITCH_RE.search(parsed.question)):
+        findings.append(
+            Finding("thinking_mismatch", "error",
+                    "the prompt lets Qwen3 think: the assistant turn must open with the empty "
+                    "'<think>\\n\\n</think>\\n\\n' block (enable_thinking=False)")
+        )
+    findings.extend(_check_pairs(expert, parsed.fields, parsed.stray_lines))
+    findings.extend(field_format_findings(contract, parsed.system))
+    return findings
+
+
+def check_messages(expert: Expert, messages: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """Check chat messages (as sent to a server using the exported chat template)."""
+    if not all(isinstance(m, Mapping) for m in messages):
+        return [Finding("parse_error", "error", "every message must be a {role, content} object")]
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    if not isinstance(system, str):
+        return [Finding("missing_field", "error", "no system message: the field block is missing")]
+    users = [m.get("content") for m in messages if m.get("role") == "user"]
+    if not users or not all(isinstance(u, str) for u in users):
+        return [Finding("parse_error", "error", "no user message with text content")]
+    pairs, stray = parse_system_block(system)
+    findings = _check_pairs(expert, pairs, stray)
+    findings.extend(field_format_findings(expert.contract, system))
+    for text in users:
+        if find_control_tokens(text):
+            findings.append(Finding("control_token", "error",
+                                    f"user message holds control token(s) {find_control_tokens(text)}"))
+    return findings
+
+
+def field_format_findings(contract: PromptContract, system: str) -> list[Finding]:
+    """A ``field_format`` error where the system block differs by a byte from the contract's rendering of the
+    same fields: ``Name: value`` with one space, ``Name:`` and the value below only for the multi-line field,
+    no leading or trailing blank lines, no tabs, CR or other spaces. Values are compared as given (aliases and
+    allowed values are the value checks' business)."""
+    pairs, stray = parse_system_block(system)
+    if stray or not pairs:
+        return []  # unknown_field / missing_field say what is wrong
+    lines = []
+    for name, value in pairs:
+        spec = next((f for f in contract.fields if f.name == name), None)
+        lines.append(f"{name}:\n{value}" if spec is not None and spec.multiline else f"{name}: {value}")
+    expected = "\n".join(lines)
+    if system == expected:
+        return []
+    got, want = system.split("\n"), expected.split("\n")
+    number = next((i for i, (g, w) in enumerate(zip(got, want, strict=False)) if g != w), min(len(got), len(want)))
+    line = got[number] if number < len(got) else ""
+    right = want[number] if number < len(want) else ""
+    name = FIELD_LINE_RE.match(right)
+    return [Finding("field_format", "error",
+                    f"system line {number + 1} is {line[:80]!r}; the contract renders {right[:80]!r} (any byte "
+                    "difference is drift: spaces, tabs, CR, blank lines)", field=name.group(1) if name else None,
+                    suggestion=right[:200] or None)]
+
+
+def _check_pairs(expert: Expert, pairs: list[tuple[str, str]], stray: list[str]) -> list[Finding]:
+    findings = [
+        Finding("unknown_field", "error", f"system line {line[:60]!r} is not a 'Name: value' field")
+        for line in stray
+    ]
+    findings.extend(expert.contract.check_fields(pairs, strict=True))
+    seen_values = expert.training_field_values()
+    if seen_values:
+        for name, value in pairs:
+            spec = next((f for f in expert.contract.fields if f.name == name), None)
+            if spec is None or spec.multiline:
+                continue
+            canonical, _ = expert.contract.canonical_value(spec, value)
+            if canonical is not None and name in seen_values and canonical not in seen_values[name]:
+                findings.append(
+                    Finding("unseen_value", "warning",
+                            f"{canonical!r} never appears as {name} in the training data", field=name)
+                )
+    return findings

@@ -1,0 +1,188 @@
+"""``expertkit new``: scaffold ``experts/NAME`` so that every expert starts from the same contract shape.
+
+The folder gets a manifest (``qwen3`` wrapper; fields ``Dialect`` and ``Task`` with one allowed value
+each, then the extra free-text fields), a README documenting the exact prompt (rendered by the
+contract), an empty ``data/train.jsonl`` and a ``data/eval.jsonl`` holding one record that shows the
+shape. The folder is built under a temporary name and renamed when whole; an existing one is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.core.fileio import usual_dir_mode
+from expertkit.core.manifest import MANIFEST_NAME, parse_manifest
+
+OUTPUT_KINDS = ("elastic_dsl", "sql", "json")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+#: A gold answer of the right shape for each output kind (the eval file's example record).
+EXAMPLE_ANSWERS = {
+    "json": '{"answer": "example"}',
+    "elastic_dsl": '{"query": {"match_all": {}}}',
+    "sql": "SELECT 1;",
+}
+_RESOURCE_NOTES = {
+    "json": "Optionally add a JSON Schema the answers must fit: `output.resources.json_schema: schema.json`.",
+    "elastic_dsl": "Add the index mappings the validator checks fields against: a folder of `<index>.json` "
+                   "files and `output.resources.mappings: mappings`.",
+    "sql": "Add the schemas the validator runs queries against: a folder of `<name>.sql` (DDL) and "
+           "`<name>.data.sql` (fixture rows) and `output.resources.schemas: schemas`.",
+}
+
+
+def _parse_field(item: str) -> tuple[str, bool]:
+    name, sep, flag = item.partition(":")
+    name = name.strip()
+    if not _FIELD_RE.match(name):
+        raise ExpertkitError(f"field name {name!r} must start with a letter and hold letters, digits, '_', '.', '-'",
+                             key="--field")
+    if sep and flag.strip() != "required":
+        raise ExpertkitError(f"--field expects NAME or NAME:required, got {item!r}", key="--field")
+    if name in ("Dialect", "Task"):
+        raise ExpertkitError(f"{name} is always in the contract (set it with --{name.lower()})", key="--field")
+    return name, bool(sep)
+
+
+def _manifest_data(name: str, dialect: str, task: str, extra: list[tuple[str, bool]], output_kind: str
+                   ) -> dict[str, Any]:
+    fields: list[dict[str, Any]] = [
+        {"name": "Dialect", "values": [dialect], "description": "The language of the answer."},
+        {"name": "Task", "values": [task], "description": "What the answer is."},
+    ]
+    fields += [{"name": f, "required": req, "description": "Free text."} for f, req in extra]
+    return {
+        "name": name,
+        "version": "0.1.0",
+        "description": f"Answers {task} questions in {dialect}, directly, without reasoning.",
+        "base_model": "Qwen/Qwen3-0.6B",
+        "output": {"kind": output_kind},
+        "contract": {"wrapper": "qwen3", "fields": fields},
+        "data": {"train": "data/train.jsonl", "eval": "data/eval.jsonl"},
+    }
+
+
+def _readme(expert: Expert, fields: dict[str, str], question: str, answer: str) -> str:
+    name = expert.name
+    contract = expert.contract
+    rows = "\n".join(
+        f"| `{f.name}` | {'yes' if f.required else 'no'} | "
+        f"{', '.join(f'`{v}`' for v in f.values) if f.values else 'free text'} |"
+        for f in contract.fields
+    )
+    flags = " ".join(f"--field {shlex.quote(f'{k}={v}')}" for k, v in fields.items())
+    record = json.dumps({"fields": fields, "question": question, "answer": answer}, ensure_ascii=False)
+    messages = json.dumps(contract.messages(fields, question), indent=2, ensure_ascii=False)
+    return f"""# {name}
+
+{expert.manifest.description}
+
+## The prompt contract (fingerprint `{expert.fingerprint}`)
+
+Every prompt this expert is trained, evaluated and served with is rendered by the contract in
+`expert.yaml` (`contract:`): the `{contract.wrapper}` wrapper (ChatML, non-thinking: the assistant turn
+opens with an empty think block) and a system block of `Name: value` lines in this order:
+
+| field | required | values |
+| --- | --- | --- |
+{rows}
+
+The exact generation prompt for one example
+(`expertkit render experts/{name} {flags} --question {shlex.quote(question)}`):
+
+```text
+{contract.render_prompt(fields, question)}
+```
+
+The model answers with the answer alone, then `<|im_end|>`. As chat messages (what an OpenAI-compatible
+client sends to `expertkit serve`, checked like `expertkit check-prompt`):
+
+```json
+{messages}
+```
+
+## Data
+
+* `data/train.jsonl` — the training set, empty for now. One record per line:
+  `{record}`
+* `data/eval.jsonl` — held-out eval cases, same shape. It holds one example record showing the shape:
+  replace it with real cases.
+
+{_RESOURCE_NOTES[expert.manifest.output.kind]}
+
+## Next steps
+
+```sh
+expertkit lint experts/{name}
+expertkit train experts/{name} --out runs/{name}
+expertkit compare experts/{name} --run runs/{name}
+expertkit package experts/{name} --checkpoint runs/{name}/checkpoint-N --out {name}.expert
+```
+"""
+
+
+def new_expert(
+    name: str,
+    *,
+    dialect: str,
+    task: str,
+    fields: Sequence[str] = (),
+    output_kind: str = "json",
+    root: str | Path = ".",
+) -> Path:
+    """Create ``ROOT/experts/NAME`` and return its path; an existing folder is refused."""
+    if not _NAME_RE.match(name):
+        raise ExpertkitError(f"expert name {name!r} must be lower case letters, digits, '_' or '-' (at most 64)",
+                             key="NAME")
+    if output_kind not in OUTPUT_KINDS:
+        raise ExpertkitError(f"unknown output kind {output_kind!r} (one of {', '.join(OUTPUT_KINDS)})",
+                             key="--output-kind")
+    extra = [_parse_field(item) for item in fields]
+    names = [f for f, _ in extra]
+    dupes = sorted({f for f in names if names.count(f) > 1})
+    if dupes:
+        raise ExpertkitError(f"field {dupes[0]!r} is given twice", key="--field")
+    parent = Path(root) / "experts"
+    target = parent / name
+    if target.exists():
+        raise ExpertkitError("already exists; refusing to overwrite it", path=target)
+    text = (f"# The {name} expert, scaffolded by `expertkit new`: edit the description, add resources and data.\n"
+            + yaml.safe_dump(_manifest_data(name, dialect, task, extra, output_kind), sort_keys=False,
+                             allow_unicode=True, width=100))
+    try:
+        manifest = parse_manifest(text, MANIFEST_NAME)
+    except ExpertkitError as exc:  # a value the contract refuses: name the option it came from
+        option = {"contract.fields.0": "--dialect", "contract.fields.1": "--task"}.get(exc.key or "", "--field")
+        raise ExpertkitError(exc.message, key=option) from None
+    expert = Expert(target, manifest)
+    example_fields = {"Dialect": dialect, "Task": task, **{f: f"example {f}" for f in names}}
+    question = "An example question."
+    answer = EXAMPLE_ANSWERS[output_kind]
+    readme = _readme(expert, example_fields, question, answer)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
+    try:
+        usual_dir_mode(tmp)  # mkdtemp makes it 0700
+        (tmp / "data").mkdir()
+        (tmp / MANIFEST_NAME).write_text(text, encoding="utf-8")
+        (tmp / "README.md").write_text(readme, encoding="utf-8")
+        (tmp / "data" / "train.jsonl").write_text("", encoding="utf-8")
+        record = {"fields": example_fields, "question": question, "answer": answer}
+        (tmp / "data" / "eval.jsonl").write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+        if target.exists():
+            raise ExpertkitError("already exists; refusing to overwrite it", path=target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

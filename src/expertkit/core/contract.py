@@ -1,0 +1,574 @@
+"""The prompt contract: the single renderer and parser of every prompt an expert sees.
+
+A contract is a wrapper (``qwen3`` ChatML in non-thinking mode, or the ``tags`` form) and an ordered
+list of system-block fields (``Name: value`` lines). Dataset building, training, evaluation, serving
+and the chat template exported with every adapter all go through :class:`PromptContract`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from expertkit.core.errors import ContractError
+from expertkit.core.findings import Finding
+
+Wrapper = Literal["qwen3", "tags"]
+WRAPPERS: tuple[str, ...] = ("qwen3", "tags")
+
+QWEN_THINK_OFF = "<think>\n\n</think>\n\n"
+#: Strings that must never come from user or field text: ChatML/tags markers, think and tool tags.
+CONTROL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?(?:think|tool_call|tool_response)>")
+#: A UTF-16 surrogate on its own (JSON allows ``"\\ud800"``): not text, it cannot be encoded or tokenised.
+LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+FIELD_LINE_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_ .-]{0,63}):(?:[ \t]*(.*))?$")
+
+
+class FieldSpec(BaseModel):
+    """One ``Name: value`` line of the system block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+    required: bool = True
+    values: list[str] | None = None
+    aliases: dict[str, str] = Field(default_factory=dict)
+    default: str | None = None
+    multiline: bool = False
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        if self.values is not None:
+            if not self.values:
+                raise ValueError("values, when given, must list at least one value")
+            for alias, target in self.aliases.items():
+                if target not in self.values:
+                    raise ValueError(f"alias {alias!r} maps to {target!r}, which is not in values")
+            if self.default is not None and self.default not in self.values:
+                raise ValueError(f"default {self.default!r} is not in values")
+        for value in [*(self.values or []), *self.aliases, *self.aliases.values(), self.default or ""]:
+            if "\n" in value or CONTROL_TOKEN_RE.search(value):
+                raise ValueError(f"value {value!r} holds a newline or a control token")
+        return self
+
+
+class ContractSpec(BaseModel):
+    """The manifest's ``contract:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wrapper: Wrapper = "qwen3"
+    fields: list[FieldSpec] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_and_multiline_last(cls, fields: list[FieldSpec]) -> list[FieldSpec]:
+        names = [f.name for f in fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"field names repeat: {', '.join(dupes)}")
+        for spec in fields[:-1]:
+            if spec.multiline:
+                raise ValueError(f"only the last field may be multiline, not {spec.name!r}")
+        return fields
+
+
+@dataclass
+class ParsedPrompt:
+    """Rendered text taken apart: wrapper, fields in their order, question, answer."""
+
+    wrapper: str  # qwen3 | tags | plain
+    fields: list[tuple[str, str]]
+    question: str
+    answer: str | None = None
+    #: qwen3 only: True when the prompt lets the model think (no empty think block).
+    thinking: bool | None = None
+    #: Text inside a ``<think>`` block of the answer, if any.
+    reasoning: str | None = None
+    stray_lines: list[str] = field(default_factory=list)
+    #: The system turn's text as given (for byte-exact format checks).
+    system: str = ""
+
+    def field_dict(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+class PromptParseError(ValueError):
+    """Text that no wrapper can take apart."""
+
+
+def find_control_tokens(text: str) -> list[str]:
+    return CONTROL_TOKEN_RE.findall(text)
+
+
+class PromptContract:
+    """Renders, parses, checks and exports prompts for one expert."""
+
+    def __init__(self, spec: ContractSpec) -> None:
+        self.spec = spec
+        self.wrapper: str = spec.wrapper
+        self.fields: list[FieldSpec] = list(spec.fields)
+        self._by_name = {f.name: f for f in self.fields}
+
+    # ------------------------------------------------------------------ identity
+    def canonical(self) -> dict[str, Any]:
+        """The contract as plain data, documentation text left out."""
+        data = self.spec.model_dump(mode="json")
+        for f in data["fields"]:
+            f.pop("description", None)
+        return data
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the canonical contract: equal fingerprints render equal prompts."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def end_of_turn(self) -> str:
+        """The text that ends an answer; training puts loss on it, generation stops at it."""
+        return "<|im_end|>" if self.wrapper == "qwen3" else "\n<|end|>"
+
+    @property
+    def stop_strings(self) -> list[str]:
+        return ["<|im_end|>", "<|endoftext|>"] if self.wrapper == "qwen3" else ["<|end|>"]
+
+    # ------------------------------------------------------------------ values
+    def canonical_value(self, spec: FieldSpec, value: str) -> tuple[str | None, bool]:
+        """Return ``(canonical, was_alias)``; canonical is None for a value the field does not allow."""
+        value = value.strip()
+        if spec.values is None:
+            return value, False
+        if value in spec.values:
+            return value, False
+        if value in spec.aliases:
+            return spec.aliases[value], True
+        lowered = value.lower()
+        for allowed in spec.values:
+            if allowed.lower() == lowered:
+                return allowed, True
+        for alias, target in spec.aliases.items():
+            if alias.lower() == lowered:
+                return target, True
+        return None, False
+
+    def check_fields(self, pairs: Sequence[tuple[str, str]], *, strict: bool = True) -> list[Finding]:
+        """Check ordered ``(name, value)`` pairs against the contract.
+
+        ``strict`` (inference prompts) makes ``alias_value`` and ``field_order`` errors; datasets
+        get them as warnings since training renders the canonical form anyway.
+        """
+        soft = "error" if strict else "warning"
+        out: list[Finding] = []
+        seen: list[str] = []
+        for name, value in pairs:
+            spec = self._by_name.get(name)
+            if spec is None:
+                close = [n for n in self.field_names if n.lower() == name.lower()]
+                out.append(
+                    Finding(
+                        "unknown_field",
+                        "error",
+                        f"field {name!r} is not in the contract ({', '.join(self.field_names)})",
+                        field=name,
+                        suggestion=close[0] if close else None,
+                    )
+                )
+                continue
+            if name in seen:
+                out.append(Finding("duplicate_field", "error", f"field {name!r} appears twice", field=name))
+                continue
+            seen.append(name)
+            if LONE_SURROGATE_RE.search(value):
+                out.append(Finding("invalid_text", "error", "value holds a lone UTF-16 surrogate (not valid text)",
+                                   field=name))
+                continue
+            if CONTROL_TOKEN_RE.search(value):
+                out.append(
+                    Finding("control_token", "error", f"value holds control token(s) "
+                            f"{find_control_tokens(value)}", field=name)
+                )
+                continue
+            if not value.strip():
+                if spec.required:  # an empty optional field counts as absent
+                    out.append(Finding("missing_field", "error", f"field {name!r} is empty", field=name))
+                continue
+            if "\n" in value.strip() and not spec.multiline:
+                out.append(Finding("unknown_value", "error", "value spans several lines", field=name))
+                continue
+            canonical, was_alias = self.canonical_value(spec, value)
+            if canonical is None:
+                out.append(
+                    Finding(
+                        "unknown_value",
+                        "error",
+                        f"{value.strip()!r} is not an allowed value of {name} ({', '.join(spec.values or [])})",
+                        field=name,
+                    )
+                )
+            elif was_alias:
+                out.append(
+                    Finding(
+                        "alias_value",
+                        soft,
+                        f"{value.strip()!r} is an alias: the contract's value is {canonical!r}",
+                        field=name,
+                        suggestion=canonical,
+                    )
+                )
+        for spec in self.fields:
+            if spec.required and spec.default is None and spec.name not in seen:
+                out.append(Finding("missing_field", "error", f"required field {spec.name!r} is missing",
+                                   field=spec.name))
+        known = [n for n in seen if n in self._by_name]
+        expected = [n for n in self.field_names if n in known]
+        if known != expected:
+            out.append(
+                Finding(
+                    "field_order",
+                    soft,
+                    f"fields come as {' / '.join(known)}; the contract's order is {' / '.join(expected)}",
+                    suggestion=" / ".join(expected),
+                )
+            )
+        return out
+
+    def normalize(self, fields: Mapping[str, Any]) -> dict[str, str]:
+        """Map fields to the contract: aliases to canonical values, defaults filled, contract order.
+
+        Raises :class:`ContractError` (with findings) for unknown fields, missing required fields,
+        disallowed values and control tokens.
+        """
+        pairs: list[tuple[str, str]] = []
+        for name, value in fields.items():
+            if not isinstance(value, str):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ContractError(f"field {name!r} must be a string", key=str(name))
+                value = str(value)
+            pairs.append((str(name), value))
+        findings = [
+            f for f in self.check_fields(pairs, strict=False) if f.severity == "error"
+        ]
+        if findings:
+            raise ContractError("; ".join(f"{f.code}: {f.message}" for f in findings), findings)
+        given = {name: value for name, value in pairs if value.strip()}
+        out: dict[str, str] = {}
+        for spec in self.fields:
+            if spec.name in given:
+                canonical, _ = self.canonical_value(spec, given[spec.name])
+                out[spec.name] = canonical if canonical is not None else given[spec.name].strip()
+            elif spec.default is not None:
+                out[spec.name] = spec.default
+        return out
+
+    def _clean_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise ContractError("the question is empty", [Finding("missing_question", "error", "empty question")],
+                                key="question")
+        if LONE_SURROGATE_RE.search(question):
+            raise ContractError("the question holds a lone UTF-16 surrogate (not valid text)",
+                                [Finding("invalid_text", "error", "question holds a lone UTF-16 surrogate")],
+                                key="question")
+        bad = find_control_tokens(question)
+        if bad:
+            raise ContractError(
+                f"the question holds control token(s) {bad}",
+                [Finding("control_token", "error", f"question holds control token(s) {bad}")],
+                key="question",
+            )
+        return question.strip()
+
+    def _clean_answer(self, answer: str) -> str:
+        if not isinstance(answer, str):
+            raise ContractError("the answer must be a string", key="answer")
+        if LONE_SURROGATE_RE.search(answer):
+            raise ContractError("the answer holds a lone UTF-16 surrogate (not valid text)",
+                                [Finding("invalid_text", "error", "answer holds a lone UTF-16 surrogate")],
+                                key="answer")
+        bad = [t for t in find_control_tokens(answer) if t not in ("<think>", "</think>")]
+        if bad:
+            raise ContractError(f"the answer holds control token(s) {bad}", key="answer")
+        return answer.strip()
+
+    # ------------------------------------------------------------------ rendering
+    def system_block(self, fields: Mapping[str, Any]) -> str:
+        """The ``Name: value`` lines, canonical, in contract order."""
+        lines = []
+        for name, value in self.normalize(fields).items():
+            if self._by_name[name].multiline:
+                lines.append(f"{name}:\n{value}")
+            else:
+                lines.append(f"{name}: {value}")
+        return "\n".join(lines)
+
+    def messages(self, fields: Mapping[str, Any], question: str, answer: str | None = None) -> list[dict[str, str]]:
+        """Chat messages; the exported chat template renders them exactly as :meth:`render_prompt`."""
+        msgs = [
+            {"role": "system", "content": self.system_block(fields)},
+            {"role": "user", "content": self._clean_question(question)},
+        ]
+        if answer is not None:
+            msgs.append({"role": "assistant", "content": self._clean_answer(answer)})
+        return msgs
+
+    def _prompt_parts(self, fields: Mapping[str, Any], question: str) -> list[tuple[str, bool]]:
+        """The generation prompt as ``(text, is_user_text)`` segments."""
+        block = self.system_block(fields)
+        q = self._clean_question(question)
+        if self.wrapper == "qwen3":
+            return [
+                ("<|im_start|>system\n", False),
+                (block, True),
+                ("<|im_end|>\n<|im_start|>user\n", False),
+                (q, True),
+                ("<|im_end|>\n<|im_start|>assistant\n" + QWEN_THINK_OFF, False),
+            ]
+        return [
+            ("<|system|>\n", False),
+            (block, True),
+            ("\n<|end|>\n<|user|>\n", False),
+            (q, True),
+            ("\n<|end|>\n<|assistant|>\n", False),
+        ]
+
+    def render_prompt(self, fields: Mapping[str, Any], question: str) -> str:
+        """The exact generation prompt (what inference feeds the model)."""
+        return "".join(text for text, _ in self._prompt_parts(fields, question))
+
+    # the brief's name for it
+    render = render_prompt
+
+    def completion(self, answer: str) -> str:
+        """What the model is trained to produce after the prompt: the answer and end of turn."""
+        return self._clean_answer(answer) + self.end_of_turn
+
+    def render_conversation(self, fields: Mapping[str, Any], question: str, answer: str) -> str:
+        """The full training text (what the official chat template renders for the conversation)."""
+        return self.render_prompt(fields, question) + self.completion(answer) + "\n"
+
+    def encode_prompt(self, tokenizer: Any, fields: Mapping[str, Any], question: str) -> list[int]:
+        """Token ids of the generation prompt; user text can never become a control token.
+
+        Template segments are encoded with special tokens recognised, user segments with
+        ``split_special_tokens=True``.
+        """
+        ids: list[int] = []
+        control_ids = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+        for text, is_user in self._prompt_parts(fields, question):
+            part = tokenizer(text, add_special_tokens=False, split_special_tokens=is_user)["input_ids"]
+            if is_user and control_ids.intersection(part):
+                raise ContractError("user text would encode to a control token",
+                                    [Finding("control_token", "error", "user text encodes to a control token")])
+            ids.extend(part)
+        return ids
+
+    def encode_example(
+        self, tokenizer: Any, fields: Mapping[str, Any], question: str, answer: str
+    ) -> tuple[list[int], list[int]]:
+        """``(input_ids, completion_mask)``: mask is 1 on the answer and its end-of-turn token only."""
+        prompt_ids = self.encode_prompt(tokenizer, fields, question)
+        answer_ids = tokenizer(self._clean_answer(answer), add_special_tokens=False,
+                               split_special_tokens=True)["input_ids"]
+        eot_ids = tokenizer(self.end_of_turn, add_special_tokens=False)["input_ids"]
+        completion = answer_ids + eot_ids
+        return prompt_ids + completion, [0] * len(prompt_ids) + [1] * len(completion)
+
+    # ------------------------------------------------------------------ parsing
+    def parse(self, text: str) -> ParsedPrompt:
+        """Take rendered text (qwen3, tags, or ``System:``/``User:`` plain) back apart."""
+        return parse_prompt(text)
+
+    # ------------------------------------------------------------------ export
+    def chat_template(self) -> str:
+        """A Jinja chat template that renders :meth:`messages` byte-identically to this contract.
+
+        The assistant answer and its end-of-turn marker sit inside ``{% generation %}`` so TRL's
+        ``assistant_only_loss`` masks the same tokens as expertkit does. For ``qwen3`` the generation
+        prompt carries the empty think block unless ``enable_thinking`` is passed as true.
+        """
+        if self.wrapper == "qwen3":
+            return (
+                "{#- expertkit contract " + self.fingerprint + " (qwen3, non-thinking) -#}\n"
+                "{%- for message in messages %}\n"
+                "{%- if message.role == 'assistant' %}\n"
+                "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}"
+                "{%- generation %}{{- message.content | trim }}{{- '<|im_end|>' }}{%- endgeneration %}"
+                "{{- '\\n' }}\n"
+                "{%- else %}\n"
+                "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}\n"
+                "{%- endif %}\n"
+                "{%- endfor %}\n"
+                "{%- if add_generation_prompt %}\n"
+                "{{- '<|im_start|>assistant\\n' }}\n"
+                "{%- if not (enable_thinking is defined and enable_thinking) %}"
+                "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}\n"
+                "{%- endif %}\n"
+            )
+        return (
+            "{#- expertkit contract " + self.fingerprint + " (tags) -#}\n"
+            "{%- for message in messages %}\n"
+            "{%- if message.role == 'assistant' %}\n"
+            "{{- '<|assistant|>\\n' }}{%- generation %}{{- message.content | trim }}"
+            "{{- '\\n<|end|>' }}{%- endgeneration %}{{- '\\n' }}\n"
+            "{%- else %}\n"
+            "{{- '<|' + message.role + '|>\\n' + message.content + '\\n<|end|>\\n' }}\n"
+            "{%- endif %}\n"
+            "{%- endfor %}\n"
+            "{%- if add_generation_prompt %}{{- '<|assistant|>\\n' }}{%- endif %}\n"
+        )
+
+
+# ---------------------------------------------------------------------- parsing helpers
+_QWEN_TURN_RE = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.S)
+_TAGS_TURN_RE = re.compile(
+    r"<\|(system|user|assistant)\|>\n?(.*?)(?:\n?<\|end\|>\n?|(?=<\|(?:system|user|assistant)\|>)|$)", re.S
+)
+_PLAIN_TURN_RE = re.compile(r"^(System|User|Assistant):[ \t]*", re.M)
+
+
+def parse_system_block(block: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """``Name: value`` lines to ordered pairs; ``Name:`` alone starts a multi-line value to the end."""
+    pairs: list[tuple[str, str]] = []
+    stray: list[str] = []
+    lines = block.strip("\n").split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = FIELD_LINE_RE.match(line)
+        if m is None:
+            if line.strip():
+                stray.append(line)
+            i += 1
+            continue
+        name, value = m.group(1).strip(), (m.group(2) or "").strip()
+        if not value and i + 1 < len(lines):
+            pairs.append((name, "\n".join(lines[i + 1 :]).strip()))
+            break
+        pairs.append((name, value))
+        i += 1
+    return pairs, stray
+
+
+def split_think(answer: str) -> tuple[str | None, str, bool]:
+    """``(reasoning, answer, empty_think_first)`` for an assistant turn's text.
+
+    Leading think blocks are taken off one after the other; ``empty_think_first`` says the turn
+    opened with the empty block of non-thinking mode.
+    """
+    rest = answer.lstrip("\n")
+    reasoning: list[str] = []
+    empty_first = rest.startswith(QWEN_THINK_OFF.rstrip("\n"))
+    while rest.startswith("<think>"):
+        end = rest.find("</think>")
+        if end == -1:
+            reasoning.append(rest[len("<think>") :].strip())
+            return "\n".join(r for r in reasoning if r), "", empty_first
+        inner = rest[len("<think>") : end].strip()
+        if inner:
+            reasoning.append(inner)
+        rest = rest[end + len("</think>") :].lstrip()
+    return ("\n".join(reasoning) or None), rest.strip(), empty_first
+
+
+def detect_wrapper(text: str) -> str | None:
+    has_qwen = "<|im_start|>" in text
+    has_tags = any(t in text for t in ("<|system|>", "<|user|>", "<|assistant|>"))
+    if has_qwen and has_tags:
+        return "mixed"
+    if has_qwen:
+        return "qwen3"
+    if has_tags:
+        return "tags"
+    if _PLAIN_TURN_RE.search(text):
+        return "plain"
+    return None
+
+
+def parse_prompt(text: str) -> ParsedPrompt:
+    """Parse a rendered prompt or conversation in any wrapper; raises :class:`PromptParseError`."""
+    wrapper = detect_wrapper(text)
+    if wrapper is None:
+        raise PromptParseError("no wrapper recognised (expected <|im_start|>, <|system|> or System:/User: turns)")
+    if wrapper == "mixed":
+        raise PromptParseError("text mixes the qwen3 and tags wrappers")
+    turns: list[tuple[str, str, bool]] = []  # role, content, closed
+    if wrapper == "qwen3":
+        for m in _QWEN_TURN_RE.finditer(text):
+            closed = m.group(0).rstrip("\n").endswith("<|im_end|>")
+            turns.append((m.group(1), m.group(2), closed))
+    elif wrapper == "tags":
+        for m in _TAGS_TURN_RE.finditer(text):
+            turns.append((m.group(1), m.group(2), m.group(0).rstrip("\n").endswith("<|end|>")))
+    else:
+        starts = list(_PLAIN_TURN_RE.finditer(text))
+        for k, m in enumerate(starts):
+            end = starts[k + 1].start() if k + 1 < len(starts) else len(text)
+            content = text[m.end() : end].strip("\n")
+            if m.group(1) == "System":
+                content = content.replace("\\n", "\n")  # a script's escaped newlines
+            turns.append((m.group(1).lower(), content, True))
+    roles = [t[0] for t in turns]
+    if "system" not in roles or "user" not in roles:
+        raise PromptParseError(f"expected a system and a user turn, found {roles or 'none'}")
+    system = next(t[1] for t in turns if t[0] == "system")
+    user = next(t[1] for t in turns if t[0] == "user")
+    pairs, stray = parse_system_block(system)
+    answer: str | None = None
+    reasoning: str | None = None
+    thinking: bool | None = None
+    assistant = [t for t in turns if t[0] == "assistant"]
+    if wrapper == "qwen3":
+        thinking = True
+    if assistant:
+        _, content, closed = assistant[-1]
+        reasoning, rest, empty_think = split_think(content)
+        if wrapper == "qwen3":
+            thinking = not empty_think
+        if rest or closed:
+            answer = rest
+    elif wrapper == "plain":
+        thinking = True
+    return ParsedPrompt(
+        wrapper=wrapper,
+        fields=pairs,
+        question=user.strip(),
+        answer=answer,
+        thinking=thinking,
+        reasoning=reasoning,
+        stray_lines=stray,
+        system=system,
+    )
+
+
+def diff_contracts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two canonical contracts (see :meth:`PromptContract.canonical`)."""
+    changes: list[str] = []
+    if old.get("wrapper") != new.get("wrapper"):
+        changes.append(f"wrapper {old.get('wrapper')!r} -> {new.get('wrapper')!r}")
+    old_fields = {f["name"]: f for f in old.get("fields", [])}
+    new_fields = {f["name"]: f for f in new.get("fields", [])}
+    for name in old_fields.keys() - new_fields.keys():
+        changes.append(f"field {name!r} removed")
+    for name in new_fields.keys() - old_fields.keys():
+        changes.append(f"field {name!r} added")
+    common_old = [n for n in old_fields if n in new_fields]
+    common_new = [n for n in new_fields if n in old_fields]
+    if common_old != common_new:
+        changes.append(f"field order {' / '.join(common_old)} -> {' / '.join(common_new)}")
+    for name in common_new:
+        a, b = old_fields[name], new_fields[name]
+        for key in sorted(set(a) | set(b)):
+            if key != "description" and a.get(key) != b.get(key):
+                changes.append(f"field {name!r} {key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return changes or ["contract text differs"]

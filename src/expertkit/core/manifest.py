@@ -1,0 +1,203 @@
+"""The expert manifest, ``expert.yaml``, validated with pydantic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from expertkit.core.contract import ContractSpec
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.fileio import read_text
+
+MANIFEST_NAME = "expert.yaml"
+OutputKind = Literal["elastic_dsl", "sql", "json"]
+Metric = Literal["valid", "equivalent", "execution_match", "direct_valid", "component_f1", "correct"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputSpec(_Strict):
+    """What the expert answers, and the files its validator needs (paths relative to the expert)."""
+
+    kind: OutputKind
+    #: elastic_dsl: ``mappings`` (folder of ``<index>.json``) and optional ``values`` (folder of
+    #: ``<index>.json``, field → known values, for grounding); sql: ``schemas`` (folder of ``<name>.sql``
+    #: DDL and ``<name>.data.sql`` fixture rows); json: optional ``json_schema`` file.
+    resources: dict[str, str] = Field(default_factory=dict)
+    #: sql: the sqlglot dialect the answers are written in.
+    dialect: str | None = None
+
+
+class DataSpec(_Strict):
+    train: str = "data/train.jsonl"
+    eval: str = "data/eval.jsonl"
+    #: Name of the built-in generator (``expertkit data generate``), if any.
+    generator: str | None = None
+    train_size: int = Field(default=6000, ge=1)
+    eval_size: int = Field(default=320, ge=1)
+    seed: int = 0
+
+
+class TrainingSpec(_Strict):
+    method: Literal["lora", "dora", "full"] = "lora"
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = Field(default=2e-4, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int = Field(default=1024, ge=16)
+    #: Padding-free batches (``expertkit.training.packing``): at most this many tokens per device and micro-batch;
+    #: 0 trains padded batches of ``batch_size`` examples; unset, about ``batch_size`` examples' tokens.
+    max_tokens_per_batch: int | None = Field(default=None, ge=0)
+    steps: int | None = Field(default=None, ge=1)
+    epochs: float = Field(default=1.0, gt=0)
+    save_every: int = Field(default=50, ge=1)
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = 42
+    #: Score the checkpoint every N steps while training (``train --eval-every``; none: no scoring).
+    eval_every: int | None = Field(default=None, ge=1)
+    #: Score a fixed seeded subset of K eval cases (none: all of them).
+    eval_cases: int | None = Field(default=None, ge=1)
+    #: Stop when ``evaluation.metric`` has not improved for this many evaluations (``--early-stop``).
+    early_stop: int | None = Field(default=None, ge=1)
+    #: The smallest rise of the metric that counts as an improvement (``--min-delta``).
+    min_delta: float = Field(default=0.0, ge=0)
+    #: Which checkpoints stay on disk: all, the best and the latest, or the latest (``--keep``).
+    keep: Literal["all", "best", "last"] = "all"
+
+
+class DecodingSpec(_Strict):
+    max_new_tokens: int = Field(default=256, ge=1)
+    #: Constrained decoding (xgrammar): none, json (any JSON) or schema (what the validator accepts).
+    constrain: Literal["none", "json", "schema"] = "none"
+    #: Sampling for validator-guided decoding (``--samples N``); greedy decoding ignores them.
+    temperature: float = Field(default=0.7, gt=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    seed: int = 0
+
+
+class EvaluationSpec(_Strict):
+    #: The metric that picks the best checkpoint (ties go to the earliest step).
+    metric: Metric = "valid"
+    max_cases: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+
+
+class Manifest(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    version: str = Field(default="0.1.0", pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
+    description: str = ""
+    base_model: str = "Qwen/Qwen3-0.6B"
+    output: OutputSpec
+    contract: ContractSpec
+    data: DataSpec = Field(default_factory=DataSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML 1.2 forbids it; PyYAML would
+    keep the last silently: a second ``contract:`` block switches the wrapper, a second ``name:`` renames)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKey(key_node.value, line, seen[key_node.value])
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each YAML key path to its 1-based line, for error messages."""
+    lines: dict[tuple[str | int, ...], int] = {}
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:  # an alias: its node was walked already (aliases of aliases grow exponentially)
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, key.value)
+                lines[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            walk(root, ())
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return lines
+
+
+def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
+    """Validate manifest text; errors name the file, line and key."""
+    try:
+        data: Any = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ExpertkitError(f"duplicate key (first given on line {exc.first})", path=path, line=exc.line,
+                             key=exc.key) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ExpertkitError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+        ) from None
+    except RecursionError:
+        raise ExpertkitError("YAML nested too deeply", path=path) from None
+    if not isinstance(data, dict):
+        raise ExpertkitError("the manifest must be a mapping of keys", path=path)
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or None
+        lines = _key_lines(text)
+        line = None
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ExpertkitError(msg + more, path=path, line=line, key=key) from None
+
+
+def load_manifest(expert_dir: str | Path) -> Manifest:
+    """Read ``EXPERT_DIR/expert.yaml`` (or a path to the yaml itself)."""
+    p = Path(expert_dir)
+    if not p.exists():
+        raise ExpertkitError("no such expert folder or manifest", path=p)
+    path = p / MANIFEST_NAME if p.is_dir() else p
+    if not path.exists():
+        raise ExpertkitError(f"no {MANIFEST_NAME} in this folder", path=p)
+    return parse_manifest(read_text(path), path)

@@ -1,0 +1,531 @@
+"""``compare``: the base and a run's checkpoints scored on the same cases, task-aware.
+
+The base is loaded once; checkpoints are switched in without reloading it
+(:class:`~expertkit.engines.inference.generation.Engine`, or vLLM's multi-LoRA engine). Every prompt
+comes from the expert's contract. Each output is split into reasoning and answer, validated, compared with
+the gold answer and, for SQL, executed on the fixture,
+by :func:`~expertkit.evaluation.scoring.score_output`, which also gives each output its verdict.
+
+The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
+metric — ties broken by :data:`~expertkit.evaluation.scoring.TIE_BREAKS`, then the earliest step.
+``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
+checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
+
+Scores recorded while training (``train --eval-every``) are reused for unchanged checkpoints, cases,
+contract and scorer (:mod:`expertkit.evaluation.checkpoint_scores`; ``rescore`` generates again). ``samples`` > 1
+decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.evaluation.voting`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from expertkit.core.checkpoints import (
+    RECORD_NAME,
+    Checkpoint,
+    check_contract,
+    choose_base,
+    list_checkpoints,
+    read_run,
+)
+from expertkit.core.contract import QWEN_THINK_OFF, PromptContract
+from expertkit.core.data import load_examples
+from expertkit.core.errors import ContractError, ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.core.fileio import check_output_dir
+from expertkit.core.options import check_count
+from expertkit.engines.inference import (
+    InferenceEngine,
+    contract_stops,
+    create_engine,
+    engine_class,
+    generate_for,
+    sample_for,
+)
+from expertkit.engines.inference.constrain import resolve_mode
+from expertkit.engines.inference.generation import Generation, Sampling, checkpoint_kind
+from expertkit.engines.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
+from expertkit.evaluation.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+
+__all__ = [  # scoring lives in expertkit.evaluation.scoring, the small-model rules in expertkit.engines.inference.hf
+    "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output", "summarize",
+    "verdict_of",
+]
+DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
+DRIFT_DESCRIPTIONS: dict[str, str] = {
+    "alias": "a field's canonical value replaced by one of its aliases",
+    "order": "the first two field lines swapped",
+    "missing": "the last single-line field left out",
+    "other_wrapper": "the prompt in the other wrapper (tags <-> qwen3)",
+    "thinking": "the empty think block left out (thinking allowed)",
+}
+BASE_NAME = "base"
+REPORT_VERSION = 1
+_INCOMPLETE_RE = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class CompareOptions:
+    """What ``expertkit compare`` takes; ``None`` means the run's or the manifest's value."""
+
+    run_dir: Path
+    base: str | None = None
+    cases: Path | None = None
+    checkpoints: str | None = None
+    out_dir: Path | None = None
+    drift: bool = False
+    engine: str = "hf"
+    max_cases: int | None = None
+    allow_drift: bool = False
+    as_json: bool = False
+    batch_size: int | None = None
+    #: Ignore the scores recorded while training and generate again.
+    rescore: bool = False
+    #: Candidates per case for validator-guided decoding (1: greedy).
+    samples: int = 1
+    #: none | json | schema (None: the manifest's ``decoding.constrain``)
+    constrain: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation case: canonical fields, question, gold answer, and the rendered prompt."""
+
+    line: int
+    fields: dict[str, str]
+    question: str
+    gold: str | None
+    prompt: str
+
+
+@dataclass
+class CompareResult:
+    """The report (``compare.json``'s content) and where it was written."""
+
+    report: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return self.report.get("best")
+
+
+# ---------------------------------------------------------------------- cases and drifted prompts
+def load_cases(expert: Expert, path: Path, max_cases: int | None) -> list[Case]:
+    """Records of ``path`` as cases with canonical fields and rendered prompts."""
+    cases: list[Case] = []
+    for ex in load_examples(path)[:max_cases]:
+        try:
+            fields = expert.contract.normalize(dict(ex.fields))
+            prompt = expert.contract.render_prompt(fields, ex.question)
+        except ContractError as exc:
+            raise ExpertkitError(f"case cannot be rendered: {exc.message}", path=path, line=ex.line) from None
+        cases.append(Case(ex.line, fields, ex.question.strip(), ex.answer, prompt))
+    return cases
+
+
+def lint_cases(expert: Expert, path: Path) -> list[str]:
+    """Lint a cases file as ``lint`` does: its errors stop (invalid, empty or think-block gold answers, control
+    tokens, too long), its warnings come back as lines to print."""
+    from expertkit.authoring.lint import lint_file
+
+    report = lint_file(expert, path)
+    errors = [f for f in report.findings if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more errors: expertkit lint {expert.root} --data {path})" if len(
+            errors) > 1 else ""
+        raise ExpertkitError(f"{first.code}: {first.message}{more}", path=path, line=first.line, key="--cases")
+    return [f"{path}:{f.line}: {f.code}: {f.message}" if f.line else f"{path}: {f.code}: {f.message}"
+            for f in report.findings]
+
+
+def _field_lines(contract: PromptContract, fields: Mapping[str, str]) -> list[str]:
+    """The single-line ``Name: value`` lines of the system block, in order."""
+    single = {f.name for f in contract.fields if not f.multiline}
+    return [f"{name}: {value}" for name, value in fields.items() if name in single]
+
+
+def _alias_for(contract: PromptContract, fields: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """``(name, canonical, alias)`` for the first field with a declared alias, else a case variant."""
+    for spec in contract.fields:
+        value = fields.get(spec.name)
+        if value is not None and not spec.multiline:
+            aliases = [a for a, target in spec.aliases.items() if target == value]
+            if aliases:
+                return spec.name, value, aliases[0]
+    for spec in contract.fields:
+        value = fields.get(spec.name)
+        if value is not None and spec.values is not None and value.upper() != value:
+            return spec.name, value, value.upper()
+    return None
+
+
+def drift_prompt(contract: PromptContract, case: Case, kind: str) -> str | None:
+    """The case's prompt drifted in one way, as raw text; ``None`` where the drift does not apply.
+
+    The text is made by editing the rendered prompt, never by the contract (which would refuse it).
+    """
+    block = contract.system_block(case.fields)
+    lines = _field_lines(contract, case.fields)
+    if kind == "alias":
+        found = _alias_for(contract, case.fields)
+        if found is None:
+            return None
+        name, value, alias = found
+        return case.prompt.replace(block, block.replace(f"{name}: {value}", f"{name}: {alias}", 1), 1)
+    if kind == "order":
+        if len(lines) < 2:
+            return None
+        swapped = block.replace(lines[0], "\x00", 1).replace(lines[1], lines[0], 1).replace("\x00", lines[1], 1)
+        return case.prompt.replace(block, swapped, 1)
+    if kind == "missing":
+        if len(lines) < 2:
+            return None
+        kept = "\n".join(line for line in block.split("\n") if line != lines[-1])
+        return case.prompt.replace(block, kept, 1)
+    if kind == "other_wrapper":
+        other = "tags" if contract.wrapper == "qwen3" else "qwen3"
+        return PromptContract(contract.spec.model_copy(update={"wrapper": other})).render_prompt(
+            case.fields, case.question)
+    if kind == "thinking":
+        if not case.prompt.endswith(QWEN_THINK_OFF):
+            return None
+        return case.prompt[: -len(QWEN_THINK_OFF)]
+    raise ValueError(f"unknown drift kind {kind!r}")
+
+
+# ---------------------------------------------------------------------- generation backends
+Advance = Callable[[int], None]
+
+
+class Backend(Protocol):
+    """Generates for the base (``None``) or a registered checkpoint."""
+
+    tokenizer: Any
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance,
+                 fields: Sequence[Mapping[str, str]]) -> list[Generation]:
+        """Greedy outputs in prompt order (``fields``: each prompt's, for its grammar); ``advance(n)`` after
+        each batch."""
+        ...
+
+    def sample(self, name: str | None, prompts: Sequence[Sequence[int]], sampling: Sampling,
+               advance: Advance) -> list[list[Generation]]:
+        """``sampling.n`` candidates per prompt (with log-probabilities), in prompt order."""
+        ...
+
+
+class EngineBackend:
+    """The inference engine (:mod:`expertkit.engines.inference`) as compare's backend: greedy outputs through
+    :func:`~expertkit.engines.inference.generate_for`, the one path ``compare``, ``serve`` and ``ask`` share;
+    seeded candidates for validator-guided voting."""
+
+    def __init__(self, engine: InferenceEngine, expert: Expert, *, max_new_tokens: int, batch_size: int,
+                 constrain: str = "none") -> None:
+        self.engine = engine
+        self.expert = expert
+        self.tokenizer = engine.tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = max(batch_size, getattr(engine, "min_batch", 0))
+        self.constrain = constrain
+        self.stops = contract_stops(expert.contract, engine.tokenizer)
+
+    def generate(self, name: str | None, prompts: Sequence[Sequence[int]], advance: Advance,
+                 fields: Sequence[Mapping[str, str]]) -> list[Generation]:
+        return generate_for(self.engine, self.expert, name, prompts, fields, max_new_tokens=self.max_new_tokens,
+                            constrain=self.constrain, batch_size=self.batch_size, advance=advance)
+
+    def sample(self, name: str | None, prompts: Sequence[Sequence[int]], sampling: Sampling,
+               advance: Advance) -> list[list[Generation]]:
+        return sample_for(self.engine, self.expert, name, prompts, sampling, max_new_tokens=self.max_new_tokens,
+                          batch_size=self.batch_size, advance=advance)
+
+
+# ---------------------------------------------------------------------- the command
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def select_checkpoints(run_dir: Path, steps: str | None) -> tuple[list[Checkpoint], list[str]]:
+    """Complete checkpoints (all, or the ``100,150`` steps named) and the names of incomplete folders
+    (``checkpoint-N`` without its record, ``tmp-checkpoint-N`` still being written)."""
+    complete = list_checkpoints(run_dir)
+    done = {c.path.name for c in complete}
+    incomplete = sorted(
+        (c.name for c in run_dir.iterdir() if c.is_dir() and _INCOMPLETE_RE.match(c.name) and c.name not in done),
+        key=lambda n: int(_INCOMPLETE_RE.match(n).group(1)),  # type: ignore[union-attr]
+    )
+    if steps is None:
+        return complete, incomplete
+    by_step = {c.step: c for c in complete}
+    chosen: list[Checkpoint] = []
+    for item in (s.strip() for s in steps.split(",") if s.strip()):
+        digits = item.removeprefix("checkpoint-")
+        if not digits.isdigit():
+            raise ExpertkitError(f"expected steps like 100,150, got {item!r}", key="--checkpoints")
+        step = int(digits)
+        if step not in by_step:
+            if f"checkpoint-{step}" in incomplete:
+                raise ExpertkitError(f"checkpoint-{step} is incomplete (no {RECORD_NAME}): its save was "
+                                     "interrupted", path=run_dir / f"checkpoint-{step}", key="--checkpoints")
+            have = ", ".join(str(s) for s in by_step) or "none"
+            raise ExpertkitError(f"no complete checkpoint-{step} (steps: {have})", path=run_dir,
+                                 key="--checkpoints")
+        if by_step[step] not in chosen:
+            chosen.append(by_step[step])
+    if not chosen:
+        raise ExpertkitError("no steps given", key="--checkpoints")
+    return sorted(chosen, key=lambda c: c.step), incomplete
+
+
+def resolve_run_base(run_dir: Path, base: str | None, checkpoints: Sequence[Checkpoint]) -> str:
+    """The base the run was trained on (its recorded folder when it still exists); ``--base`` must match it."""
+    run = read_run(run_dir)
+    options = run.get("options") if isinstance(run.get("options"), dict) else {}
+    record = {"base": run.get("base"), "base_path": options.get("base_path")}  # type: ignore[union-attr]
+    try:
+        return choose_base(base, [("the run", record), *((ck.name, ck.record) for ck in checkpoints)])
+    except ExpertkitError as exc:
+        raise ExpertkitError(exc.message, path=run_dir, key="--base") from None
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=_console, transient=False)
+
+
+def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
+                     cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
+    task = progress.add_task(label, total=len(prompts))
+    t0 = time.perf_counter()
+    generations = backend.generate(name, prompts, lambda n: progress.advance(task, n), [c.fields for c in cases])
+    seconds = time.perf_counter() - t0
+    scores = []
+    for case, g in zip(cases, generations, strict=True):
+        s = score_output(expert, g.text, case.fields, case.gold, case.question)
+        scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
+    return scores, seconds
+
+
+def _generate_voted(backend: Backend, expert: Expert, name: str | None, label: str,
+                    prompts: Sequence[Sequence[int]], cases: Sequence[Case], sampling: Sampling,
+                    progress: Progress) -> tuple[list[Score], list[dict[str, Any]], float]:
+    """Validator-guided decoding: ``sampling.n`` candidates per case, voted; greedy where none is valid."""
+    from expertkit.evaluation.voting import vote_or_greedy
+
+    task = progress.add_task(f"{label} x{sampling.n}", total=len(prompts))
+    t0 = time.perf_counter()
+    drawn = backend.sample(name, prompts, sampling, lambda n: progress.advance(task, n))
+    chosen = vote_or_greedy(expert, [c.fields for c in cases], drawn, lambda idx: backend.generate(
+        name, [prompts[i] for i in idx], lambda n: None, [cases[i].fields for i in idx]))
+    seconds = time.perf_counter() - t0
+    scores: list[Score] = []
+    votes = []
+    for case, (g, v) in zip(cases, chosen, strict=True):
+        s = score_output(expert, g.text, case.fields, case.gold)
+        scores.append(replace(s, new_tokens=g.new_tokens, finished=g.finished, latency_s=g.latency_s))
+        votes.append(v)
+    return scores, [v.to_dict() for v in votes], seconds
+
+
+def _drop(baseline: Mapping[str, Any], drifted: Mapping[str, Any], key: str) -> float | None:
+    """How much ``key`` fell from the clean prompts to the drifted ones."""
+    if baseline[key] is None or drifted[key] is None:
+        return None
+    return float(baseline[key] - drifted[key])
+
+
+def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases: Sequence[Case],
+                 clean: Sequence[Score], metric: str, progress: Progress) -> dict[str, Any]:
+    """Score drifted prompts on ``target`` and the drop from its clean scores on the same cases."""
+    kinds: list[dict[str, Any]] = []
+    for kind in DRIFT_KINDS:
+        picked = [(i, p) for i, c in enumerate(cases) if (p := drift_prompt(expert.contract, c, kind)) is not None]
+        entry: dict[str, Any] = {"kind": kind, "description": DRIFT_DESCRIPTIONS[kind], "cases": len(picked)}
+        if not picked:
+            entry.update(applicable=False, baseline=None, drifted=None, drop=None, valid_drop=None,
+                         example_prompt=None, outputs=[])
+            kinds.append(entry)
+            continue
+        ids = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for _, p in picked]
+        sub = [cases[i] for i, _ in picked]
+        name = None if target["step"] is None else target["name"]
+        scores, seconds = _generate_scored(backend, expert, name, f"drift {kind}", ids, sub, progress)
+        baseline = summarize([clean[i] for i, _ in picked])
+        drifted = summarize(scores, seconds)
+        entry.update(
+            applicable=True, baseline=baseline, drifted=drifted, drop=_drop(baseline, drifted, metric),
+            valid_drop=_drop(baseline, drifted, "valid"),
+            example_prompt=picked[0][1],
+            outputs=[{"case": i, "output": s.output, "answer": s.answer, "verdict": s.verdict}
+                     for (i, _), s in zip(picked, scores, strict=True)],
+        )
+        kinds.append(entry)
+    return {"model": target["name"], "step": target["step"], "metric": metric, "kinds": kinds}
+
+
+def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
+    """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
+    from expertkit.evaluation.report import REPORT_NAMES, print_summary, write_reports
+
+    run_dir = Path(options.run_dir)
+    if not run_dir.is_dir():
+        raise ExpertkitError("no such run folder", path=run_dir, key="--run")
+    check_count(options.max_cases, "--max-cases")
+    check_count(options.batch_size, "--batch-size")
+    check_count(options.samples, "--samples")
+    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
+    check_output_dir(out_dir, key="--out", ours=REPORT_NAMES)  # before the scoring, not after
+    engine_class(options.engine)  # an unknown engine fails before anything is read
+    constrain = resolve_mode(expert, options.constrain)
+    run = read_run(run_dir)
+    if run.get("expert") not in (None, expert.name):
+        raise ExpertkitError(f"the run trains expert {run['expert']!r}, not {expert.name!r}", path=run_dir,
+                             key="--run")
+    checkpoints, incomplete = select_checkpoints(run_dir, options.checkpoints)
+    if not checkpoints:
+        raise ExpertkitError("no complete checkpoints in the run"
+                             + (f" ({', '.join(incomplete)} incomplete)" if incomplete else ""), path=run_dir)
+    changes = {ck.name: check_contract(ck, expert, allow_drift=options.allow_drift) for ck in checkpoints}
+    cases_path = Path(options.cases) if options.cases is not None else expert.eval_path
+    max_cases = options.max_cases or expert.manifest.evaluation.max_cases
+    case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
+    cases = load_cases(expert, cases_path, max_cases)
+    base = resolve_run_base(run_dir, options.base, checkpoints)  # after the inputs: their errors come first
+    for warning in case_warnings:
+        _console.print(warning, style="yellow", markup=False, highlight=False)
+    for name in incomplete:  # warnings only once every input is known good (an error stays one line)
+        _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
+    for name, found in changes.items():
+        if found:
+            _console.print(f"[yellow]{name} was trained on another contract (--allow-drift): "
+                           f"{'; '.join(found)}[/yellow]")
+    metric = expert.manifest.evaluation.metric
+    max_new = expert.manifest.decoding.max_new_tokens
+    batch_size = options.batch_size or expert.manifest.evaluation.batch_size
+    stops = expert.contract.stop_strings
+
+    _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
+                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}, constrain {constrain}")
+    engine = create_engine(options.engine, base, {ck.name: ck.path for ck in checkpoints})
+    backend: Backend = EngineBackend(engine, expert, max_new_tokens=max_new, batch_size=batch_size,
+                                     constrain=constrain)
+    prompts = [expert.contract.encode_prompt(backend.tokenizer, c.fields, c.question) for c in cases]
+
+    from expertkit.evaluation.checkpoint_scores import recorded_scores
+
+    sampling = None
+    if options.samples > 1:
+        dec = expert.manifest.decoding
+        sampling = Sampling(n=options.samples, temperature=dec.temperature, top_p=dec.top_p, seed=dec.seed)
+    rows: list[dict[str, Any]] = []
+    per_model: dict[str, list[Score]] = {}
+    per_model_votes: dict[str, list[dict[str, Any]]] = {}
+    with _progress() as progress:
+        for ck in [None, *checkpoints]:
+            name = ck.name if ck else BASE_NAME
+            reused = {}
+            rescored = False
+            if ck is not None and sampling is None and not options.rescore and constrain == "none":
+                recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
+                reused, rescored = recorded.scores, recorded.rescored
+            todo = [i for i in range(len(cases)) if i not in reused]
+            seconds = 0.0
+            if sampling is not None:
+                scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
+                                                         cases, sampling, progress)
+                per_model_votes[name] = votes
+            else:
+                fresh: list[Score] = []
+                if todo:
+                    fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
+                                                      [prompts[i] for i in todo], [cases[i] for i in todo],
+                                                      progress)
+                fresh_by = dict(zip(todo, fresh, strict=True))
+                scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
+            if reused:
+                _console.print(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded "
+                               "while training" + (" (scored again: the scorer changed)" if rescored else ""))
+            per_model[name] = scores
+            summary = summarize(scores)
+            summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
+            rows.append({
+                "name": name,
+                "step": ck.step if ck else None,
+                "path": str(ck.path) if ck else base,
+                "kind": checkpoint_kind(ck.path) if ck else "base",
+                "contract_changes": changes.get(name, []),
+                "generation_s": round(seconds, 3),
+                "reused": len(reused),
+                "samples": options.samples,
+                **summary,
+            })
+        best = pick_best(rows, metric)
+        drift = None
+        if options.drift:
+            target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
+            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
+
+    report: dict[str, Any] = {
+        "version": REPORT_VERSION,
+        "expert": expert.name,
+        "expert_version": expert.manifest.version,
+        "fingerprint": expert.fingerprint,
+        "output_kind": expert.manifest.output.kind,
+        "metric": metric,
+        "scorer_version": SCORER_VERSION,
+        "run": str(run_dir),
+        "base": base,
+        "engine": options.engine,
+        "constrain": constrain,
+        "cases_source": str(cases_path),
+        "max_new_tokens": max_new,
+        "batch_size": getattr(backend, "batch_size", batch_size),
+        "samples": options.samples,
+        "sampling": None if sampling is None else {"temperature": sampling.temperature, "top_p": sampling.top_p,
+                                                   "seed": sampling.seed},
+        "created": _now(),
+        "skipped": incomplete,
+        "models": rows,
+        "best": best,
+        "cases": [
+            {
+                "line": c.line,
+                "fields": c.fields,
+                "question": c.question,
+                "gold": c.gold,
+                "prompt": c.prompt,
+                "outputs": {name: {**scores[i].to_dict(),
+                                   **({"vote": per_model_votes[name][i]} if name in per_model_votes else {})}
+                            for name, scores in per_model.items()},
+            }
+            for i, c in enumerate(cases)
+        ],
+    }
+    if drift is not None:
+        report["drift"] = drift
+    if run.get("evaluations"):
+        report["training"] = {key: run.get(key) for key in ("evaluations", "best", "stopped")}
+    paths = write_reports(report, out_dir)
+    result = CompareResult(report, paths)
+    if options.as_json:
+        print_summary(report, _console)
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        print_summary(report, Console(soft_wrap=True))
+        Console(soft_wrap=True).print(f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
+    return result

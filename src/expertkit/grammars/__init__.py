@@ -1,1 +1,0 @@
-"""``schema`` grammars for constrained decoding, one module per output kind (see :mod:`expertkit.constrain`)."""

@@ -1,0 +1,185 @@
+"""Correctness beyond validity: how far a wrong answer is from the gold one, and whether its literals are
+grounded — plug-ins keyed by the manifest's output kind, registered on import (the core never branches
+on a kind).
+
+A :class:`Matcher` compares an answer with the gold answer as parts (for Query DSL: the (clause, field,
+operator, value) tuples of query, filters, aggregations, sort and size — Spider's partial matching
+carried over; for SQL, Spider's partial matching itself on sqlglot's tree), giving precision, recall
+and F1 of the parts and the kinds of difference (wrong field,
+wrong value, wrong operator, missing clause, extra clause); and it finds the answer's literals that are
+neither in the question nor among the field's known values (``ungrounded``), when the expert ships known
+values as its ``values`` resource.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from expertkit.kinds.validation import Validator
+
+#: The error taxonomy of a judged output, in report order.
+ERROR_KINDS: tuple[str, ...] = (
+    "wrong_field",
+    "wrong_value",
+    "ungrounded_value",
+    "wrong_operator",
+    "missing_clause",
+    "extra_clause",
+    "wrong_structure",
+    "wrong_result",
+    "broken_json",
+    "broken_sql",
+    "invalid",
+    "reasoning",
+    "trailing_text",
+)
+ERROR_DESCRIPTIONS: dict[str, str] = {
+    "wrong_field": "a part of the gold answer on another field",
+    "wrong_value": "a part of the gold answer with another value",
+    "ungrounded_value": "a literal neither in the question nor among the field's known values",
+    "wrong_operator": "a part of the gold answer with another operator (query or aggregation type, bound)",
+    "missing_clause": "a part of the gold answer left out",
+    "extra_clause": "a part the gold answer does not have",
+    "wrong_structure": "the gold answer's parts, arranged otherwise (must for filter, a lone query for a bool)",
+    "wrong_result": "valid, but not the gold answer's result when run",
+    "broken_json": "the answer is not JSON (or not a JSON object)",
+    "broken_sql": "the answer does not parse as SQL",
+    "invalid": "the answer parses but the validator rejects it",
+    "reasoning": "the output holds reasoning",
+    "trailing_text": "a code fence, a label or text around the answer",
+}
+
+#: One part of an answer: (clause, field, operator, value), all strings.
+Part = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class PartMatch:
+    """An answer's parts against the gold answer's: precision, recall, F1 and the kinds of difference."""
+
+    precision: float
+    recall: float
+    f1: float
+    differences: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1}
+
+
+def match_parts(answer: Iterable[Part], gold: Iterable[Part]) -> PartMatch:
+    """Multiset precision/recall/F1 of ``answer``'s parts against ``gold``'s, and what differs.
+
+    Parts left over on both sides are paired when they share the clause and two of field, operator and
+    value (the third is then wrong); a gold part left unpaired is a missing clause, an answer part an
+    extra one.
+    """
+    a, g = Counter(answer), Counter(gold)
+    common = sum((a & g).values())
+    na, ng = sum(a.values()), sum(g.values())
+    precision = common / na if na else (1.0 if not ng else 0.0)
+    recall = common / ng if ng else (1.0 if not na else 0.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    left_a, left_g = list((a - g).elements()), list((g - a).elements())
+    differences: set[str] = set()
+    for gp in list(left_g):
+        for ap in left_a:
+            if ap[0] != gp[0]:
+                continue
+            same = [ap[i] == gp[i] for i in (1, 2, 3)]
+            if sum(same) < 2:
+                continue
+            differences.add(("wrong_field", "wrong_operator", "wrong_value")[same.index(False)])
+            left_a.remove(ap)
+            left_g.remove(gp)
+            break
+    if left_g:
+        differences.add("missing_clause")
+    if left_a:
+        differences.add("extra_clause")
+    return PartMatch(precision, recall, f1, sorted(differences, key=ERROR_KINDS.index))
+
+
+_DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
+_WORD_RE = re.compile(r"\w+")
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?")
+
+
+def grounded(value: str, question: str, known: Set[str] = frozenset(), wildcards: str = "*?") -> bool:
+    """Is the literal ``value`` in the question (whole, all its words, or a number as written, ``1,000``
+    for 1000 included) or among the ``known`` values (lower case)? Dates and date math count as grounded
+    (a question says "last week"); ``wildcards`` are pattern characters to ignore."""
+    if _NUMBER_RE.fullmatch(value):
+        digits = question.replace(",", "")
+        return bool(re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])", digits)) or value in known
+    bare = value.strip().strip(wildcards).strip()
+    if not bare or _DATE_RE.match(bare):
+        return True
+    low, q = bare.lower(), question.lower()
+    if low in q or low in known:
+        return True
+    words = _WORD_RE.findall(re.sub(f"[{re.escape(wildcards)}]", " ", low))
+    q_words = set(_WORD_RE.findall(q))
+    return bool(words) and all(w in q_words or w in q for w in words)
+
+
+class Matcher(ABC):
+    """Compares answers of one output kind as parts and checks their literals."""
+
+    kind: ClassVar[str]
+    #: The error kind of an answer that does not parse.
+    broken: ClassVar[str] = "broken_json"
+
+    def __init__(self, validator: Validator) -> None:
+        self.validator = validator  # its resources are the matcher's
+
+    def resource(self, name: str) -> Path | None:
+        return self.validator.resource(name)
+
+    @abstractmethod
+    def parses(self, answer: str) -> bool:
+        """Does ``answer`` parse at all (a broken one is :attr:`broken`, else ``invalid``)?"""
+
+    @abstractmethod
+    def parts(self, answer: str) -> list[Part] | None:
+        """The answer's parts, or ``None`` when it does not parse."""
+
+    def compare(self, answer: str, gold: str) -> PartMatch | None:
+        """The answer's parts against the gold answer's (all zero, with no differences named, when the
+        answer does not parse); ``None`` when the gold answer does not parse."""
+        gold_parts = self.parts(gold)
+        if gold_parts is None:
+            return None
+        parts = self.parts(answer)
+        if parts is None:
+            return PartMatch(0.0, 0.0, 0.0)
+        return match_parts(parts, gold_parts)
+
+    def ungrounded(self, answer: str, fields: Mapping[str, str], question: str) -> list[str]:
+        """The answer's literals found neither in the question nor among the field's known values."""
+        return []
+
+
+_REGISTRY: dict[str, type[Matcher]] = {}
+
+
+def register(cls: type[Matcher]) -> type[Matcher]:
+    """Class decorator: make ``cls`` the matcher of its ``kind``."""
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def get_matcher(validator: Validator) -> Matcher | None:
+    """The matcher of the validator's kind, bound to the same resources; ``None`` for a kind without one."""
+    cls = _REGISTRY.get(validator.kind)
+    return cls(validator) if cls is not None else None
+
+
+from expertkit.kinds.elastic import correctness as _elastic  # noqa: E402,F401  (register themselves)
+from expertkit.kinds.sql import correctness as _sql  # noqa: E402,F401

@@ -1,0 +1,711 @@
+"""The ``sql`` validator: one read-only SELECT over the prompt's schema, judged by the dialect's engine.
+
+The prompt's ``Dialect`` (else the manifest's ``output.dialect``) picks an engine from the plug-in
+registry :mod:`expertkit.engines.sql` (``postgres``, ``sqlite``, ``duckdb``). Checks, in order:
+
+1. Static (sqlglot, in that dialect): the output parses, is exactly one statement (a trailing comment
+   is not a statement), stays within :data:`MAX_TOKENS` tokens and :data:`MAX_SET_OPERATIONS` set
+   operations (a bound on the work one record costs), and is read-only (:func:`check_statement`, shared
+   with :mod:`expertkit.engines.sql.sandbox`): a SELECT, WITH…SELECT or set operation of selects; no data-modifying
+   or session statement anywhere inside (DROP, DELETE, INSERT, UPDATE, MERGE, CREATE, ALTER, ATTACH,
+   COPY, INSTALL, LOAD, PRAGMA, SET, CALL, SELECT … INTO), no table function that reads files, runs SQL
+   text or reads the engine's own catalog (``read_csv``, ``query``, ``duckdb_settings()`` …), no
+   ``FROM 'file.csv'``.
+2. The engine's word: ``EXPLAIN`` of the output against the prompt's ``Schema`` (loaded once into the
+   engine). The finding is the engine's own message, one line (PostgreSQL: ``column "e.name" must
+   appear in the GROUP BY clause or be used in an aggregate function``). Where no engine runs the
+   dialect, or the Schema does not load into it (a warning), sqlglot checks tables and columns instead
+   (:func:`schema_problems`).
+
+``equivalent`` compares canonical SQL: both sides qualified against the schema (stars expanded,
+identifiers normalised and quoted), single-use table aliases replaced by the table name, predicates
+normalised, then generated as text.
+
+``execution_match`` runs both on the engine's fixture database for the prompt's Schema
+(``<schemas>/<name>.sql`` + ``<name>.data.sql``, or a registered database file such as a Spider
+``.sqlite``) and on ``variants`` seeded variants of it (the test-suite method,
+:mod:`expertkit.engines.sql.variants`): the results must agree on every database
+(:func:`expertkit.engines.sql.results.same_result`). False when the output fails to run; None
+without a fixture, or when the gold itself fails. :meth:`SqlValidator.execution_outcome` also says
+which database told the two apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.optimizer.normalize import normalize
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from expertkit.core.fileio import atomic_write_text, cache_dir
+from expertkit.engines.sql import Database, QueryResult, SchemaLoadError, SqlEngine, get_engine
+from expertkit.engines.sql.results import same_result
+from expertkit.kinds.validation import ValidationResult, Validator
+
+if TYPE_CHECKING:
+    from expertkit.core.manifest import OutputSpec
+
+MAX_SQL_CHARS = 200_000
+#: Most tokens and set operations (UNION, INTERSECT, EXCEPT) a query may hold: beyond them the
+#: static analysis grows faster than linearly, and no real answer comes near them.
+MAX_TOKENS = 5_000
+MAX_SET_OPERATIONS = 100
+#: Table functions that read the engine's own catalog or settings (not tables of the prompt's schema).
+CATALOG_FUNCTION_PREFIXES = ("duckdb_", "pragma_", "pg_", "sqlite_")
+DIALECT_ALIASES = {"postgresql": "postgres", "pg": "postgres", "psql": "postgres", "sqlserver": "tsql",
+                   "mssql": "tsql", "sqlite3": "sqlite", "mariadb": "mysql", "bq": "bigquery"}
+#: Table/scalar functions that read files, other databases or settings, or run SQL given as text.
+FILE_FUNCTIONS = frozenset({
+    "glob", "query", "query_table", "sniff_csv", "parquet_metadata", "parquet_schema",
+    "parquet_file_metadata", "parquet_kv_metadata", "parquet_bloom_probe", "iceberg_metadata",
+    "iceberg_snapshots", "sqlite_attach", "postgres_attach", "postgres_query", "mysql_query", "st_read",
+    "st_read_meta", "getenv", "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
+    "lo_import", "lo_export", "dblink", "load_extension", "duckdb_secrets", "which_secret",
+    "duckdb_extensions", "read_blob", "read_text",
+})
+FILE_FUNCTION_PREFIXES = ("read_", "pg_read_", "pg_ls_")
+#: First words of statements that are never a read-only query (named when the dialect cannot parse them).
+NOT_QUERY_VERBS = frozenset({
+    "ATTACH", "DETACH", "COPY", "INSTALL", "LOAD", "PRAGMA", "SET", "RESET", "CALL", "DROP", "DELETE",
+    "INSERT", "UPDATE", "UPSERT", "MERGE", "REPLACE", "CREATE", "ALTER", "TRUNCATE", "GRANT", "REVOKE",
+    "VACUUM", "ANALYZE", "EXPORT", "IMPORT", "USE", "BEGIN", "COMMIT", "ROLLBACK", "CHECKPOINT",
+    "EXECUTE", "PREPARE", "DEALLOCATE", "EXPLAIN", "DESCRIBE", "SHOW", "SUMMARIZE", "LOCK", "COMMENT",
+})
+FILE_NAME_RE = re.compile(r"[/\\*?:]|\.(csv|tsv|parquet|json|jsonl|ndjson|txt|db|duckdb|sqlite|gz|zst|arrow|"
+                          r"xlsx?)$", re.IGNORECASE)
+FILE_FUNCTION_SUFFIXES = ("_scan", "_attach")
+_ROUGH_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def _types(*names: str) -> tuple[type[exp.Expression], ...]:
+    return tuple(getattr(exp, n) for n in names if isinstance(getattr(exp, n, None), type))
+
+
+#: Node types that write, change the session or run commands; refused anywhere in the tree.
+FORBIDDEN_NODES = _types(
+    "Insert", "Update", "Delete", "Merge", "Drop", "Create", "Alter", "Command", "Set", "Pragma", "Copy",
+    "Attach", "Detach", "Install", "Use", "Transaction", "Commit", "Rollback", "TruncateTable", "LoadData",
+    "Into", "Describe", "Summarize", "Show", "Analyze", "Grant", "Revoke", "Comment", "Refresh", "Cache",
+    "Uncache", "Export",
+)
+TOP_LEVEL_OK = _types("Select", "Union", "Intersect", "Except", "SetOperation", "Subquery")
+
+
+# ---------------------------------------------------------------------------- parsing
+def sql_dialect(name: str | None) -> str | None:
+    """The sqlglot dialect for a prompt's ``Dialect`` value, or None when sqlglot has no such dialect."""
+    if not name:
+        return None
+    key = DIALECT_ALIASES.get(name.strip().lower(), name.strip().lower())
+    try:
+        sqlglot.Dialect.get_or_raise(key)
+    except (ValueError, SqlglotError):
+        return None
+    return key
+
+
+def _parse_error(exc: Exception, dialect: str | None) -> str:
+    label = f" ({dialect})" if dialect else ""
+    if isinstance(exc, ParseError) and exc.errors:
+        err = exc.errors[0]
+        where = f" at line {err.get('line')}, column {err.get('col')}" if err.get("line") else ""
+        return f"not valid SQL{label}: {err.get('description')}{where}"
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    return f"not valid SQL{label}: {text[:160]}"
+
+
+def parse_statement(sql: str, dialect: str | None) -> tuple[exp.Expression | None, str | None]:
+    """``(expression, error)``: exactly one parsed statement, or why there is not one."""
+    if not isinstance(sql, str):
+        return None, "output is not text"
+    if len(sql) > MAX_SQL_CHARS:
+        return None, f"SQL is {len(sql)} characters, over the {MAX_SQL_CHARS} limit"
+    if "\x00" in sql:
+        return None, "SQL holds a NUL character"
+    rough = len(_ROUGH_TOKEN_RE.findall(sql))  # a fast over-estimate: words inside literals count singly
+    if rough > 4 * MAX_TOKENS:
+        return None, f"SQL has about {rough} tokens, over the {MAX_TOKENS}-token limit"
+    try:
+        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql) if dialect else sqlglot.tokenize(sql)
+    except RecursionError:
+        return None, "SQL nested too deeply"
+    except Exception:
+        tokens = []
+    if len(tokens) > MAX_TOKENS:
+        return None, f"SQL has {len(tokens)} tokens, over the {MAX_TOKENS}-token limit"
+    set_ops = sum(1 for t in tokens if t.token_type.name in ("UNION", "INTERSECT", "EXCEPT"))
+    if set_ops > MAX_SET_OPERATIONS:
+        return None, (f"SQL has {set_ops} set operations (UNION/INTERSECT/EXCEPT), "
+                      f"over the limit of {MAX_SET_OPERATIONS}")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect)
+                      if s is not None and not isinstance(s, exp.Semicolon)]
+    except RecursionError:
+        return None, "SQL nested too deeply"
+    except Exception as exc:  # ParseError, TokenError, or anything else sqlglot raises on junk
+        verb = _verb(sql)
+        if verb in NOT_QUERY_VERBS:
+            return None, f"only read-only SELECT queries are allowed, not {verb}"
+        return None, _parse_error(exc, dialect)
+    if not statements:
+        return None, "no SQL statement"
+    if len(statements) > 1:
+        return None, f"expected exactly one SQL statement, got {len(statements)}"
+    return statements[0], None
+
+
+def _func_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    try:
+        return node.sql_name().lower()
+    except Exception:  # pragma: no cover - defensive
+        return type(node).__name__.lower()
+
+
+def _reads_files(name: str) -> bool:
+    return (name in FILE_FUNCTIONS or name.startswith(FILE_FUNCTION_PREFIXES)
+            or name.endswith(FILE_FUNCTION_SUFFIXES))
+
+
+def _verb(sql: str) -> str:
+    words = re.findall(r"[A-Za-z_]+", sql[:200])
+    return words[0].upper() if words else "this statement"
+
+
+def read_only_problems(expr: exp.Expression, sql: str = "") -> list[str]:
+    """Why a parsed statement is not one read-only query (empty when it is)."""
+    if not isinstance(expr, TOP_LEVEL_OK):
+        verb = _verb(sql) if sql else ""
+        what = verb if verb in NOT_QUERY_VERBS else expr.key.upper()
+        return [f"only read-only SELECT queries are allowed, not {what}"]
+    problems: list[str] = []
+    for node in expr.walk():
+        if isinstance(node, exp.Select) and not node.expressions:
+            problems.append("SELECT names nothing to select")
+        elif isinstance(node, FORBIDDEN_NODES):
+            if isinstance(node, exp.Into):
+                problems.append("SELECT ... INTO creates a table; only read-only queries are allowed")
+            else:
+                problems.append(f"{node.key.upper()} inside the query is not allowed; only read-only queries")
+        elif isinstance(node, exp.Func):
+            name = _func_name(node)
+            if _reads_files(name):
+                problems.append(f"{name}() reads files or runs SQL text; it is not allowed")
+        elif isinstance(node, exp.Table) and isinstance(node.this, exp.Literal | exp.Identifier) \
+                and FILE_NAME_RE.search(str(node.this.this)):
+            problems.append(f"FROM '{node.this.this}' reads a file; only tables of the schema are allowed")
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Func):
+            name = _func_name(node.this)
+            if name.startswith(CATALOG_FUNCTION_PREFIXES):
+                problems.append(f"{name}() reads the engine's catalog, not a table of the schema; it is not allowed")
+        if len(problems) >= 3:
+            break
+    return list(dict.fromkeys(problems))
+
+
+def check_statement(sql: str, dialect: str | None = "duckdb") -> str | None:
+    """The statement allow-list: None for one read-only query, else the reason it may not run."""
+    expr, error = parse_statement(sql, dialect)
+    if expr is None:
+        return error
+    try:
+        problems = read_only_problems(expr, sql)
+    except RecursionError:
+        return "SQL nested too deeply"
+    return problems[0] if problems else None
+
+
+# ---------------------------------------------------------------------------- schema
+@dataclass
+class SchemaInfo:
+    """Tables of a Schema field: normalised table name -> {normalised column -> type}."""
+
+    tables: dict[str, dict[str, str]] = field(default_factory=dict)
+    dialect: str | None = None
+
+    def mapping_schema(self) -> Any:
+        """A fresh sqlglot ``MappingSchema`` of the tables (its lookup caches grow with every query)."""
+        from sqlglot.schema import MappingSchema
+
+        return MappingSchema(self.tables, dialect=self.dialect, normalize=False)
+
+
+@lru_cache(maxsize=128)
+def parse_schema(ddl: str, dialect: str | None) -> SchemaInfo | str:
+    """The tables and columns of CREATE TABLE statements, or why they cannot be read."""
+    try:
+        statements = [s for s in sqlglot.parse(ddl, read=dialect) if s is not None]
+    except Exception as exc:
+        return _parse_error(exc, dialect)
+    info = SchemaInfo(dialect=dialect)
+    for stmt in statements:
+        if not isinstance(stmt, exp.Create):
+            continue
+        stmt = normalize_identifiers(stmt, dialect=dialect)
+        kind = str(stmt.args.get("kind") or "").upper()
+        target = stmt.this
+        if kind == "TABLE" and isinstance(target, exp.Schema) and isinstance(target.this, exp.Table):
+            cols: dict[str, str] = {}
+            for col in target.expressions:
+                if isinstance(col, exp.ColumnDef):
+                    ctype = col.args.get("kind")
+                    cols[col.name] = ctype.sql(dialect=dialect) if ctype is not None else "UNKNOWN"
+            info.tables[target.this.name] = cols
+        elif kind == "VIEW" and isinstance(stmt.expression, exp.Query):
+            table = target.this if isinstance(target, exp.Schema) else target
+            names = stmt.expression.named_selects
+            if isinstance(table, exp.Table) and names and "*" not in names:
+                info.tables[table.name] = dict.fromkeys(names, "UNKNOWN")
+    if not info.tables:
+        return "no CREATE TABLE statement"
+    return info
+
+
+def _suggest(name: str, options: Any) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.7)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _strip_default_db(expr: exp.Expression) -> None:
+    for table in expr.find_all(exp.Table):
+        if table.args.get("db") is not None and table.db.lower() in ("public", "main", "dbo") \
+                and not table.args.get("catalog"):
+            table.set("db", None)
+
+
+def _table_problems(expr: exp.Expression, info: SchemaInfo) -> list[str]:
+    ctes = {cte.alias_or_name for cte in expr.find_all(exp.CTE)}
+    problems: list[str] = []
+    for table in expr.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # table functions: checked by the allow-list
+        name = table.name
+        if table.args.get("db") is not None:
+            problems.append(f"table '{table.db}.{name}' is not in the schema (use {name!r})")
+        elif name not in info.tables and name not in ctes:
+            problems.append(f"table {name!r} does not exist (tables: {', '.join(sorted(info.tables))})"
+                            f"{_suggest(name, info.tables)}")
+    return list(dict.fromkeys(problems))
+
+
+def _source_columns(source: Any, info: SchemaInfo) -> tuple[str, list[str] | None]:
+    """``(label, columns)`` of a scope source; columns None when unknown."""
+    if isinstance(source, exp.Table):
+        cols = info.tables.get(source.name)
+        return f"table {source.name}", list(cols) if cols is not None else None
+    if isinstance(source, Scope):
+        names = source.expression.named_selects if isinstance(source.expression, exp.Query) else []
+        if "*" in names or not names:
+            return "a subquery", None
+        kind = "CTE" if source.is_cte else "subquery"
+        return kind, list(names)
+    return "a source", None
+
+
+def _explain_columns(expr: exp.Expression, info: SchemaInfo) -> list[str]:
+    """Why columns do not resolve, scope by scope (used when qualify fails)."""
+    problems: list[str] = []
+    for scope in traverse_scope(expr):
+        if not isinstance(scope.expression, exp.Select):
+            continue
+        aliases = {s.alias for s in scope.expression.expressions if isinstance(s, exp.Alias)}
+        for col in scope.columns:
+            if isinstance(col.this, exp.Star):
+                continue
+            name, qual = col.name, col.table
+            if qual:
+                owner: Scope | None = scope
+                source = None
+                while owner is not None and source is None:
+                    source = owner.sources.get(qual)
+                    owner = owner.parent
+                if source is None:
+                    problems.append(f"column '{qual}.{name}': no table or alias {qual!r} in the query")
+                    continue
+                label, cols = _source_columns(source, info)
+                if cols is not None and name not in cols:
+                    where = label if label.startswith("table") else f"{label} {qual}"
+                    problems.append(f"column {name!r} does not exist in {where}{_suggest(name, cols)}")
+                continue
+            having: list[str] = []
+            labels: list[str] = []
+            unknown = False
+            for alias, source in scope.selected_sources.items():
+                label, cols = _source_columns(source[1], info)
+                labels.append(label if label.startswith("table") else f"{label} {alias}")
+                if cols is None:
+                    unknown = True
+                elif name in cols:
+                    having.append(label if label.startswith("table") else f"{label} {alias}")
+            if len(having) > 1:
+                problems.append(f"column {name!r} is ambiguous: it is in {', '.join(having)}; qualify it")
+            elif not having and not unknown and name not in aliases:
+                outer = scope.parent
+                found = False
+                while outer is not None and not found:
+                    for source in outer.selected_sources.values():
+                        _, cols = _source_columns(source[1], info)
+                        if cols is None or name in cols:
+                            found = True
+                    outer = outer.parent
+                if found:
+                    continue
+                pool = [c for s in scope.selected_sources.values() for c in (_source_columns(s[1], info)[1] or [])]
+                if len(labels) == 1:
+                    problems.append(f"column {name!r} does not exist in {labels[0]}{_suggest(name, pool)}")
+                elif labels:
+                    problems.append(f"column {name!r} does not exist in any of {', '.join(labels)}"
+                                    f"{_suggest(name, pool)}")
+                else:
+                    problems.append(f"column {name!r} does not exist (the query has no FROM)")
+    return list(dict.fromkeys(problems))
+
+
+def _qualify(expr: exp.Expression, info: SchemaInfo | None, dialect: str | None, *, validate: bool
+             ) -> exp.Expression:
+    return qualify(
+        expr,
+        schema=info.mapping_schema() if info is not None else None,
+        dialect=dialect,
+        validate_qualify_columns=validate,
+    )
+
+
+def schema_problems(expr: exp.Expression, info: SchemaInfo, dialect: str | None, sql: str | None = None
+                    ) -> list[str]:
+    """Tables and columns of ``expr`` that the schema lacks.
+
+    ``expr`` is qualified in place; pass its ``sql`` text so that explaining a failure can parse it
+    afresh (else a copy is kept up front).
+    """
+    tree = normalize_identifiers(expr, dialect=dialect)
+    _strip_default_db(tree)
+    problems = _table_problems(tree, info)
+    if problems:
+        return problems
+    spare = None if sql is not None else tree.copy()
+    try:
+        _qualify(tree, info, dialect, validate=True)
+    except SqlglotError as exc:
+        try:
+            if spare is None:
+                spare = normalize_identifiers(sqlglot.parse_one(sql or "", read=dialect), dialect=dialect)
+                _strip_default_db(spare)
+            explained = _explain_columns(spare, info)
+        except Exception:
+            explained = []
+        if explained:
+            return explained
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("\n")[0]
+        text = re.sub(r"\.? ?\(?Line: \d+, Col: \d+\)?", "", text).strip()
+        return [f"unresolved reference: {text}" if text else "unresolved reference"]
+    except RecursionError:
+        return ["SQL nested too deeply"]
+    except Exception as exc:  # qualify crashing on odd input must not escape
+        return [f"could not check columns ({type(exc).__name__})"]
+    return []
+
+
+# ---------------------------------------------------------------------------- equivalence
+def _sort_commutative(tree: exp.Expression) -> exp.Expression:
+    """Order the operands of AND / OR chains and of ``=`` / ``<>`` by their text."""
+
+    def key(node: exp.Expression) -> str:
+        return node.sql(comments=False)
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.EQ | exp.NEQ):
+            left, right = node.this, node.expression
+            if key(left) > key(right):
+                return node.__class__(this=right, expression=left)
+        elif isinstance(node, exp.And | exp.Or) and not isinstance(node.parent, node.__class__):
+            parts = sorted(node.flatten(), key=key)
+            return exp.and_(*parts, copy=False) if isinstance(node, exp.And) else exp.or_(*parts, copy=False)
+        return node
+
+    return tree.transform(rewrite, copy=False)
+
+
+def _rename_single_aliases(tree: exp.Expression) -> None:
+    """``FROM employees e`` -> ``FROM employees AS employees`` where the table occurs once."""
+    tables = [t for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
+    counts = Counter(t.name for t in tables)
+    alias_counts = Counter(t.alias_or_name for t in tables)
+    taken = {t.alias_or_name for t in tables} | {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    taken |= {s.alias for s in tree.find_all(exp.Subquery) if s.alias}
+    renames: dict[str, str] = {}
+    for t in tables:
+        alias = t.alias
+        if alias and alias != t.name and counts[t.name] == 1 and alias_counts[alias] == 1 \
+                and t.name not in (taken - {alias}):
+            renames[alias] = t.name
+            t.set("alias", exp.TableAlias(this=exp.to_identifier(t.name, quoted=True)))
+    if renames:
+        for col in tree.find_all(exp.Column):
+            if col.table in renames:
+                col.set("table", exp.to_identifier(renames[col.table], quoted=True))
+
+
+def canonical_sql(sql: str, dialect: str | None, info: SchemaInfo | None = None) -> str | None:
+    """The canonical text :meth:`SqlValidator.equivalent` compares, or None when it does not parse."""
+    expr, error = parse_statement(sql, dialect)
+    if expr is None or error:
+        return None
+    try:
+        tree = normalize_identifiers(expr, dialect=dialect)
+        _strip_default_db(tree)
+        try:
+            tree = _qualify(tree, info, dialect, validate=False)
+        except SqlglotError:
+            tree = _qualify(tree, None, dialect, validate=False)
+        _rename_single_aliases(tree)
+        with contextlib.suppress(SqlglotError):
+            tree = normalize(tree, dnf=False, max_distance=64)
+        tree = _sort_commutative(tree)
+        return tree.sql(dialect=dialect, normalize=True, identify=True, comments=False)
+    except RecursionError:
+        return None
+    except Exception:
+        return " ".join(expr.sql(dialect=dialect, normalize=True, comments=False).split())
+
+
+# ---------------------------------------------------------------------------- execution
+def has_top_level_order(expr: exp.Expression) -> bool:
+    """Does the query's outermost level sort its rows?"""
+    node = expr.this if isinstance(expr, exp.Subquery) else expr
+    return node.args.get("order") is not None
+
+
+def _ws(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What execution match found: the verdict, and which database decided it."""
+
+    match: bool | None
+    #: ``"fixture"`` or ``"variant N"`` (the first database where the results differ), else None.
+    decided_by: str | None = None
+    #: Databases both queries ran on.
+    databases: int = 0
+    error: str | None = None
+
+
+#: Where ``data import spider`` (and the like) record database files by their schema's sha256.
+DATABASE_INDEX = "databases.json"
+
+
+def schema_key(schema_text: str) -> str:
+    """The key of a Schema: sha256 of its whitespace-normalised text."""
+    return hashlib.sha256(_ws(schema_text).encode()).hexdigest()
+
+
+def register_database(schema_text: str, path: Path) -> None:
+    """Remember that prompts with this Schema run on the database file ``path`` (in the cache's index)."""
+    index_path = cache_dir() / DATABASE_INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    except (OSError, ValueError):
+        index = {}
+    index[schema_key(schema_text)] = str(Path(path).resolve())
+    atomic_write_text(index_path, json.dumps(index, indent=0, sort_keys=True))
+
+
+def registered_database(schema_text: str) -> Path | None:
+    index_path = cache_dir() / DATABASE_INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    found = index.get(schema_key(schema_text)) if isinstance(index, dict) else None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+class SqlValidator(Validator):
+    """Validates SQL answers with the dialect's engine; runs them on fixtures for execution match."""
+
+    kind = "sql"
+    #: Seeded variants of each fixture that execution match also runs on (0: the fixture only).
+    variants = 3
+
+    def __init__(self, expert_root: Path, output: OutputSpec) -> None:
+        super().__init__(expert_root, output)
+        self._fixtures: dict[str, tuple[Path, Path]] | None = None
+        self._built: dict[tuple[str, str], Database | None] = {}
+        self._variant_dbs: dict[tuple[str, int], list[tuple[str, Database]]] = {}
+        self._results: dict[tuple[str, str], QueryResult] = {}
+        self._outcomes: dict[tuple[str, str, str, int], ExecutionOutcome] = {}
+
+    def dialect_value(self, fields: Mapping[str, str]) -> str | None:
+        """The prompt's Dialect value (else the manifest's)."""
+        value = fields.get("Dialect")
+        return value if value and value.strip() else self.output.dialect
+
+    def dialect(self, fields: Mapping[str, str]) -> str | None:
+        """The sqlglot dialect of the prompt (``Dialect`` field, else the manifest's)."""
+        return sql_dialect(fields.get("Dialect")) or sql_dialect(self.output.dialect)
+
+    def engine(self, fields: Mapping[str, str]) -> SqlEngine | None:
+        """The engine the prompt's Dialect picks (None: no engine runs it; static checks only)."""
+        return get_engine(self.dialect_value(fields))
+
+    def schema(self, fields: Mapping[str, str], dialect: str | None) -> SchemaInfo | str | None:
+        text = fields.get("Schema")
+        if not text or not text.strip():
+            return None
+        return parse_schema(text, dialect)
+
+    def validate(self, output: str, fields: Mapping[str, str]) -> ValidationResult:
+        dialect = self.dialect(fields)
+        expr, error = parse_statement(output, dialect)
+        if expr is None:
+            return ValidationResult(False, [error or "no SQL statement"])
+        warnings: list[str] = []
+        try:
+            errors = read_only_problems(expr, output)
+            if errors:
+                return ValidationResult(False, errors)
+            engine = self.engine(fields)
+            schema_text = fields.get("Schema") or ""
+            if engine is not None and schema_text.strip():
+                try:
+                    message = engine.explain(output, schema_text)
+                except SchemaLoadError as exc:
+                    warnings.append(f"{exc.message}; tables and columns checked by sqlglot only")
+                else:
+                    return ValidationResult(message is None, [message] if message else [])
+            info = self.schema(fields, dialect)
+            if isinstance(info, str):
+                return ValidationResult(True, [], [*warnings, f"the Schema field does not parse ({info}); "
+                                                   f"tables and columns not checked"])
+            if info is not None:
+                errors = schema_problems(expr, info, dialect, output)
+        except RecursionError:
+            return ValidationResult(False, ["SQL nested too deeply"])
+        return ValidationResult(not errors, errors, warnings)
+
+    def equivalent(self, a: str, b: str, fields: Mapping[str, str]) -> bool:
+        dialect = self.dialect(fields)
+        info = self.schema(fields, dialect)
+        info = info if isinstance(info, SchemaInfo) else None
+        ca = canonical_sql(a, dialect, info)
+        return ca is not None and ca == canonical_sql(b, dialect, info)
+
+    # -------------------------------------------------------------- fixtures
+    def fixtures(self) -> dict[str, tuple[Path, Path]]:
+        """Whitespace-normalised DDL -> (ddl file, data file) of the ``schemas`` resource."""
+        if self._fixtures is None:
+            found: dict[str, tuple[Path, Path]] = {}
+            folder = self.resource("schemas")
+            if folder is not None and folder.is_dir():
+                for ddl_path in sorted(folder.glob("*.sql")):
+                    if ddl_path.name.endswith(".data.sql"):
+                        continue
+                    data_path = ddl_path.with_name(ddl_path.name[: -len(".sql")] + ".data.sql")
+                    if data_path.is_file():
+                        found.setdefault(_ws(ddl_path.read_text(encoding="utf-8")), (ddl_path, data_path))
+            self._fixtures = found
+        return self._fixtures
+
+    def fixture_db(self, schema_text: str | None, fields: Mapping[str, str] | None = None) -> Database | None:
+        """The engine's database for the fixture whose DDL equals ``schema_text`` (or a registered
+        database file with that schema), or None."""
+        if not schema_text:
+            return None
+        engine = self.engine(fields or {})
+        if engine is None:
+            return None
+        key = (engine.name, _ws(schema_text))
+        if key in self._built:
+            return self._built[key]
+        db: Database | None = None
+        pair = self.fixtures().get(key[1])
+        if pair is not None:
+            ddl_path, data_path = pair
+            db = engine.fixture(ddl_path.read_text(encoding="utf-8"), data_path.read_text(encoding="utf-8"))
+        else:
+            path = registered_database(schema_text)
+            if path is not None:
+                db = engine.open_file(path)
+        self._built[key] = db
+        return db
+
+    def _variants(self, engine: SqlEngine, db: Database, count: int) -> list[tuple[str, Database]]:
+        key = (f"{db.engine}:{db.location}", count)
+        if key not in self._variant_dbs:
+            from expertkit.engines.sql.variants import build_variants
+
+            self._variant_dbs[key] = build_variants(engine, db, count)
+        return self._variant_dbs[key]
+
+    def _run(self, engine: SqlEngine, db: Database, sql: str) -> QueryResult:
+        key = (f"{db.engine}:{db.location}", sql)
+        found = self._results.get(key)
+        if found is None:
+            problem = check_statement(sql, engine.name)
+            found = QueryResult(False, error=problem) if problem else engine.run(db, sql)
+            if len(self._results) > 4096:
+                self._results.clear()
+            self._results[key] = found
+        return found
+
+    def execution_outcome(self, output: str, gold: str, fields: Mapping[str, str],
+                          variants: int | None = None) -> ExecutionOutcome:
+        """Execution match on the fixture and its seeded variants, and which database decided it."""
+        count = self.variants if variants is None else variants
+        schema_text = fields.get("Schema") or ""
+        key = (output, gold, _ws(schema_text), count)
+        if key in self._outcomes:
+            return self._outcomes[key]
+        outcome = self._execution_outcome(output, gold, fields, count)
+        if len(self._outcomes) > 4096:
+            self._outcomes.clear()
+        self._outcomes[key] = outcome
+        return outcome
+
+    def _execution_outcome(self, output: str, gold: str, fields: Mapping[str, str], count: int) -> ExecutionOutcome:
+        engine = self.engine(fields)
+        db = self.fixture_db(fields.get("Schema"), fields)
+        if engine is None or db is None:
+            return ExecutionOutcome(None, error="no fixture database for this Schema")
+        gold_expr, _ = parse_statement(gold, engine.name)
+        ordered = gold_expr is not None and has_top_level_order(gold_expr)
+        databases = [("fixture", db)]
+        ran = 0
+        for i, (label, database) in enumerate(databases):
+            gold_result = self._run(engine, database, gold)
+            if not gold_result.ok:
+                if i == 0:
+                    return ExecutionOutcome(None, error=f"the gold answer does not run: {gold_result.error}")
+                continue
+            out_result = self._run(engine, database, output)
+            ran += 1
+            if not out_result.ok:
+                return ExecutionOutcome(False, label, ran, out_result.error)
+            if not same_result(gold_result.rows, out_result.rows, ordered=ordered,
+                               gold_width=len(gold_result.columns), out_width=len(out_result.columns)):
+                return ExecutionOutcome(False, label, ran)
+            if i == 0 and count > 0:
+                databases.extend(self._variants(engine, db, count))
+        return ExecutionOutcome(True, None, ran)
+
+    def execution_match(self, output: str, gold: str, fields: Mapping[str, str]) -> bool | None:
+        return self.execution_outcome(output, gold, fields).match

@@ -1,0 +1,1071 @@
+"""Training: TRL ``SFTTrainer`` with PEFT LoRA/DoRA (or full fine-tuning), answer-only loss, resumable.
+
+Every example is rendered by the expert's :class:`~expertkit.core.contract.PromptContract` and pre-tokenised
+with ``encode_example`` into ``input_ids`` and ``completion_mask``; ``SFTTrainer`` (``completion_only_loss``)
+turns the mask into labels, so the loss covers the answer and its end-of-turn token only — never the
+system block, the question or the empty think block. Nothing is truncated (``max_length=None``): an
+example longer than ``training.max_length`` is a lint error, and lint runs first (``--force`` trains
+anyway, leaving out, and counting, the records that cannot be rendered or are too long).
+
+Checkpoints (see :mod:`expertkit.core.checkpoints`) are written to ``tmp-checkpoint-N`` and renamed to
+``checkpoint-N`` when whole; the record ``expertkit.json`` is written last. Besides the PEFT adapter
+(or the full model) and the tokenizer they hold what the Trainer needs to resume exactly: optimizer,
+scheduler, RNG states and ``trainer_state.json``. ``loss.jsonl`` gets one line per optimizer step.
+
+Resuming and extending:
+
+* ``resume`` continues from the latest complete checkpoint with the run's recorded settings
+  (``run.json``); half-written ``tmp-checkpoint-*`` folders are removed, ``loss.jsonl`` is cut back to
+  the checkpoint's step. The Trainer restores optimizer, scheduler, RNG states and data position, so an
+  interrupted run reaches the same weights as an uninterrupted one.
+* ``continue_to=N`` extends a run to N steps, resuming optimizer state and data order. The schedule
+  is recomputed as if the run had been planned for N steps (warmup, counted in steps, is unchanged):
+  with the linear or cosine decay, the learning rate rises from its end-of-run value to where the
+  N-step schedule is at that step and decays to zero at N.
+* Both refuse a checkpoint trained on another contract unless ``allow_drift``.
+
+Scoring checkpoints on the task while training (``eval_every``), early stopping by the expert's metric
+(``early_stop``, ``min_delta``) and how many checkpoints stay (``keep``) are a callback of their own,
+:mod:`expertkit.training.train_eval`; their settings are recorded with the plan and may change on resume.
+
+Ctrl-C (SIGINT) finishes the current step, saves a complete checkpoint and stops; a second Ctrl-C
+aborts at once. Under several processes the stop is agreed on (all-reduce) so that all stop together.
+
+Batches: padding-free by default (:mod:`expertkit.training.packing`: examples packed into rows, position ids
+restarting per example, no attention mask, on any attention implementation), of at most
+``max_tokens_per_batch`` tokens per device (``--max-tokens-per-batch``; unset in the manifest, about
+``batch_size`` examples' tokens, the tiny base's default too; 0: padded batches of ``batch_size``). On
+2 CPU cores padding-free batches ran 1.07-1.12x the padded baseline's tokens/s (padded: 0.95x), and the
+tiny recipe trained with them reached 97.5 % valid held-out answers (``docs/benchmarks.md``).
+
+Devices: on CPU, fp32, no gradient checkpointing, and the loss is the model's own cross-entropy (TRL's
+chunked LM head, made for large vocabularies on GPUs, is ~1.6x slower per step on CPU). On a GPU, TRL's
+loss, bf16 mixed precision (adapters and full weights kept in fp32, a LoRA/DoRA base loaded in bf16),
+FlashAttention-2 when ``flash_attn`` is installed (SDPA otherwise), and Liger's kernels (RMSNorm, SwiGLU,
+RoPE) when ``liger-kernel`` and ``triton`` are installed (``expertkit[gpu]``). Data-parallel training on
+several GPUs runs under ``accelerate launch --multi_gpu -m expertkit.cli train ...`` (see
+``docs/training.md``); batch sizes are per device, and the run and checkpoint records hold the world size
+and the global batch.
+
+The tiny base (:data:`TINY_TRAINING`, measured on 2 CPU cores with the shipped Elasticsearch expert):
+a random Qwen3-shaped model gives an adapter little to steer, so ``full`` fine-tuning is its default,
+at lr 3e-3 (lower learns too slowly in the budget, 5e-3 did worse), batch 16 and a cosine decay. A
+model trained from scratch learns the training questions' templates by heart (100 % valid on them)
+but falls to 76-89 % on the held-out phrasings of the eval set; replacing a quarter of the question
+tokens by random tokens each epoch (:class:`QuestionNoise`) lifts that to 95-98 % in 1200 steps (about
+140 s of training, 2.5 minutes with start-up; 15 % gave 93-95 %, 35 % 93 %). Deeper or wider shapes,
+weight decay, attention dropout and NEFTune did not help as much as they cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from rich.console import Console
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
+from trl import SFTConfig, SFTTrainer
+
+from expertkit.authoring.lint import lint_file
+from expertkit.core.checkpoints import (
+    CHAT_TEMPLATE_NAME,
+    RECORD_NAME,
+    RUN_RECORD_NAME,
+    WEIGHTS_SHA256,
+    check_contract,
+    list_checkpoints,
+    read_run,
+    sha256_file,
+)
+from expertkit.core.data import read_examples
+from expertkit.core.errors import ContractError, ExpertkitError
+from expertkit.core.expert import Expert
+from expertkit.core.fileio import atomic_write_json, atomic_write_text
+from expertkit.core.manifest import MANIFEST_NAME
+from expertkit.core.options import MAX_COUNT, check_count, check_number, check_seed
+from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
+from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
+from expertkit.training.train_eval import EvalSettings, make_evaluator, trim_eval_log
+
+METHODS = ("lora", "dora", "full")
+LOSS_LOG_NAME = "loss.jsonl"
+TMP_PREFIX = "tmp-"
+#: Defaults for the tiny base (``--base tiny`` or a folder built by ``expertkit base tiny``): about
+#: 2.5 minutes on 2 CPU cores. Options given explicitly win over these.
+TINY_TRAINING: dict[str, Any] = {
+    "method": "full",
+    "learning_rate": 3e-3,
+    "batch_size": 16,
+    "steps": 1200,
+    "save_every": 100,
+    "lr_scheduler": "cosine",
+    "warmup_steps": 20,
+    "question_noise": 0.25,
+    "max_tokens_per_batch": None,  # padding-free, about batch_size examples' tokens (1.07x the padded tokens/s)
+}
+
+_console = Console(stderr=True)
+
+
+@dataclass
+class TrainOptions:
+    """What the ``train`` command takes; ``None`` means the run's, the tiny base's or the manifest's value."""
+
+    base: str | None = None
+    out_dir: Path = Path("runs/run")
+    method: str | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    save_every: int | None = None
+    resume: bool = False
+    continue_to: int | None = None
+    force: bool = False
+    allow_drift: bool = False
+    max_examples: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int | None = None
+    #: Share of question tokens replaced by random tokens in each epoch (see :class:`QuestionNoise`).
+    question_noise: float | None = None
+    #: Padding-free batches of at most this many tokens (see :mod:`expertkit.training.packing`); 0: padded batches
+    #: of ``batch_size`` examples. ``None``: the tiny base's or the manifest's value.
+    max_tokens_per_batch: int | None = None
+    #: Score checkpoints every N steps on the eval set (:mod:`expertkit.training.train_eval`).
+    eval_every: int | None = None
+    #: Score a fixed seeded subset of K eval cases.
+    eval_cases: int | None = None
+    #: Stop after this many evaluations without a rise of the expert's metric.
+    early_stop: int | None = None
+    min_delta: float | None = None
+    #: all | best | last checkpoints stay on disk.
+    keep: str | None = None
+    #: ``(model, step) -> (summary, cases, scores, seconds)`` instead of real scoring (tests).
+    score_fn: Any = None
+    #: Extra ``transformers.TrainerCallback`` objects (Python API only).
+    callbacks: Sequence[TrainerCallback] = ()
+
+    def check(self) -> None:
+        """Every numeric option finite and in range, named as on the command line (before anything is done)."""
+        for option, value in (("--steps", self.steps), ("--save-every", self.save_every),
+                              ("--continue-to", self.continue_to), ("--max-examples", self.max_examples),
+                              ("--batch-size", self.batch_size)):
+            check_count(value, option)
+        check_number(self.epochs, "--epochs", gt=0)
+        check_number(self.learning_rate, "--lr", gt=0)
+        check_seed(self.seed)
+        check_number(self.question_noise, "question_noise", ge=0, lt=1)
+        check_number(self.max_tokens_per_batch, "--max-tokens-per-batch", ge=0, le=MAX_COUNT)
+        for option, value in (("--eval-every", self.eval_every), ("--eval-cases", self.eval_cases),
+                              ("--early-stop", self.early_stop)):
+            check_count(value, option)
+        check_number(self.min_delta, "--min-delta", ge=0)
+
+
+@dataclass
+class TrainPlan:
+    """The settings a run trains with, recorded in ``run.json`` and reused on resume."""
+
+    base: str
+    base_path: str
+    method: str
+    steps: int
+    save_every: int
+    batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    lr_scheduler: str
+    warmup_steps: int
+    weight_decay: float
+    seed: int
+    max_examples: int | None
+    lora: dict[str, Any] | None = None
+    question_noise: float = 0.0
+    #: Padding-free batches of at most this many tokens per device (0: padded batches of ``batch_size``).
+    max_tokens_per_batch: int = 0
+    #: The longest row of a padding-free batch (``expertkit.training.packing.ROW_TOKENS`` or the longest example).
+    row_tokens: int = 0
+    #: Processes that train together (``accelerate launch``) and what one optimizer step takes in all:
+    #: examples (padded batches) or at most that many tokens (padding-free batches).
+    world_size: int = 1
+    global_batch: int = 0
+    global_batch_unit: str = "examples"
+
+    @property
+    def packed(self) -> bool:
+        return self.max_tokens_per_batch > 0
+    eval_every: int | None = None
+    eval_cases: int | None = None
+    early_stop: int | None = None
+    min_delta: float = 0.0
+    keep: str = "all"
+
+    @property
+    def evaluation(self) -> EvalSettings:
+        return EvalSettings(every=self.eval_every, cases=self.eval_cases, early_stop=self.early_stop,
+                            min_delta=self.min_delta, keep=self.keep)
+
+
+@dataclass
+class TrainResult:
+    """What one ``train_expert`` call did."""
+
+    run_dir: Path
+    method: str
+    start_step: int
+    steps: int
+    planned_steps: int
+    final_loss: float | None
+    checkpoints: list[str]
+    seconds: float
+    prepare_seconds: float
+    tokens: int
+    examples: int
+    skipped: int = 0
+    interrupted: bool = False
+    #: The best checkpoint by the expert's metric (scored runs), and why training stopped early.
+    best: dict[str, Any] | None = None
+    stop_reason: str | None = None
+    evaluations: int = 0
+    eval_seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Training tokens (prompt and answer, padding excluded) per second of training."""
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        loss = f"{self.final_loss:.4f}" if self.final_loss is not None else "n/a"
+        head = "interrupted" if self.interrupted else "trained"
+        lines = [
+            f"{head}: {self.run_dir} ({self.method}), steps {self.start_step} -> {self.steps} of {self.planned_steps}",
+            f"  final loss {loss}; {self.examples} examples"
+            + (f" ({self.skipped} skipped by --force)" if self.skipped else ""),
+            f"  {self.seconds:.1f} s training (+{self.prepare_seconds:.1f} s preparing), "
+            f"{self.tokens} tokens, {self.tokens_per_second:.0f} tokens/s",
+            f"  checkpoints: {', '.join(self.checkpoints) or 'none'}",
+        ]
+        if self.evaluations:
+            share = self.eval_seconds / self.seconds if self.seconds > 0 else 0.0
+            lines.append(f"  {self.evaluations} evaluation(s), {self.eval_seconds:.1f} s scoring "
+                         f"({share:.0%} of training)")
+        if self.best:
+            value = "n/a" if self.best.get("value") is None else f"{self.best['value']:.4f}"
+            lines.append(f"  best checkpoint: {self.best['name']} ({self.best['metric']} {value})")
+        if self.stop_reason:
+            lines.append(f"  {self.stop_reason}; train further with --continue-to N")
+        if self.interrupted:
+            lines.append(f"  resume with: expertkit train EXPERT --out {self.run_dir} --resume")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- small helpers
+def _say(message: str) -> None:
+    """A progress line on stderr, from the main process only."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        _console.print(message, highlight=False)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def is_tiny_base(base_path: str) -> bool:
+    """Whether a resolved base is a tiny base built by expertkit."""
+    marker = Path(base_path) / "expertkit_base.json"
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("kind") == TINY
+    except (ValueError, OSError):
+        return False
+
+
+def use_gpu() -> bool:
+    """Train on a GPU when one is visible and ``accelerate launch --cpu`` did not ask for the CPU."""
+    forced_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return torch.cuda.is_available() and not forced_cpu
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _run_exists(out: Path) -> bool:
+    if (out / RUN_RECORD_NAME).exists() or (out / LOSS_LOG_NAME).exists():
+        return True
+    return out.is_dir() and any(c.name.startswith(("checkpoint-", TMP_PREFIX + "checkpoint-")) for c in out.iterdir())
+
+
+# ---------------------------------------------------------------------- plan
+def _pick(given: Any, tiny_default: Any, manifest_default: Any, tiny: bool) -> Any:
+    if given is not None:
+        return given
+    return tiny_default if tiny else manifest_default
+
+
+def token_budget(given: int | None, batch_size: int, lengths: Sequence[int], row_tokens: int) -> int:
+    """The padding-free budget: ``given`` (0: padded batches), or for ``None`` about ``batch_size`` examples'
+    tokens (the mean length times the batch size, rounded up to 64), so that a step takes as many examples
+    as a padded one would."""
+    if given is not None:
+        budget = given
+    else:
+        mean = sum(lengths) / len(lengths) if lengths else row_tokens
+        budget = math.ceil(batch_size * mean / 64) * 64
+    if 0 < budget < max(lengths, default=0):
+        raise ExpertkitError(f"{budget} tokens per batch cannot hold the longest example ({max(lengths)} tokens)",
+                             key="--max-tokens-per-batch")
+    return budget
+
+
+def batches_per_epoch(examples: int, lengths: Sequence[int], *, batch_size: int, max_tokens: int, row_tokens: int,
+                      seed: int, world_size: int) -> int:
+    """Micro-batches in one pass over the data, on one device (padding-free ones when ``max_tokens``)."""
+    if max_tokens and lengths:
+        batches = len(pack_batches(lengths, max_tokens=max_tokens, row_tokens=row_tokens, seed=seed))
+        return math.ceil(batches / world_size)
+    return math.ceil(examples / (batch_size * world_size))
+
+
+def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int,
+             lengths: Sequence[int] = ()) -> TrainPlan:
+    """Settings of a new run: options first, then the tiny base's defaults, then the manifest's.
+
+    ``lengths`` (the examples' token counts) sizes padding-free batches and the steps of an epoch; without
+    them an epoch counts ``examples / batch_size`` steps.
+    """
+    spec = expert.manifest.training
+    tiny = is_tiny_base(base_path)
+    method = _pick(options.method, TINY_TRAINING["method"], spec.method, tiny)
+    if method not in METHODS:
+        raise ExpertkitError(f"unknown method {method!r} (lora, dora or full)", key="--method")
+    batch_size = _pick(options.batch_size, TINY_TRAINING["batch_size"], spec.batch_size, tiny)
+    accumulation = spec.gradient_accumulation_steps
+    world = _world_size()
+    seed = options.seed if options.seed is not None else spec.seed
+    row_tokens = max(min(spec.max_length, ROW_TOKENS), max(lengths, default=0))
+    budget = token_budget(_pick(options.max_tokens_per_batch, TINY_TRAINING["max_tokens_per_batch"],
+                                spec.max_tokens_per_batch, tiny), batch_size, lengths, row_tokens)
+    per_epoch = batches_per_epoch(examples, lengths, batch_size=batch_size, max_tokens=budget,
+                                  row_tokens=row_tokens, seed=seed, world_size=world) / accumulation
+    if options.steps is not None:
+        steps = options.steps
+    elif options.epochs is not None:
+        steps = math.ceil(options.epochs * per_epoch)
+    elif tiny:
+        steps = TINY_TRAINING["steps"]
+    else:
+        steps = spec.steps or math.ceil(spec.epochs * per_epoch)
+    if steps < 1:
+        raise ExpertkitError("training needs at least one step", key="--steps")
+    warmup = TINY_TRAINING["warmup_steps"] if tiny else math.ceil(spec.warmup_ratio * steps)
+    lora = None
+    if method != "full":
+        lora = {"r": spec.lora_r, "alpha": spec.lora_alpha, "dropout": spec.lora_dropout,
+                "target_modules": spec.target_modules}
+    return TrainPlan(
+        base=options.base or expert.manifest.base_model,
+        base_path=base_path,
+        method=method,
+        steps=steps,
+        save_every=_pick(options.save_every, TINY_TRAINING["save_every"], spec.save_every, tiny),
+        batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=_pick(options.learning_rate, TINY_TRAINING["learning_rate"], spec.learning_rate, tiny),
+        lr_scheduler=TINY_TRAINING["lr_scheduler"] if tiny else "linear",
+        warmup_steps=min(warmup, steps),
+        weight_decay=spec.weight_decay,
+        seed=seed,
+        max_examples=options.max_examples,
+        lora=lora,
+        question_noise=_pick(options.question_noise, TINY_TRAINING["question_noise"], 0.0, tiny),
+        max_tokens_per_batch=budget,
+        row_tokens=row_tokens,
+        world_size=world,
+        global_batch=(budget if budget else batch_size) * accumulation * world,
+        global_batch_unit="tokens" if budget else "examples",
+        **_eval_settings(options, spec),
+    )
+
+
+def _eval_settings(options: TrainOptions, spec: Any, current: TrainPlan | None = None) -> dict[str, Any]:
+    """The scoring options: given ones, else the recorded plan's (a resumed run), else the manifest's."""
+    def pick(name: str) -> Any:
+        given = getattr(options, name)
+        if given is not None:
+            return given
+        return getattr(current, name) if current is not None else getattr(spec, name)
+
+    settings = {name: pick(name) for name in ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")}
+    EvalSettings(every=settings["eval_every"], cases=settings["eval_cases"], early_stop=settings["early_stop"],
+                 min_delta=settings["min_delta"], keep=settings["keep"]).check()
+    return settings
+
+
+def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> TrainPlan:
+    """The recorded plan; options that would change it are refused (they would break the resume)."""
+    try:
+        plan = TrainPlan(**run["options"])
+    except (KeyError, TypeError) as exc:
+        raise ExpertkitError(f"run record has no usable 'options' ({exc})", path=out / RUN_RECORD_NAME) from None
+    given = {
+        "method": options.method, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
+        "seed": options.seed, "max_examples": options.max_examples, "save_every": options.save_every,
+        "question_noise": options.question_noise, "max_tokens_per_batch": options.max_tokens_per_batch,
+    }
+    for key, value in given.items():
+        if value is not None and value != getattr(plan, key):
+            raise ExpertkitError(f"the run was trained with {key} {getattr(plan, key)!r}; a resumed run keeps "
+                                 "its settings (start a new run to change them)", key=f"--{key.replace('_', '-')}")
+    if (options.steps is not None and options.steps != plan.steps) or options.epochs is not None:
+        raise ExpertkitError(f"the run is planned for {plan.steps} steps; use --continue-to to extend it",
+                             key="--steps")
+    if not Path(plan.base_path).exists() and plan.base != plan.base_path:
+        plan.base_path = resolve_base(plan.base)
+    if _world_size() != plan.world_size:
+        _say(f"[yellow]the run was trained by {plan.world_size} process(es), this one by {_world_size()}: the "
+             f"global batch changes ({plan.global_batch} {plan.global_batch_unit} per step before), and the data "
+             "order after the checkpoint differs from an uninterrupted run[/yellow]")
+        plan.world_size = _world_size()
+        per_device = plan.max_tokens_per_batch or plan.batch_size
+        plan.global_batch = per_device * plan.gradient_accumulation_steps * plan.world_size
+    for key, value in _eval_settings(options, None, plan).items():  # these may change on resume
+        setattr(plan, key, value)
+    return plan
+
+
+def _refuse_changed_inputs(expert: Expert, run: dict[str, Any], plan: TrainPlan, options: TrainOptions,
+                           out: Path) -> None:
+    """A resumed run trains on its recorded data and base: a change is refused (``force``: a warning, and the
+    run's base is kept), naming what changed. The method is one of the settings ``_resumed_plan`` keeps."""
+    changes = []
+    recorded = run.get("data", {}).get("sha256") if isinstance(run.get("data"), dict) else None
+    if recorded and expert.train_path.is_file() and sha256_file(expert.train_path) != recorded:
+        changes.append(f"the training data {expert.train_path} changed since the run trained on it")
+    if options.base is not None and options.base != plan.base:
+        changes.append(f"--base {options.base!r} is not the run's base {plan.base!r}")
+    if not changes:
+        return
+    option = "--continue-to" if options.continue_to is not None else "--resume"
+    if not options.force:
+        raise ExpertkitError("; ".join(changes) + " (start a new run, or pass --force to go on with the run's "
+                             "base and the data as it is now)", path=out, key=option)
+    _say(f"[yellow]{'; '.join(changes)}: going on anyway (--force) with base {plan.base!r}[/yellow]")
+
+
+# ---------------------------------------------------------------------- data
+@dataclass
+class EncodedData:
+    """The pre-tokenised training set and what was left out of it."""
+
+    dataset: Dataset
+    examples: int
+    skipped: Counter[str] = field(default_factory=Counter)
+    sha256: str = ""
+
+    @property
+    def lengths(self) -> list[int]:
+        """Each example's token count."""
+        return [len(ids) for ids in self.dataset["input_ids"]]
+
+
+def _lint_or_refuse(expert: Expert, tokenizer: Any, force: bool) -> None:
+    report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer)
+    errors = Counter(f.code for f in report.findings if f.severity == "error")
+    if not errors:
+        _say(f"lint: {report.records} records, no errors ({report.warnings} warnings)")
+        return
+    counts = ", ".join(f"{code} {n}" for code, n in errors.most_common())
+    message = f"lint found {report.errors} error(s) in {report.records} records ({counts})"
+    if not force:
+        raise ExpertkitError(f"{message}; fix them (expertkit lint {expert.root}) or pass --force",
+                             path=expert.train_path)
+    _say(f"[yellow]{message}; training anyway (--force)[/yellow]")
+
+
+def _question_span(tokenizer: Any, prompt_ids: list[int], question: str) -> list[int]:
+    """``[start, end)`` of the question's tokens in the prompt (the contract encodes it as one segment)."""
+    q = tokenizer(question.strip(), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    for start in range(len(prompt_ids) - len(q), -1, -1):
+        if q and prompt_ids[start : start + len(q)] == q:
+            return [start, start + len(q)]
+    return [0, 0]
+
+
+def encode_dataset(
+    expert: Expert, tokenizer: Any, *, max_examples: int | None = None, force: bool = False
+) -> EncodedData:
+    """Render and tokenise the training set through the contract: ``input_ids`` and ``completion_mask``
+    (plus the question's token span and the example's index, for :class:`QuestionNoise`).
+
+    Records that cannot be rendered or are longer than ``training.max_length`` are errors, or with
+    ``force`` left out and counted.
+    """
+    examples, _ = read_examples(expert.train_path)
+    if max_examples is not None:
+        examples = examples[:max_examples]
+    max_length = expert.manifest.training.max_length
+    ids: list[list[int]] = []
+    masks: list[list[int]] = []
+    spans: list[list[int]] = []
+    skipped: Counter[str] = Counter()
+    for ex in examples:
+        reason = None
+        if ex.answer is None or not ex.answer.strip():
+            reason = "missing_answer"
+        else:
+            try:
+                input_ids, mask = expert.contract.encode_example(tokenizer, dict(ex.fields), ex.question, ex.answer)
+            except ContractError:
+                reason = "contract"
+            else:
+                if len(input_ids) > max_length:
+                    reason = "too_long"
+        if reason is not None:
+            if not force:
+                raise ExpertkitError(f"record cannot be trained on ({reason}); see expertkit lint",
+                                     path=expert.train_path, line=ex.line)
+            skipped[reason] += 1
+            continue
+        ids.append(input_ids)
+        masks.append(mask)
+        spans.append(_question_span(tokenizer, input_ids[: mask.index(1)], ex.question))
+    if not ids:
+        raise ExpertkitError("no trainable records", path=expert.train_path)
+    digest = hashlib.sha256(expert.train_path.read_bytes()).hexdigest()
+    dataset = Dataset.from_dict({"input_ids": ids, "completion_mask": masks, "question_span": spans,
+                                 "example": list(range(len(ids)))})
+    return EncodedData(dataset=dataset, examples=len(ids), skipped=skipped, sha256=digest)
+
+
+# ---------------------------------------------------------------------- callbacks
+class LossLog(TrainerCallback):
+    """Appends ``{step, loss, learning_rate, epoch}`` to ``loss.jsonl``; keeps losses and the token count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.losses: dict[int, float] = {}
+        self.tokens = 0
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        self.losses[state.global_step] = loss
+        if state.is_world_process_zero:
+            row = {"step": state.global_step, "loss": loss, "learning_rate": logs.get("learning_rate"),
+                   "epoch": logs.get("epoch", state.epoch)}
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+class StopOnInterrupt(TrainerCallback):
+    """Once ``requested`` (by the SIGINT handler), save a checkpoint at this step and stop."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> TrainerControl:
+        stop = self.requested
+        if args.world_size > 1:  # every process must stop at the same step
+            flag = torch.tensor([int(stop)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop:
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class QuestionNoise(TrainerCallback):
+    """Each question token is replaced, with probability ``rate``, by a random token (a collator wrapper).
+
+    A regulariser for a base trained from scratch (the tiny base): with some of the words of each question
+    hidden, the model learns to use all of them, the values it copies and the contract's fields, and so
+    answers questions phrased in words it has not seen. Only the question's tokens change — never the
+    system block, the template or the answer — and control tokens are never drawn. The draw depends on
+    the seed, the epoch and the example alone, so resumed runs see the same noise as uninterrupted ones.
+    ``__call__`` noises the examples and hands them to ``collator``; padding-free batches call
+    :meth:`noisy_ids` from their own collator.
+    """
+
+    def __init__(self, collator: Any, tokenizer: Any, rate: float, seed: int) -> None:
+        self.collator = collator
+        self.rate = rate
+        self.seed = seed
+        control = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+        self.tokens = np.array([i for i in range(len(tokenizer)) if i not in control])
+        self.epoch = 0
+
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       train_dataloader: Any = None, **kwargs: Any) -> None:
+        per_epoch = max(math.ceil(len(train_dataloader) / args.gradient_accumulation_steps), 1)
+        self.epoch = state.global_step // per_epoch  # also right when resuming in the middle of an epoch
+
+    def noisy_ids(self, row: Any) -> list[int]:
+        """The example's input ids with this epoch's noise on its question."""
+        ids = list(row["input_ids"])
+        start, end = row["question_span"]
+        rng = np.random.default_rng([self.seed, self.epoch, row["example"]])
+        hit = np.flatnonzero(rng.random(end - start) < self.rate)
+        if hit.size:
+            for k, token in zip(hit.tolist(), rng.choice(self.tokens, hit.size).tolist(), strict=True):
+                ids[start + k] = token
+        return ids
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.collator([{**row, "input_ids": self.noisy_ids(row)} for row in rows])
+
+
+class StopOnNonFinite(TrainerCallback):
+    """A non-finite loss or gradient norm stops training at once, without a save (the weights are spoiled):
+    the last good checkpoint stays the run's latest."""
+
+    def __init__(self) -> None:
+        self.bad: tuple[int, str, float] | None = None
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> TrainerControl:
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if isinstance(value, int | float) and not math.isfinite(value):
+                self.bad = (state.global_step, key, float(value))
+                control.should_save = False
+                control.should_training_stop = True
+                break
+        return control
+
+
+class _QuietProgress(ProgressCallback):
+    """The Trainer's progress bar, with the loss in the bar instead of a printed line per log."""
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+
+@contextlib.contextmanager
+def _sigint_stops(stopper: StopOnInterrupt) -> Iterator[None]:
+    """While training: the first Ctrl-C asks for a save-and-stop, the second aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if stopper.requested:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stopper.requested = True
+        _say("[yellow]interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)[/yellow]")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _quiet_library_bars() -> Iterator[None]:
+    """No progress bars from transformers and datasets (loading, saving, labels); the Trainer's stays."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_on, ds_on = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hf_on:
+            hf_logging.enable_progress_bar()
+        if ds_on:
+            datasets.enable_progress_bars()
+
+
+# ---------------------------------------------------------------------- the trainer
+class ExpertTrainer(SFTTrainer):
+    """``SFTTrainer`` whose checkpoints are written whole under a temporary name, with expertkit's files."""
+
+    def __init__(self, *args: Any, expert: Expert, record: dict[str, Any], loss_log: LossLog,
+                 plain_loss: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expert = expert
+        self.record = record
+        self.loss_log = loss_log
+        self.plain_loss = plain_loss
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        """TRL's loss (fused LM head) on GPUs; on CPU the model's own cross-entropy, which is faster there.
+
+        Either way the loss is the mean over label tokens (answer and end of turn). Training tokens
+        (padding excluded, all processes) are counted for tokens/s.
+        """
+        real = inputs.pop(REAL_TOKENS, None)  # padding-free batches say how many tokens are not padding
+        if model.training:
+            mask = inputs.get("attention_mask")
+            local = real if real is not None else mask.sum() if mask is not None else inputs["input_ids"].numel()
+            local = torch.as_tensor(local, device=self.args.device)
+            self.loss_log.tokens += int(self.accelerator.gather(local).sum())
+        if self.plain_loss:
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        step = self.state.global_step
+        run_dir = Path(self.args.output_dir)
+        tmp = run_dir / f"{TMP_PREFIX}checkpoint-{step}"
+        final = run_dir / f"checkpoint-{step}"
+        main = self.args.should_save
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.store_flos()
+        self.save_model(str(tmp), _internal_call=True)
+        if not self.args.save_only_model:
+            self._save_optimizer_and_scheduler(str(tmp))
+            self._save_scaler(str(tmp))
+            self._save_rng_state(str(tmp))
+        if main:
+            for cb in [*self.callback_handler.callbacks, self.control]:
+                if isinstance(cb, ExportableState):
+                    self.state.stateful_callbacks[cb.__class__.__name__] = cb.state()
+            self.state.save_to_json(str(tmp / "trainer_state.json"))
+            self._write_expertkit_files(tmp, step)
+        self.accelerator.wait_for_everyone()
+        if main:
+            if final.exists():  # a folder without a record left by an earlier, killed run
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _say(f"saved {final.name}")
+        self.accelerator.wait_for_everyone()
+
+    def _write_expertkit_files(self, folder: Path, step: int) -> None:
+        """Chat template and manifest copy, then the record — last, so that it marks the folder whole."""
+        atomic_write_text(folder / CHAT_TEMPLATE_NAME, self.expert.contract.chat_template())
+        shutil.copyfile(self.expert.root / MANIFEST_NAME, folder / MANIFEST_NAME)
+        lr = self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler is not None else None
+        atomic_write_json(folder / RECORD_NAME, {
+            **self.record,
+            "step": step,
+            "loss": self.loss_log.losses.get(step),
+            "learning_rate": lr,
+            "epoch": self.state.epoch,
+            "saved": _now(),
+            WEIGHTS_SHA256: {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))},
+        })
+
+
+def build_trainer(
+    expert: Expert,
+    plan: TrainPlan,
+    data: EncodedData,
+    tokenizer: Any,
+    out_dir: Path,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> ExpertTrainer:
+    """The configured trainer (model loaded, PEFT applied) for ``plan`` over ``data``."""
+    from peft import LoraConfig
+
+    gpu = use_gpu()
+    bf16 = gpu and torch.cuda.is_bf16_supported()
+    attn = "sdpa"
+    if gpu:
+        from transformers.utils import is_flash_attn_2_available
+
+        attn = "flash_attention_2" if is_flash_attn_2_available() else "sdpa"
+    liger, liger_note = liger_available()
+    dtype = torch.bfloat16 if bf16 and plan.method != "full" else torch.float32
+    model = load_model(plan.base_path, device="cpu", dtype=dtype, attn_implementation=attn)
+    peft_config = None
+    if plan.lora is not None:
+        peft_config = LoraConfig(
+            r=plan.lora["r"],
+            lora_alpha=plan.lora["alpha"],
+            lora_dropout=plan.lora["dropout"],
+            target_modules=plan.lora["target_modules"],
+            use_dora=plan.method == "dora",
+            task_type="CAUSAL_LM",
+        )
+    tokenizer.chat_template = expert.contract.chat_template()  # saved with every checkpoint
+    config = SFTConfig(
+        output_dir=str(out_dir),
+        max_steps=plan.steps,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        learning_rate=plan.learning_rate,
+        lr_scheduler_type=plan.lr_scheduler,
+        warmup_steps=plan.warmup_steps,
+        weight_decay=plan.weight_decay,
+        seed=plan.seed,
+        data_seed=plan.seed,
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # a nan loss is logged as such (the filter logged 0.0) and stops the run
+        save_strategy="steps",
+        save_steps=plan.save_every,
+        save_only_model=False,
+        report_to="none",
+        use_cpu=not gpu,
+        bf16=bf16,
+        fp16=False,
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=gpu,
+        max_length=None,
+        completion_only_loss=True,
+        padding_free=False,  # padding-free batches come from expertkit.training.packing, on any attention
+        remove_unused_columns=False,  # the collator reads the question spans
+        disable_tqdm=False,
+        per_device_train_batch_size=1 if plan.packed else plan.batch_size,
+        dataset_kwargs={"skip_prepare_dataset": True} if plan.packed else None,
+        use_liger_kernel=liger,
+    )
+    record = {
+        "expert": expert.name,
+        "expert_version": expert.manifest.version,
+        "fingerprint": expert.fingerprint,
+        "contract": expert.contract.canonical(),
+        "method": plan.method,
+        "base": plan.base,
+        "base_path": plan.base_path,
+        **_batch_record(plan),
+    }
+    loss_log = LossLog(out_dir / LOSS_LOG_NAME)
+    train_dataset = data.dataset
+    if plan.packed:
+        train_dataset = Dataset.from_dict({"rows": pack_batches(
+            data.lengths, max_tokens=plan.max_tokens_per_batch, row_tokens=plan.row_tokens, seed=plan.seed)})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*use_liger_kernel.*deprecated", category=FutureWarning)
+        trainer = ExpertTrainer(
+            model=model,
+            args=config,
+            train_dataset=train_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[loss_log, *callbacks],
+            expert=expert,
+            record=record,
+            loss_log=loss_log,
+            plain_loss=not gpu,
+        )
+    noise = QuestionNoise(trainer.data_collator, tokenizer, plan.question_noise, plan.seed)
+    if plan.packed:
+        examples = data.dataset.with_format(None)
+        trainer.data_collator = PackedCollator(examples, tokenizer.pad_token_id,
+                                               noise.noisy_ids if plan.question_noise > 0 else None)
+    elif plan.question_noise > 0:
+        trainer.data_collator = noise
+    if plan.question_noise > 0:
+        trainer.add_callback(noise)
+    _say(f"batches: {_describe_batches(plan)}; attention {attn}; {liger_note}")
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_QuietProgress())
+    return trainer
+
+
+def liger_available() -> tuple[bool, str]:
+    """Whether Liger's kernels (RMSNorm, SwiGLU, RoPE; TRL fuses the LM head and loss) apply here, and a
+    log line saying so: they need a CUDA device and the ``liger-kernel`` and ``triton`` packages
+    (``pip install 'expertkit[gpu]'``)."""
+    import importlib.util
+
+    if not use_gpu():
+        return False, "Liger kernels off (no CUDA device)"
+    missing = [name for name in ("liger_kernel", "triton") if importlib.util.find_spec(name) is None]
+    if missing:
+        return False, f"Liger kernels off ({', '.join(missing)} not installed: pip install 'expertkit[gpu]')"
+    return True, "Liger kernels on (RMSNorm, SwiGLU, RoPE)"
+
+
+def _describe_batches(plan: TrainPlan) -> str:
+    per_device = (f"padding-free, up to {plan.max_tokens_per_batch} tokens in rows of up to {plan.row_tokens}"
+                  if plan.packed else f"padded, {plan.batch_size} examples")
+    backend = f" ({torch.distributed.get_backend()})" if torch.distributed.is_initialized() else ""
+    return (f"{per_device} per device; {plan.world_size} process(es){backend}, global batch "
+            f"{plan.global_batch} {plan.global_batch_unit} per step")
+
+
+def _batch_record(plan: TrainPlan) -> dict[str, Any]:
+    """What the run and checkpoint records say about the batches and the processes that trained."""
+    return {"world_size": plan.world_size, "global_batch": plan.global_batch,
+            "global_batch_unit": plan.global_batch_unit, "padding_free": plan.packed,
+            "max_tokens_per_batch": plan.max_tokens_per_batch or None}
+
+
+# ---------------------------------------------------------------------- the entry point
+def _trim_loss_log(path: Path, last_step: int) -> None:
+    """Keep the lines of steps up to ``last_step`` (a resumed run logs the later ones again)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
+def _remove_tmp_checkpoints(out: Path) -> None:
+    for child in out.iterdir():
+        if child.is_dir() and child.name.startswith(TMP_PREFIX + "checkpoint-"):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def train_expert(expert: Expert, options: TrainOptions) -> TrainResult:
+    """Lint, encode, train and checkpoint; see the module docstring for resume and continue semantics."""
+    with _quiet_library_bars():
+        return _train(expert, options)
+
+
+def _train(expert: Expert, options: TrainOptions) -> TrainResult:
+    t0 = time.perf_counter()
+    options.check()
+    out = Path(options.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExpertkitError("not a folder", path=out, key="--out")
+    extending = options.resume or options.continue_to is not None
+    run: dict[str, Any] = read_run(out) if out.is_dir() else {}
+    if extending and not run:
+        raise ExpertkitError("no run to resume here (no run.json)", path=out, key="--out")
+    if not extending and _run_exists(out):
+        raise ExpertkitError("already holds a run; pass --resume or --continue-to N to extend it, "
+                             "or choose another --out", path=out, key="--out")
+    if options.resume and options.continue_to is not None:
+        raise ExpertkitError("give --resume or --continue-to, not both", key="--continue-to")
+    if extending and run.get("expert") != expert.name:
+        raise ExpertkitError(f"the run trains expert {run.get('expert')!r}, not {expert.name!r}", path=out)
+
+    resume_from = None
+    if extending:
+        plan = _resumed_plan(run, options, out)
+        _refuse_changed_inputs(expert, run, plan, options, out)
+        checkpoints = list_checkpoints(out)
+        if checkpoints:
+            latest = checkpoints[-1]
+            changes = check_contract(latest, expert, allow_drift=options.allow_drift)
+            if changes:
+                _say(f"[yellow]contract changed since {latest.name}: {'; '.join(changes)}[/yellow]")
+            resume_from = latest
+        done = resume_from.step if resume_from else 0
+        if options.continue_to is not None:
+            if options.continue_to <= done:
+                raise ExpertkitError(f"the run is at step {done}; --continue-to must be larger",
+                                     key="--continue-to")
+            plan.steps = options.continue_to
+        elif done >= plan.steps:
+            raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
+                                 path=out, key="--resume")
+        elif isinstance(run.get("stopped"), dict):
+            raise ExpertkitError(f"the run stopped early at step {run['stopped'].get('step')} (no rise of the "
+                                 "metric); use --continue-to N to train further", path=out, key="--resume")
+        base_path = plan.base_path
+    else:
+        _eval_settings(options, expert.manifest.training)  # refused before anything is loaded
+        base_path = resolve_base(options.base or expert.manifest.base_model)
+    tokenizer = load_tokenizer(base_path)
+    _lint_or_refuse(expert, tokenizer, options.force)
+    max_examples = plan.max_examples if extending else options.max_examples
+    data = encode_dataset(expert, tokenizer, max_examples=max_examples, force=options.force)
+    if not extending:
+        plan = plan_run(expert, options, base_path, data.examples, data.lengths)
+    if data.skipped:
+        _say(f"[yellow]left out {sum(data.skipped.values())} records: {dict(data.skipped)}[/yellow]")
+
+    stopper = StopOnInterrupt()
+    non_finite = StopOnNonFinite()
+    out.mkdir(parents=True, exist_ok=True)
+    start_step = resume_from.step if resume_from else 0
+    history = trim_eval_log(out, start_step) if extending and int(os.environ.get("RANK", "0")) == 0 else []
+    evaluator = make_evaluator(expert, plan.evaluation, out, tokenizer, seed=plan.seed, history=history,
+                               score_fn=options.score_fn)
+    callbacks = [stopper, non_finite, *([evaluator] if evaluator is not None else []), *options.callbacks]
+    trainer = build_trainer(expert, plan, data, tokenizer, out, callbacks)
+    main = trainer.args.should_save
+    trainer.accelerator.wait_for_everyone()
+    if main:
+        if extending:
+            _remove_tmp_checkpoints(out)
+            _trim_loss_log(out / LOSS_LOG_NAME, start_step)
+        actions = [*run.get("history", []), {
+            "action": "continue" if options.continue_to is not None else "resume" if extending else "train",
+            "from_step": start_step, "to_step": plan.steps, "started": _now(),
+        }]
+        atomic_write_json(out / RUN_RECORD_NAME, {
+            "expert": expert.name,
+            "expert_root": str(expert.root.resolve()),
+            "base": plan.base,
+            "method": plan.method,
+            "fingerprint": expert.fingerprint,
+            "contract": expert.contract.canonical(),
+            **_batch_record(plan),
+            "options": asdict(plan),
+            "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
+                     "skipped": dict(data.skipped), "sha256": data.sha256},
+            "created": run.get("created", _now()),
+            "history": actions,
+        })
+        if evaluator is not None:
+            evaluator.write_run_record()
+    trainer.accelerator.wait_for_everyone()
+    prepared = time.perf_counter()
+    if resume_from is not None:
+        _say(f"resuming from {resume_from.name} to step {plan.steps}")
+    with _sigint_stops(stopper):
+        trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
+    seconds = time.perf_counter() - prepared
+    if non_finite.bad is not None:
+        step, key, value = non_finite.bad
+        kept = list_checkpoints(out)
+        raise ExpertkitError(f"training stopped at step {step}: the {key.replace('_', ' ')} is {value} (lower the "
+                             f"learning rate?); the last good checkpoint is "
+                             f"{kept[-1].name if kept else 'none (no checkpoint was saved before)'}", path=out)
+    final_step = trainer.state.global_step
+    losses = trainer.loss_log.losses
+    return TrainResult(
+        run_dir=out,
+        method=plan.method,
+        start_step=start_step,
+        steps=final_step,
+        planned_steps=plan.steps,
+        final_loss=losses[max(losses)] if losses else None,
+        checkpoints=[c.name for c in list_checkpoints(out)],
+        seconds=seconds,
+        prepare_seconds=prepared - t0,
+        tokens=trainer.loss_log.tokens,
+        examples=data.examples,
+        skipped=sum(data.skipped.values()),
+        interrupted=stopper.stopped_at is not None,
+        best=evaluator.best if evaluator is not None else None,
+        stop_reason=evaluator.stopped.reason if evaluator is not None and evaluator.stopped else None,
+        evaluations=len(evaluator.history) - len(history) if evaluator is not None else 0,
+        eval_seconds=evaluator.seconds if evaluator is not None else 0.0,
+    )
