@@ -19,17 +19,12 @@ decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.ev
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from expertkit.core.checkpoints import (
     RECORD_NAME,
@@ -44,6 +39,7 @@ from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
+from expertkit.core.log import say, warn
 from expertkit.core.options import check_count
 from expertkit.engines.inference import (
     InferenceEngine,
@@ -71,10 +67,26 @@ DRIFT_DESCRIPTIONS: dict[str, str] = {
     "thinking": "the empty think block left out (thinking allowed)",
 }
 BASE_NAME = "base"
+#: The manifest sections compare's ``--set`` overrides.
+SETTINGS_SECTIONS = ("decoding", "evaluation")
 REPORT_VERSION = 1
 _INCOMPLETE_RE = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
 
-_console = Console(stderr=True)
+
+class Progress(Protocol):
+    """Progress bars (``rich.progress.Progress`` is one): a task per model scored, advanced per batch."""
+
+    def add_task(self, description: str, *, total: float | None) -> Any: ...
+
+    def advance(self, task_id: Any, advance: float) -> None: ...
+
+
+class _NoProgress:
+    def add_task(self, description: str, *, total: float | None) -> int:
+        return 0
+
+    def advance(self, task_id: Any, advance: float) -> None:
+        pass
 
 
 @dataclass
@@ -90,7 +102,6 @@ class CompareOptions:
     engine: str = "hf"
     max_cases: int | None = None
     allow_drift: bool = False
-    as_json: bool = False
     batch_size: int | None = None
     #: Ignore the scores recorded while training and generate again.
     rescore: bool = False
@@ -98,6 +109,9 @@ class CompareOptions:
     samples: int = 1
     #: none | json | schema (None: the manifest's ``decoding.constrain``)
     constrain: str | None = None
+    #: ``SECTION.KEY -> value`` overrides of the manifest's decoding and evaluation settings (``--set``); the
+    #: named options above win over them.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -303,11 +317,6 @@ def resolve_run_base(run_dir: Path, base: str | None, checkpoints: Sequence[Chec
         raise ExpertkitError(exc.message, path=run_dir, key="--base") from None
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_console, transient=False)
-
-
 def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
                      cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
     task = progress.add_task(label, total=len(prompts))
@@ -378,13 +387,17 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
     return {"model": target["name"], "step": target["step"], "metric": metric, "kinds": kinds}
 
 
-def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
-    """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
-    from expertkit.evaluation.report import REPORT_NAMES, print_summary, write_reports
+def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress | None = None) -> CompareResult:
+    """Score base and checkpoints, pick the best, optionally sweep drift, and write the reports; the result holds
+    the report (the command line prints it). Progress lines and warnings are logged (:mod:`expertkit.core.log`);
+    ``progress`` shows the generation of each model."""
+    from expertkit.evaluation.report import REPORT_NAMES, write_reports
 
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
+    if options.settings:
+        expert = expert.with_settings(options.settings, SETTINGS_SECTIONS)
     check_count(options.max_cases, "--max-cases")
     check_count(options.batch_size, "--batch-size")
     check_count(options.samples, "--samples")
@@ -407,20 +420,19 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     cases = load_cases(expert, cases_path, max_cases)
     base = resolve_run_base(run_dir, options.base, checkpoints)  # after the inputs: their errors come first
     for warning in case_warnings:
-        _console.print(warning, style="yellow", markup=False, highlight=False)
+        warn(warning)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
-        _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
+        warn(f"skipping {name}: incomplete (its save did not finish)")
     for name, found in changes.items():
         if found:
-            _console.print(f"[yellow]{name} was trained on another contract (--allow-drift): "
-                           f"{'; '.join(found)}[/yellow]")
+            warn(f"{name} was trained on another contract (--allow-drift): {'; '.join(found)}")
     metric = expert.manifest.evaluation.metric
     max_new = expert.manifest.decoding.max_new_tokens
     batch_size = options.batch_size or expert.manifest.evaluation.batch_size
     stops = expert.contract.stop_strings
 
-    _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
-                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}, constrain {constrain}")
+    say(f"compare: {len(cases)} cases from {cases_path}, base {base}, {len(checkpoints)} checkpoint(s), "
+        f"engine {options.engine}, constrain {constrain}", highlight=True)
     engine = create_engine(options.engine, base, {ck.name: ck.path for ck in checkpoints})
     backend: Backend = EngineBackend(engine, expert, max_new_tokens=max_new, batch_size=batch_size,
                                      constrain=constrain)
@@ -435,50 +447,50 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     rows: list[dict[str, Any]] = []
     per_model: dict[str, list[Score]] = {}
     per_model_votes: dict[str, list[dict[str, Any]]] = {}
-    with _progress() as progress:
-        for ck in [None, *checkpoints]:
-            name = ck.name if ck else BASE_NAME
-            reused = {}
-            rescored = False
-            if ck is not None and sampling is None and not options.rescore and constrain == "none":
-                recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
-                reused, rescored = recorded.scores, recorded.rescored
-            todo = [i for i in range(len(cases)) if i not in reused]
-            seconds = 0.0
-            if sampling is not None:
-                scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
-                                                         cases, sampling, progress)
-                per_model_votes[name] = votes
-            else:
-                fresh: list[Score] = []
-                if todo:
-                    fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
-                                                      [prompts[i] for i in todo], [cases[i] for i in todo],
-                                                      progress)
-                fresh_by = dict(zip(todo, fresh, strict=True))
-                scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
-            if reused:
-                _console.print(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded "
-                               "while training" + (" (scored again: the scorer changed)" if rescored else ""))
-            per_model[name] = scores
-            summary = summarize(scores)
-            summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
-            rows.append({
-                "name": name,
-                "step": ck.step if ck else None,
-                "path": str(ck.path) if ck else base,
-                "kind": checkpoint_kind(ck.path) if ck else "base",
-                "contract_changes": changes.get(name, []),
-                "generation_s": round(seconds, 3),
-                "reused": len(reused),
-                "samples": options.samples,
-                **summary,
-            })
-        best = pick_best(rows, metric)
-        drift = None
-        if options.drift:
-            target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
-            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
+    progress = progress if progress is not None else _NoProgress()
+    for ck in [None, *checkpoints]:
+        name = ck.name if ck else BASE_NAME
+        reused = {}
+        rescored = False
+        if ck is not None and sampling is None and not options.rescore and constrain == "none":
+            recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
+            reused, rescored = recorded.scores, recorded.rescored
+        todo = [i for i in range(len(cases)) if i not in reused]
+        seconds = 0.0
+        if sampling is not None:
+            scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
+                                                     cases, sampling, progress)
+            per_model_votes[name] = votes
+        else:
+            fresh: list[Score] = []
+            if todo:
+                fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
+                                                  [prompts[i] for i in todo], [cases[i] for i in todo],
+                                                  progress)
+            fresh_by = dict(zip(todo, fresh, strict=True))
+            scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
+        if reused:
+            say(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded while training"
+                + (" (scored again: the scorer changed)" if rescored else ""), highlight=True)
+        per_model[name] = scores
+        summary = summarize(scores)
+        summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
+        rows.append({
+            "name": name,
+            "step": ck.step if ck else None,
+            "path": str(ck.path) if ck else base,
+            "kind": checkpoint_kind(ck.path) if ck else "base",
+            "contract_changes": changes.get(name, []),
+            "generation_s": round(seconds, 3),
+            "reused": len(reused),
+            "samples": options.samples,
+            **summary,
+        })
+    best = pick_best(rows, metric)
+    drift = None
+    if options.drift:
+        target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
+        drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
 
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -520,12 +532,4 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         report["drift"] = drift
     if run.get("evaluations"):
         report["training"] = {key: run.get(key) for key in ("evaluations", "best", "stopped")}
-    paths = write_reports(report, out_dir)
-    result = CompareResult(report, paths)
-    if options.as_json:
-        print_summary(report, _console)
-        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(report, Console(soft_wrap=True))
-        Console(soft_wrap=True).print(f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
-    return result
+    return CompareResult(report, write_reports(report, out_dir))
