@@ -481,7 +481,7 @@ class EncodedData:
 
 
 def _lint_or_refuse(expert: Expert, tokenizer: Any, force: bool) -> None:
-    report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer)
+    report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer, bad_lines="raise")
     errors = Counter(f.code for f in report.findings if f.severity == "error")
     if not errors:
         _say(f"lint: {report.records} records, no errors ({report.warnings} warnings)")
@@ -526,11 +526,11 @@ def encode_dataset(
             reason = "missing_answer"
         else:
             try:
-                input_ids, mask = expert.contract.encode_example(tokenizer, dict(ex.fields), ex.question, ex.answer)
+                encoded = expert.contract.encode_example(tokenizer, dict(ex.fields), ex.question, ex.answer)
             except ContractError:
                 reason = "contract"
             else:
-                if len(input_ids) > max_length:
+                if encoded.length > max_length:  # lint's too_long measure (PromptContract.example_length)
                     reason = "too_long"
         if reason is not None:
             if not force:
@@ -538,6 +538,7 @@ def encode_dataset(
                                      path=expert.train_path, line=ex.line)
             skipped[reason] += 1
             continue
+        input_ids, mask = encoded
         ids.append(input_ids)
         masks.append(mask)
         spans.append(_question_span(tokenizer, input_ids[: mask.index(1)], ex.question))
