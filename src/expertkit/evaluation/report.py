@@ -26,10 +26,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from expertkit.core.checkpoints import COMPARE_REPORT_NAME
 from expertkit.core.fileio import atomic_write_json, atomic_write_text
 from expertkit.kinds.correctness import ERROR_DESCRIPTIONS, ERROR_KINDS, ERROR_SHORT
 
-JSON_NAME = "compare.json"
+JSON_NAME = COMPARE_REPORT_NAME
 MD_NAME = "compare.md"
 HTML_NAME = "report.html"
 #: The files ``compare`` writes: a folder holding one of them is an earlier report, replaced by the next.
