@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from expertkit.core.manifest import OutputSpec
-from expertkit.kinds.elastic.validator import ElasticDslValidator, flatten_mapping
 from expertkit.kinds import bind_kind
+from expertkit.kinds.elastic.validator import ElasticDslValidator, flatten_mapping
 
 EXPERT = Path(__file__).resolve().parents[1] / "experts" / "elastic"
 ECOM = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_ecommerce"}

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.manifest import OutputSpec
-from expertkit.kinds.json.validator import JsonValidator, parse_json_object
 from expertkit.kinds import bind_kind
+from expertkit.kinds.json.validator import JsonValidator, parse_json_object
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -13,8 +13,8 @@ from sqlglot import exp
 
 from expertkit.core.manifest import OutputSpec
 from expertkit.engines.sql.sandbox import close_connections
-from expertkit.kinds.sql.validator import SqlValidator, check_statement, has_top_level_order, parse_statement
 from expertkit.kinds import bind_kind
+from expertkit.kinds.sql.validator import SqlValidator, check_statement, has_top_level_order, parse_statement
 
 SCHEMA = """CREATE TABLE departments (
   id INTEGER PRIMARY KEY,
