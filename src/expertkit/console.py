@@ -81,5 +81,4 @@ def print_compared(result: CompareResult, *, as_json: bool = False) -> None:
         sys.stdout.write(json.dumps(result.report, indent=2, ensure_ascii=False) + "\n")
         return
     print_summary(result.report, stdout)
-    paths = result.paths
-    stdout.print(f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
+    stdout.print(f"reports: {', '.join(str(p) for p in result.paths.values())}")

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from expertkit.console import print_compared, print_messages, progress, stderr
-from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit import console
+from expertkit.core.checkpoints import Run
 from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
 from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
@@ -28,6 +28,7 @@ from expertkit.models.base import TINY, shipped_experts_dir
 from expertkit.training.train_eval import QUICKSTART_EVAL
 
 QUICKSTART_EXPERT = "elastic"
+
 
 @dataclass
 class QuickstartResult:
@@ -39,7 +40,7 @@ class QuickstartResult:
 
 
 def _say(message: str) -> None:
-    stderr.print(message, highlight=False)
+    console.stderr.print(message, highlight=False)
 
 
 def _passive_openmp_threads() -> None:
@@ -57,16 +58,15 @@ def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_eve
     """Train, resume an interrupted run, or keep a finished one."""
     from expertkit.training.train import TrainOptions, train_expert
 
-    run = read_run(run_dir) if run_dir.is_dir() else {}
-    if run:
-        planned = int(run.get("options", {}).get("steps", 0))
-        done = max((c.step for c in list_checkpoints(run_dir)), default=0)
-        if done >= planned or isinstance(run.get("stopped"), dict):
-            how = "stopped early at" if isinstance(run.get("stopped"), dict) and done < planned \
-                else "already trained to"
-            _say(f"  {run_dir} is {how} step {done}; delete it to train again")
+    folder = Run(run_dir)
+    run = folder.record
+    if run is not None:
+        progress = folder.progress(run)
+        if progress.finished:
+            how = "stopped early at" if progress.stopped_early else "already trained to"
+            _say(f"  {run_dir} is {how} step {progress.done}; delete it to train again")
             return
-        _say(f"  resuming {run_dir} from step {done} of {planned}")
+        _say(f"  resuming {run_dir} from step {progress.done} of {progress.planned}")
         result = train_expert(expert, TrainOptions(out_dir=run_dir, resume=True))
     else:
         scoring = {**QUICKSTART_EVAL, "eval_every": save_every or QUICKSTART_EVAL["eval_every"]}
@@ -77,19 +77,19 @@ def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_eve
 
 def _print_recorded(run_dir: Path) -> None:
     """The scores recorded while training, one line per evaluation."""
-    run = read_run(run_dir)
-    rows = run.get("evaluations") or []
-    if not rows:
+    run = Run(run_dir).record
+    rows = run.evaluations if run is not None else []
+    if run is None or not rows:
         return
-    best = (run.get("best") or {}).get("name")
+    best = (run.best or {}).get("name")
     _say("  scores recorded while training:")
     for row in rows:
         cells = ", ".join(f"{key} {row[key]:.3f}" for key in ("valid", "correct", "reasoning")
                           if isinstance(row.get(key), int | float))
         mark = "  <- best" if row.get("name") == best else ""
         _say(f"    {row['name']}: {cells} ({row['cases']} cases, {row['seconds']:.1f} s){mark}")
-    if isinstance(run.get("stopped"), dict):
-        _say(f"  {run['stopped']['reason']}")
+    if run.stopped is not None:
+        _say(f"  {run.stopped.reason}")
 
 
 def run_quickstart(
@@ -109,7 +109,7 @@ def run_quickstart(
     """
     t0 = time.perf_counter()
     _passive_openmp_threads()
-    print_messages()  # a command-line orchestrator: it prints what the library logs
+    console.print_messages()  # a command-line orchestrator: it prints what the library logs
     out = Path(out_dir)
     check_output_dir(out, key="--out", ours=["run", "compare"])  # a folder of someone else's files is refused
     expert = Expert.load(expert_dir if expert_dir is not None else shipped_experts_dir() / QUICKSTART_EXPERT)
@@ -139,10 +139,10 @@ def run_quickstart(
     _print_recorded(run_dir)
 
     _say("[bold]4/4 comparing[/bold] the base and every checkpoint on the held-out eval set")
-    with progress() as bars:
+    with console.progress() as bars:
         compared = compare_run(expert, CompareOptions(run_dir=run_dir, out_dir=out / "compare", max_cases=max_cases),
                                progress=bars)
-    print_compared(compared)
+    console.print_compared(compared)
     seconds = time.perf_counter() - t0
     best = compared.best
     _say(f"\n[bold green]done in {seconds / 60:.1f} min[/bold green]: run in {run_dir}, reports in {out / 'compare'}")
