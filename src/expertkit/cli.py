@@ -20,6 +20,7 @@ from rich.table import Table
 
 from expertkit.core.errors import ExpertkitError, from_os_error, one_line
 from expertkit.core.findings import Finding, has_errors
+from expertkit.kinds import DEFAULT_KIND, kind_names
 
 app = typer.Typer(
     name="expertkit",
@@ -40,6 +41,9 @@ out = Console(soft_wrap=True)
 
 ExpertDir = Annotated[Path, typer.Argument(help="Expert folder (holding expert.yaml).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="SECTION.KEY=VALUE",
+    help="Override any setting of the manifest (repeatable), e.g. training.lora_r=8; the named options win.")]
 ConstrainOption = Annotated[str | None, typer.Option(
     "--constrain", help="Constrained decoding: none | json | schema (default: the manifest's decoding.constrain).")]
 
@@ -324,16 +328,23 @@ def train(
         "--min-delta", help="Smallest rise that counts as an improvement (default 0).")] = None,
     keep: Annotated[str | None, typer.Option(
         "--keep", help="Checkpoints kept: all | best (best and latest) | last.")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Named overrides of the manifest's settings: tiny | none (default: tiny on a tiny base).")]
+    = None,
+    settings: SetOption = None,
 ) -> None:
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
     import os
 
+    from expertkit.core.settings import parse_set
     from expertkit.models.base import check_base_available
     from expertkit.training.train import TrainOptions, train_expert
 
+    overrides = parse_set(settings or [], ["training"])
     expert = _load(expert_dir)
     options = TrainOptions(
-        base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
+        base=base, out_dir=out_dir, profile=profile, settings=overrides,
+        method=method, steps=steps, epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         max_tokens_per_batch=max_tokens_per_batch,
@@ -619,7 +630,7 @@ def new(
     task: Annotated[str, typer.Option("--task", help="Value of the Task field.")],
     field: Annotated[list[str] | None, typer.Option("--field", help="Extra field NAME[:required] (repeatable).")]
     = None,
-    output_kind: Annotated[str, typer.Option("--output-kind", help="elastic_dsl | sql | json")] = "json",
+    output_kind: Annotated[str, typer.Option("--output-kind", help=" | ".join(kind_names()))] = DEFAULT_KIND,
     root: Annotated[Path, typer.Option("--root", help="Folder holding experts/.")] = Path("."),
 ) -> None:
     """Scaffold experts/NAME with a manifest, a README with the exact prompt, empty data files."""

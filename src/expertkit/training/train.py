@@ -71,14 +71,15 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
+from pydantic import ValidationError
 from rich.console import Console
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
@@ -87,50 +88,66 @@ from trl import SFTConfig, SFTTrainer
 from expertkit.authoring.lint import lint_file
 from expertkit.core.checkpoints import (
     CHAT_TEMPLATE_NAME,
-    RECORD_NAME,
-    RUN_RECORD_NAME,
-    WEIGHTS_SHA256,
+    CheckpointRecord,
+    DataRecord,
+    Run,
+    RunAction,
+    RunRecord,
     check_contract,
-    list_checkpoints,
-    read_run,
     sha256_file,
+    weights_digests,
 )
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.expert import Expert
-from expertkit.core.fileio import atomic_write_json, atomic_write_text
-from expertkit.core.manifest import MANIFEST_NAME
-from expertkit.core.options import MAX_COUNT, check_count, check_number, check_seed
+from expertkit.core.fileio import atomic_write_text
+from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
+from expertkit.core.options import check_count
+from expertkit.core.settings import PROFILES, check_setting, diff_settings, resolve_settings
 from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
-from expertkit.training.train_eval import EvalSettings, make_evaluator, trim_eval_log
+from expertkit.training.train_eval import EvalSettings, make_evaluator
 
 METHODS = ("lora", "dora", "full")
-LOSS_LOG_NAME = "loss.jsonl"
-TMP_PREFIX = "tmp-"
-#: Defaults for the tiny base (``--base tiny`` or a folder built by ``expertkit base tiny``): about
-#: 2.5 minutes on 2 CPU cores. Options given explicitly win over these.
-TINY_TRAINING: dict[str, Any] = {
-    "method": "full",
-    "learning_rate": 3e-3,
-    "batch_size": 16,
-    "steps": 1200,
-    "save_every": 100,
-    "lr_scheduler": "cosine",
-    "warmup_steps": 20,
-    "question_noise": 0.25,
-    "max_tokens_per_batch": None,  # padding-free, about batch_size examples' tokens (1.07x the padded tokens/s)
-}
+#: The tiny base's profile (``--base tiny`` or a folder built by ``expertkit base tiny``): about 2.5 minutes on
+#: 2 CPU cores. Options given explicitly win over these.
+TINY_TRAINING: dict[str, Any] = PROFILES[TINY]["training"]
+#: The profile that means "none" (a tiny base trained with the manifest's recipe alone).
+NO_PROFILE = "none"
+#: Settings a resumed run may change (scoring while training); every other one it keeps.
+RESUMABLE = ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")
+#: Named options whose flag is not ``--`` plus the setting's name with dashes.
+_FLAGS = {"learning_rate": "--lr", "question_noise": "training.question_noise"}
 
 _console = Console(stderr=True)
 
 
+def eval_settings(spec: TrainingSpec) -> EvalSettings:
+    """Scoring while training, as ``spec`` sets it."""
+    return EvalSettings(every=spec.eval_every, cases=spec.eval_cases, early_stop=spec.early_stop,
+                        min_delta=spec.min_delta, keep=spec.keep)
+
+
+def flag(name: str) -> str:
+    """The option that sets training setting ``name`` (``learning_rate`` -> ``--lr``)."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 @dataclass
 class TrainOptions:
-    """What the ``train`` command takes; ``None`` means the run's, the tiny base's or the manifest's value."""
+    """What the ``train`` command takes. The settings themselves are declared once, by the manifest's
+    :class:`~expertkit.core.manifest.TrainingSpec`: a field of these options named like one of its settings
+    (``method``, ``learning_rate``, ``steps``, ...) overrides it when given; ``settings`` overrides any of them
+    (``{"training.lora_r": 8}``, the command line's ``--set``). ``None`` means the run's, the profile's or the
+    manifest's value."""
 
     base: str | None = None
     out_dir: Path = Path("runs/run")
+    #: A named profile of overrides (:data:`~expertkit.core.settings.PROFILES`); ``None``: ``tiny`` on a tiny
+    #: base, no profile otherwise; ``"none"``: no profile.
+    profile: str | None = None
+    #: ``SECTION.KEY -> value`` overrides of the manifest's training settings (``--set``), under the named options.
+    settings: Mapping[str, Any] = field(default_factory=dict)
     method: str | None = None
     steps: int | None = None
     epochs: float | None = None
@@ -143,63 +160,63 @@ class TrainOptions:
     batch_size: int | None = None
     learning_rate: float | None = None
     seed: int | None = None
-    #: Share of question tokens replaced by random tokens in each epoch (see :class:`QuestionNoise`).
     question_noise: float | None = None
-    #: Padding-free batches of at most this many tokens (see :mod:`expertkit.training.packing`); 0: padded batches
-    #: of ``batch_size`` examples. ``None``: the tiny base's or the manifest's value.
     max_tokens_per_batch: int | None = None
-    #: Score checkpoints every N steps on the eval set (:mod:`expertkit.training.train_eval`).
     eval_every: int | None = None
-    #: Score a fixed seeded subset of K eval cases.
     eval_cases: int | None = None
-    #: Stop after this many evaluations without a rise of the expert's metric.
     early_stop: int | None = None
     min_delta: float | None = None
-    #: all | best | last checkpoints stay on disk.
     keep: str | None = None
     #: ``(model, step) -> (summary, cases, scores, seconds)`` instead of real scoring (tests).
     score_fn: Any = None
     #: Extra ``transformers.TrainerCallback`` objects (Python API only).
     callbacks: Sequence[TrainerCallback] = ()
 
+    def overrides(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The settings given (``training.KEY -> value``: ``settings``, then the named options over them) and the
+        option that gave each (for messages)."""
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        for key, value in self.settings.items():
+            if not key.startswith("training."):
+                raise ExpertkitError(f"not a training setting: {key!r}", key="--set")
+            values[key], names[key] = value, key
+        for name in TrainingSpec.model_fields:
+            value = getattr(self, name, None)
+            if value is not None:
+                values[f"training.{name}"], names[f"training.{name}"] = value, flag(name)
+        return values, names
+
+    def profile_for(self, base_path: str) -> str | None:
+        """The profile to apply: the one asked for, else ``tiny`` on a tiny base."""
+        if self.profile is not None:
+            return None if self.profile == NO_PROFILE else self.profile
+        return TINY if is_tiny_base(base_path) else None
+
     def check(self) -> None:
-        """Every numeric option finite and in range, named as on the command line (before anything is done)."""
-        for option, value in (("--steps", self.steps), ("--save-every", self.save_every),
-                              ("--continue-to", self.continue_to), ("--max-examples", self.max_examples),
-                              ("--batch-size", self.batch_size)):
-            check_count(value, option)
-        check_number(self.epochs, "--epochs", gt=0)
-        check_number(self.learning_rate, "--lr", gt=0)
-        check_seed(self.seed)
-        check_number(self.question_noise, "question_noise", ge=0, lt=1)
-        check_number(self.max_tokens_per_batch, "--max-tokens-per-batch", ge=0, le=MAX_COUNT)
-        for option, value in (("--eval-every", self.eval_every), ("--eval-cases", self.eval_cases),
-                              ("--early-stop", self.early_stop)):
-            check_count(value, option)
-        check_number(self.min_delta, "--min-delta", ge=0)
+        """Every numeric option finite and in range (by the settings' own constraints), named as on the command
+        line, and the profile known — before anything is done."""
+        check_count(self.continue_to, "--continue-to")
+        check_count(self.max_examples, "--max-examples")
+        if self.profile not in (None, NO_PROFILE, *PROFILES):
+            raise ExpertkitError(f"unknown profile {self.profile!r} ({', '.join([*PROFILES, NO_PROFILE])})",
+                                 key="--profile")
+        values, names = self.overrides()
+        for key, value in values.items():
+            check_setting(key, value, names[key])
 
 
 @dataclass
 class TrainPlan:
-    """The settings a run trains with, recorded in ``run.json`` and reused on resume."""
+    """What a run trains with: the resolved training settings (``steps``, ``warmup_steps`` and
+    ``max_tokens_per_batch`` made concrete) and what the run adds to them. Recorded in ``run.json``'s
+    ``options`` (:meth:`to_record`) and read back on resume (:meth:`from_record`). The settings read as the
+    plan's own attributes (``plan.learning_rate``)."""
 
+    training: TrainingSpec
     base: str
     base_path: str
-    method: str
-    steps: int
-    save_every: int
-    batch_size: int
-    gradient_accumulation_steps: int
-    learning_rate: float
-    lr_scheduler: str
-    warmup_steps: int
-    weight_decay: float
-    seed: int
-    max_examples: int | None
-    lora: dict[str, Any] | None = None
-    question_noise: float = 0.0
-    #: Padding-free batches of at most this many tokens per device (0: padded batches of ``batch_size``).
-    max_tokens_per_batch: int = 0
+    max_examples: int | None = None
     #: The longest row of a padding-free batch (``expertkit.training.packing.ROW_TOKENS`` or the longest example).
     row_tokens: int = 0
     #: Processes that train together (``accelerate launch``) and what one optimizer step takes in all:
@@ -208,19 +225,61 @@ class TrainPlan:
     global_batch: int = 0
     global_batch_unit: str = "examples"
 
+    def __getattr__(self, name: str) -> Any:
+        training = self.__dict__.get("training")
+        if training is not None and name in TrainingSpec.model_fields:
+            return getattr(training, name)
+        raise AttributeError(name)
+
     @property
     def packed(self) -> bool:
-        return self.max_tokens_per_batch > 0
-    eval_every: int | None = None
-    eval_cases: int | None = None
-    early_stop: int | None = None
-    min_delta: float = 0.0
-    keep: str = "all"
+        return bool(self.training.max_tokens_per_batch)
+
+    @property
+    def lora(self) -> dict[str, Any] | None:
+        """The adapter's settings (``None`` for full fine-tuning)."""
+        spec = self.training
+        if spec.method == "full":
+            return None
+        return {"r": spec.lora_r, "alpha": spec.lora_alpha, "dropout": spec.lora_dropout,
+                "target_modules": spec.target_modules}
 
     @property
     def evaluation(self) -> EvalSettings:
-        return EvalSettings(every=self.eval_every, cases=self.eval_cases, early_stop=self.early_stop,
-                            min_delta=self.min_delta, keep=self.keep)
+        return eval_settings(self.training)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings two plans are compared by: every training setting and the data the run takes."""
+        return {**self.training.model_dump(), "max_examples": self.max_examples}
+
+    def to_record(self) -> dict[str, Any]:
+        """The plan as ``run.json`` records it (``options``): flat, the adapter's settings also as ``lora``."""
+        return {"base": self.base, "base_path": self.base_path, **self.training.model_dump(),
+                "max_examples": self.max_examples, "lora": self.lora, "row_tokens": self.row_tokens,
+                "world_size": self.world_size, "global_batch": self.global_batch,
+                "global_batch_unit": self.global_batch_unit}
+
+    @classmethod
+    def from_record(cls, record: Any, fallback: TrainingSpec, path: Path) -> TrainPlan:
+        """A recorded plan; settings a record does not hold (older runs) are ``fallback``'s."""
+        if not isinstance(record, dict) or not isinstance(record.get("base"), str) \
+                or not isinstance(record.get("base_path"), str):
+            raise ExpertkitError("run record has no usable 'options'", path=path)
+        values = {k: v for k, v in record.items() if k in TrainingSpec.model_fields}
+        lora = record.get("lora")
+        if isinstance(lora, dict):
+            for key, name in (("r", "lora_r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout"),
+                              ("target_modules", "target_modules")):
+                if key in lora:
+                    values.setdefault(name, lora[key])
+        try:
+            training = TrainingSpec.model_validate({**fallback.model_dump(), **values})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ExpertkitError(f"run record has no usable 'options' ({err['msg']})", path=path,
+                                 key=f"options.{'.'.join(str(p) for p in err['loc'])}") from None
+        run = {f.name: record[f.name] for f in fields(cls) if f.name != "training" and f.name in record}
+        return cls(training=training, **run)
 
 
 @dataclass
@@ -308,19 +367,7 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _run_exists(out: Path) -> bool:
-    if (out / RUN_RECORD_NAME).exists() or (out / LOSS_LOG_NAME).exists():
-        return True
-    return out.is_dir() and any(c.name.startswith(("checkpoint-", TMP_PREFIX + "checkpoint-")) for c in out.iterdir())
-
-
 # ---------------------------------------------------------------------- plan
-def _pick(given: Any, tiny_default: Any, manifest_default: Any, tiny: bool) -> Any:
-    if given is not None:
-        return given
-    return tiny_default if tiny else manifest_default
-
-
 def token_budget(given: int | None, batch_size: int, lengths: Sequence[int], row_tokens: int) -> int:
     """The padding-free budget: ``given`` (0: padded batches), or for ``None`` about ``batch_size`` examples'
     tokens (the mean length times the batch size, rounded up to 64), so that a step takes as many examples
@@ -345,99 +392,72 @@ def batches_per_epoch(examples: int, lengths: Sequence[int], *, batch_size: int,
     return math.ceil(examples / (batch_size * world_size))
 
 
-def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int,
-             lengths: Sequence[int] = ()) -> TrainPlan:
-    """Settings of a new run: options first, then the tiny base's defaults, then the manifest's.
+def resolve_plan(manifest: Manifest, profile: str | None, overrides: Mapping[str, Any], *, base: str,
+                 base_path: str, examples: int, lengths: Sequence[int] = (), max_examples: int | None = None,
+                 names: Mapping[str, str] | None = None) -> TrainPlan:
+    """The one resolution of a new run's settings: the manifest's, then ``profile``'s, then ``overrides``
+    (:func:`~expertkit.core.settings.resolve_settings`), made concrete for this data and these processes.
 
     ``lengths`` (the examples' token counts) sizes padding-free batches and the steps of an epoch; without
-    them an epoch counts ``examples / batch_size`` steps.
+    them an epoch counts ``examples / batch_size`` steps. ``names`` maps a setting to the option that gave it.
     """
-    spec = expert.manifest.training
-    tiny = is_tiny_base(base_path)
-    method = _pick(options.method, TINY_TRAINING["method"], spec.method, tiny)
-    if method not in METHODS:
-        raise ExpertkitError(f"unknown method {method!r} (lora, dora or full)", key="--method")
-    batch_size = _pick(options.batch_size, TINY_TRAINING["batch_size"], spec.batch_size, tiny)
-    accumulation = spec.gradient_accumulation_steps
+    spec = resolve_settings(manifest, profile, overrides, names=names).training
+    names = names or {}
     world = _world_size()
-    seed = options.seed if options.seed is not None else spec.seed
     row_tokens = max(min(spec.max_length, ROW_TOKENS), max(lengths, default=0))
-    budget = token_budget(_pick(options.max_tokens_per_batch, TINY_TRAINING["max_tokens_per_batch"],
-                                spec.max_tokens_per_batch, tiny), batch_size, lengths, row_tokens)
-    per_epoch = batches_per_epoch(examples, lengths, batch_size=batch_size, max_tokens=budget,
-                                  row_tokens=row_tokens, seed=seed, world_size=world) / accumulation
-    if options.steps is not None:
-        steps = options.steps
-    elif options.epochs is not None:
-        steps = math.ceil(options.epochs * per_epoch)
-    elif tiny:
-        steps = TINY_TRAINING["steps"]
-    else:
-        steps = spec.steps or math.ceil(spec.epochs * per_epoch)
+    budget = token_budget(spec.max_tokens_per_batch, spec.batch_size, lengths, row_tokens)
+    per_epoch = batches_per_epoch(examples, lengths, batch_size=spec.batch_size, max_tokens=budget,
+                                  row_tokens=row_tokens, seed=spec.seed,
+                                  world_size=world) / spec.gradient_accumulation_steps
+    steps = spec.steps or math.ceil(spec.epochs * per_epoch)
     if steps < 1:
-        raise ExpertkitError("training needs at least one step", key="--steps")
-    warmup = TINY_TRAINING["warmup_steps"] if tiny else math.ceil(spec.warmup_ratio * steps)
-    lora = None
-    if method != "full":
-        lora = {"r": spec.lora_r, "alpha": spec.lora_alpha, "dropout": spec.lora_dropout,
-                "target_modules": spec.target_modules}
-    return TrainPlan(
-        base=options.base or expert.manifest.base_model,
+        raise ExpertkitError("training needs at least one step", key=names.get("training.steps", "--steps"))
+    warmup = spec.warmup_steps if spec.warmup_steps is not None else math.ceil(spec.warmup_ratio * steps)
+    training = spec.model_copy(update={"steps": steps, "warmup_steps": min(warmup, steps),
+                                       "max_tokens_per_batch": budget})
+    plan = TrainPlan(
+        training=training,
+        base=base,
         base_path=base_path,
-        method=method,
-        steps=steps,
-        save_every=_pick(options.save_every, TINY_TRAINING["save_every"], spec.save_every, tiny),
-        batch_size=batch_size,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=_pick(options.learning_rate, TINY_TRAINING["learning_rate"], spec.learning_rate, tiny),
-        lr_scheduler=TINY_TRAINING["lr_scheduler"] if tiny else "linear",
-        warmup_steps=min(warmup, steps),
-        weight_decay=spec.weight_decay,
-        seed=seed,
-        max_examples=options.max_examples,
-        lora=lora,
-        question_noise=_pick(options.question_noise, TINY_TRAINING["question_noise"], 0.0, tiny),
-        max_tokens_per_batch=budget,
+        max_examples=max_examples,
         row_tokens=row_tokens,
         world_size=world,
-        global_batch=(budget if budget else batch_size) * accumulation * world,
+        global_batch=(budget if budget else spec.batch_size) * spec.gradient_accumulation_steps * world,
         global_batch_unit="tokens" if budget else "examples",
-        **_eval_settings(options, spec),
     )
+    plan.evaluation.check()
+    return plan
 
 
-def _eval_settings(options: TrainOptions, spec: Any, current: TrainPlan | None = None) -> dict[str, Any]:
-    """The scoring options: given ones, else the recorded plan's (a resumed run), else the manifest's."""
-    def pick(name: str) -> Any:
-        given = getattr(options, name)
-        if given is not None:
-            return given
-        return getattr(current, name) if current is not None else getattr(spec, name)
-
-    settings = {name: pick(name) for name in ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")}
-    EvalSettings(every=settings["eval_every"], cases=settings["eval_cases"], early_stop=settings["early_stop"],
-                 min_delta=settings["min_delta"], keep=settings["keep"]).check()
-    return settings
+def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int,
+             lengths: Sequence[int] = ()) -> TrainPlan:
+    """:func:`resolve_plan` for ``options``: the profile they name (``tiny`` on a tiny base) and the settings
+    they give."""
+    values, names = options.overrides()
+    return resolve_plan(expert.manifest, options.profile_for(base_path), values,
+                        base=options.base or expert.manifest.base_model, base_path=base_path, examples=examples,
+                        lengths=lengths, max_examples=options.max_examples, names=names)
 
 
-def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> TrainPlan:
-    """The recorded plan; options that would change it are refused (they would break the resume)."""
-    try:
-        plan = TrainPlan(**run["options"])
-    except (KeyError, TypeError) as exc:
-        raise ExpertkitError(f"run record has no usable 'options' ({exc})", path=out / RUN_RECORD_NAME) from None
-    given = {
-        "method": options.method, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
-        "seed": options.seed, "max_examples": options.max_examples, "save_every": options.save_every,
-        "question_noise": options.question_noise, "max_tokens_per_batch": options.max_tokens_per_batch,
-    }
-    for key, value in given.items():
-        if value is not None and value != getattr(plan, key):
-            raise ExpertkitError(f"the run was trained with {key} {getattr(plan, key)!r}; a resumed run keeps "
-                                 "its settings (start a new run to change them)", key=f"--{key.replace('_', '-')}")
-    if (options.steps is not None and options.steps != plan.steps) or options.epochs is not None:
+def _resumed_plan(run: RunRecord, options: TrainOptions, out: Path, manifest: Manifest) -> TrainPlan:
+    """The recorded plan, compared with the one the options ask for, setting by setting: the scoring settings
+    (:data:`RESUMABLE`) may change; any other change is refused (it would break the resume)."""
+    plan = TrainPlan.from_record(run.options, manifest.training, Run(out).record_path)
+    values, names = options.overrides()
+    recorded = manifest.model_copy(update={"training": plan.training})
+    requested = replace(plan, training=resolve_settings(recorded, None, values, names=names).training,
+                        max_examples=options.max_examples if options.max_examples is not None else plan.max_examples)
+    names = {**{k.removeprefix("training."): v for k, v in names.items()}, "max_examples": "--max-examples"}
+    changed = diff_settings(plan.settings(), requested.settings())
+    if "steps" in changed or "epochs" in changed:
         raise ExpertkitError(f"the run is planned for {plan.steps} steps; use --continue-to to extend it",
                              key="--steps")
+    for key, (was, asked) in changed.items():
+        if key not in RESUMABLE:
+            raise ExpertkitError(f"the run was trained with {key} {was!r}, not {asked!r}; a resumed run keeps its "
+                                 "settings (start a new run to change them)", key=names.get(key, key))
+    plan.training = plan.training.model_copy(update={key: changed[key][1] for key in changed})
+    plan.evaluation.check()
     if not Path(plan.base_path).exists() and plan.base != plan.base_path:
         plan.base_path = resolve_base(plan.base)
     if _world_size() != plan.world_size:
@@ -447,17 +467,15 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> Trai
         plan.world_size = _world_size()
         per_device = plan.max_tokens_per_batch or plan.batch_size
         plan.global_batch = per_device * plan.gradient_accumulation_steps * plan.world_size
-    for key, value in _eval_settings(options, None, plan).items():  # these may change on resume
-        setattr(plan, key, value)
     return plan
 
 
-def _refuse_changed_inputs(expert: Expert, run: dict[str, Any], plan: TrainPlan, options: TrainOptions,
+def _refuse_changed_inputs(expert: Expert, run: RunRecord, plan: TrainPlan, options: TrainOptions,
                            out: Path) -> None:
     """A resumed run trains on its recorded data and base: a change is refused (``force``: a warning, and the
     run's base is kept), naming what changed. The method is one of the settings ``_resumed_plan`` keeps."""
     changes = []
-    recorded = run.get("data", {}).get("sha256") if isinstance(run.get("data"), dict) else None
+    recorded = run.data.sha256 if run.data is not None else None
     if recorded and expert.train_path.is_file() and sha256_file(expert.train_path) != recorded:
         changes.append(f"the training data {expert.train_path} changed since the run trained on it")
     if options.base is not None and options.base != plan.base:
@@ -739,9 +757,9 @@ class ExpertTrainer(SFTTrainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         step = self.state.global_step
-        run_dir = Path(self.args.output_dir)
-        tmp = run_dir / f"{TMP_PREFIX}checkpoint-{step}"
-        final = run_dir / f"checkpoint-{step}"
+        run_dir = Run(self.args.output_dir)
+        tmp = run_dir.tmp_checkpoint_path(step)
+        final = run_dir.checkpoint_path(step)
         main = self.args.should_save
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -771,15 +789,8 @@ class ExpertTrainer(SFTTrainer):
         atomic_write_text(folder / CHAT_TEMPLATE_NAME, self.expert.contract.chat_template())
         shutil.copyfile(self.expert.root / MANIFEST_NAME, folder / MANIFEST_NAME)
         lr = self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler is not None else None
-        atomic_write_json(folder / RECORD_NAME, {
-            **self.record,
-            "step": step,
-            "loss": self.loss_log.losses.get(step),
-            "learning_rate": lr,
-            "epoch": self.state.epoch,
-            "saved": _now(),
-            WEIGHTS_SHA256: {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))},
-        })
+        CheckpointRecord(**self.record, step=step, loss=self.loss_log.losses.get(step), learning_rate=lr,
+                         epoch=self.state.epoch, saved=_now(), weights_sha256=weights_digests(folder)).write(folder)
 
 
 def build_trainer(
@@ -855,7 +866,7 @@ def build_trainer(
         "base_path": plan.base_path,
         **_batch_record(plan),
     }
-    loss_log = LossLog(out_dir / LOSS_LOG_NAME)
+    loss_log = LossLog(Run(out_dir).loss_log_path)
     train_dataset = data.dataset
     if plan.packed:
         train_dataset = Dataset.from_dict({"rows": pack_batches(
@@ -920,27 +931,6 @@ def _batch_record(plan: TrainPlan) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the entry point
-def _trim_loss_log(path: Path, last_step: int) -> None:
-    """Keep the lines of steps up to ``last_step`` (a resumed run logs the later ones again)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
-            kept.append(line + "\n")
-    atomic_write_text(path, "".join(kept))
-
-
-def _remove_tmp_checkpoints(out: Path) -> None:
-    for child in out.iterdir():
-        if child.is_dir() and child.name.startswith(TMP_PREFIX + "checkpoint-"):
-            shutil.rmtree(child, ignore_errors=True)
-
-
 def train_expert(expert: Expert, options: TrainOptions) -> TrainResult:
     """Lint, encode, train and checkpoint; see the module docstring for resume and continue semantics."""
     with _quiet_library_bars():
@@ -954,43 +944,47 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     if out.exists() and not out.is_dir():
         raise ExpertkitError("not a folder", path=out, key="--out")
     extending = options.resume or options.continue_to is not None
-    run: dict[str, Any] = read_run(out) if out.is_dir() else {}
-    if extending and not run:
+    folder = Run(out)
+    run = folder.record
+    if extending and run is None:
         raise ExpertkitError("no run to resume here (no run.json)", path=out, key="--out")
-    if not extending and _run_exists(out):
+    if not extending and folder.holds_run():
         raise ExpertkitError("already holds a run; pass --resume or --continue-to N to extend it, "
                              "or choose another --out", path=out, key="--out")
     if options.resume and options.continue_to is not None:
         raise ExpertkitError("give --resume or --continue-to, not both", key="--continue-to")
-    if extending and run.get("expert") != expert.name:
-        raise ExpertkitError(f"the run trains expert {run.get('expert')!r}, not {expert.name!r}", path=out)
+    if extending and run is not None and run.expert != expert.name:
+        raise ExpertkitError(f"the run trains expert {run.expert!r}, not {expert.name!r}", path=out)
 
     resume_from = None
     if extending:
-        plan = _resumed_plan(run, options, out)
+        assert run is not None
+        plan = _resumed_plan(run, options, out, expert.manifest)
         _refuse_changed_inputs(expert, run, plan, options, out)
-        checkpoints = list_checkpoints(out)
-        if checkpoints:
-            latest = checkpoints[-1]
-            changes = check_contract(latest, expert, allow_drift=options.allow_drift)
+        progress = folder.progress(run)
+        resume_from = progress.latest
+        if resume_from is not None:
+            changes = check_contract(resume_from, expert, allow_drift=options.allow_drift)
             if changes:
-                _say(f"[yellow]contract changed since {latest.name}: {'; '.join(changes)}[/yellow]")
-            resume_from = latest
-        done = resume_from.step if resume_from else 0
+                _say(f"[yellow]contract changed since {resume_from.name}: {'; '.join(changes)}[/yellow]")
+        done = progress.done
         if options.continue_to is not None:
             if options.continue_to <= done:
                 raise ExpertkitError(f"the run is at step {done}; --continue-to must be larger",
                                      key="--continue-to")
-            plan.steps = options.continue_to
-        elif done >= plan.steps:
+            plan.training.steps = options.continue_to
+        elif progress.stopped_early:
+            assert progress.stopped is not None
+            raise ExpertkitError(f"the run stopped early at step {progress.stopped.step} (no rise of the "
+                                 "metric); use --continue-to N to train further", path=out, key="--resume")
+        elif progress.finished:
             raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
                                  path=out, key="--resume")
-        elif isinstance(run.get("stopped"), dict):
-            raise ExpertkitError(f"the run stopped early at step {run['stopped'].get('step')} (no rise of the "
-                                 "metric); use --continue-to N to train further", path=out, key="--resume")
         base_path = plan.base_path
     else:
-        _eval_settings(options, expert.manifest.training)  # refused before anything is loaded
+        values, names = options.overrides()  # refused before anything is loaded
+        named = options.profile if options.profile != NO_PROFILE else None
+        eval_settings(resolve_settings(expert.manifest, named, values, names=names).training).check()
         base_path = resolve_base(options.base or expert.manifest.base_model)
     tokenizer = load_tokenizer(base_path)
     _lint_or_refuse(expert, tokenizer, options.force)
@@ -1005,7 +999,8 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     non_finite = StopOnNonFinite()
     out.mkdir(parents=True, exist_ok=True)
     start_step = resume_from.step if resume_from else 0
-    history = trim_eval_log(out, start_step) if extending and int(os.environ.get("RANK", "0")) == 0 else []
+    history = (folder.trim_log(folder.eval_log_path, start_step) if extending and int(os.environ.get("RANK", "0")) == 0
+               else [])
     evaluator = make_evaluator(expert, plan.evaluation, out, tokenizer, seed=plan.seed, history=history,
                                score_fn=options.score_fn)
     callbacks = [stopper, non_finite, *([evaluator] if evaluator is not None else []), *options.callbacks]
@@ -1014,26 +1009,24 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     trainer.accelerator.wait_for_everyone()
     if main:
         if extending:
-            _remove_tmp_checkpoints(out)
-            _trim_loss_log(out / LOSS_LOG_NAME, start_step)
-        actions = [*run.get("history", []), {
-            "action": "continue" if options.continue_to is not None else "resume" if extending else "train",
-            "from_step": start_step, "to_step": plan.steps, "started": _now(),
-        }]
-        atomic_write_json(out / RUN_RECORD_NAME, {
-            "expert": expert.name,
-            "expert_root": str(expert.root.resolve()),
-            "base": plan.base,
-            "method": plan.method,
-            "fingerprint": expert.fingerprint,
-            "contract": expert.contract.canonical(),
+            folder.remove_tmp_checkpoints()
+            folder.trim_log(folder.loss_log_path, start_step)
+        action = RunAction(action="continue" if options.continue_to is not None else "resume" if extending
+                           else "train", from_step=start_step, to_step=plan.steps, started=_now())
+        folder.write_record(RunRecord(
+            expert=expert.name,
+            expert_root=str(expert.root.resolve()),
+            base=plan.base,
+            method=plan.method,
+            fingerprint=expert.fingerprint,
+            contract=expert.contract.canonical(),
             **_batch_record(plan),
-            "options": asdict(plan),
-            "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
-                     "skipped": dict(data.skipped), "sha256": data.sha256},
-            "created": run.get("created", _now()),
-            "history": actions,
-        })
+            options=plan.to_record(),
+            data=DataRecord(train=str(expert.train_path.resolve()), records=data.examples,
+                            skipped=dict(data.skipped), sha256=data.sha256),
+            created=run.created if run is not None and run.created is not None else _now(),
+            history=[*(run.history if run is not None else []), action],
+        ))
         if evaluator is not None:
             evaluator.write_run_record()
     trainer.accelerator.wait_for_everyone()
@@ -1045,7 +1038,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     seconds = time.perf_counter() - prepared
     if non_finite.bad is not None:
         step, key, value = non_finite.bad
-        kept = list_checkpoints(out)
+        kept = folder.checkpoints()
         raise ExpertkitError(f"training stopped at step {step}: the {key.replace('_', ' ')} is {value} (lower the "
                              f"learning rate?); the last good checkpoint is "
                              f"{kept[-1].name if kept else 'none (no checkpoint was saved before)'}", path=out)
@@ -1058,7 +1051,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         steps=final_step,
         planned_steps=plan.steps,
         final_loss=losses[max(losses)] if losses else None,
-        checkpoints=[c.name for c in list_checkpoints(out)],
+        checkpoints=[c.name for c in folder.checkpoints()],
         seconds=seconds,
         prepare_seconds=prepared - t0,
         tokens=trainer.loss_log.tokens,
