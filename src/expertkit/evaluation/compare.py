@@ -476,5 +476,5 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     else:
         print_summary(report, Console(soft_wrap=True))
-        Console(soft_wrap=True).print(f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
+        Console(soft_wrap=True).print(f"reports: {', '.join(str(p) for p in paths.values())}")
     return result
