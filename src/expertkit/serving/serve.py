@@ -43,10 +43,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from expertkit.authoring.lint import check_messages
 from expertkit.core.checkpoints import (
-    RECORD_NAME,
     Checkpoint,
     check_contract,
     choose_base,
+    is_checkpoint,
     load_checkpoint,
     verify_checksums,
 )
@@ -134,7 +134,7 @@ def resolve_expert(spec: str, *, allow_drift: bool = False) -> ServedExpert:
     left, sep, right = spec.rpartition(":")
     if path.is_dir():
         expert_dir, checkpoint_dir = path, path / CHECKPOINT_DIR
-        if not (checkpoint_dir / RECORD_NAME).is_file():
+        if not is_checkpoint(checkpoint_dir):
             raise ExpertkitError(f"no {CHECKPOINT_DIR}/ with a trained checkpoint here: give EXPERT_DIR:CHECKPOINT_DIR "
                                  "or an installed NAME[@VERSION]", path=path)
     elif sep and left and Path(left).expanduser().is_dir():
