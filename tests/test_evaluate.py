@@ -16,7 +16,6 @@ import yaml
 from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME
 from expertkit.core.data import load_examples
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import (
     DRIFT_KINDS,
     Case,
@@ -30,7 +29,8 @@ from expertkit.evaluation.compare import (
     summarize,
     verdict_of,
 )
-from expertkit.evaluation.scoring import SCORER_VERSION
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import SCORER_VERSION
 from expertkit.models.base import build_tiny_base, shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()

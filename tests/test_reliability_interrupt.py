@@ -25,8 +25,8 @@ from safetensors.torch import load_file
 
 from expertkit.core.checkpoints import list_checkpoints
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import select_checkpoints
+from expertkit.expert import Expert
 from expertkit.packaging.package import package_expert
 from expertkit.training.train import TrainOptions, train_expert
 

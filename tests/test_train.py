@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, read_run
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base, load_model, load_tokenizer
 from expertkit.training.train import (
     TINY_TRAINING,

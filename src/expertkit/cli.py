@@ -53,7 +53,7 @@ def _root(
 
 
 def _load(expert_dir: Path) -> Any:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
     return Expert.load(expert_dir)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from rich.console import Console
 
 from expertkit.core.checkpoints import list_checkpoints, read_run
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
 from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
 from expertkit.evaluation.report import headline
+from expertkit.expert import Expert
 from expertkit.models.base import TINY, shipped_experts_dir
 from expertkit.training.train_eval import QUICKSTART_EVAL
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
+from expertkit.core.contract import PromptContract
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import usual_dir_mode
-from expertkit.core.manifest import MANIFEST_NAME, parse_manifest
+from expertkit.core.manifest import MANIFEST_NAME, Manifest, parse_manifest
 
 OUTPUT_KINDS = ("elastic_dsl", "sql", "json")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -73,9 +73,9 @@ def _manifest_data(name: str, dialect: str, task: str, extra: list[tuple[str, bo
     }
 
 
-def _readme(expert: Expert, fields: dict[str, str], question: str, answer: str) -> str:
-    name = expert.name
-    contract = expert.contract
+def _readme(manifest: Manifest, fields: dict[str, str], question: str, answer: str) -> str:
+    name = manifest.name
+    contract = PromptContract(manifest.contract)
     rows = "\n".join(
         f"| `{f.name}` | {'yes' if f.required else 'no'} | "
         f"{', '.join(f'`{v}`' for v in f.values) if f.values else 'free text'} |"
@@ -86,9 +86,9 @@ def _readme(expert: Expert, fields: dict[str, str], question: str, answer: str) 
     messages = json.dumps(contract.messages(fields, question), indent=2, ensure_ascii=False)
     return f"""# {name}
 
-{expert.manifest.description}
+{manifest.description}
 
-## The prompt contract (fingerprint `{expert.fingerprint}`)
+## The prompt contract (fingerprint `{contract.fingerprint}`)
 
 Every prompt this expert is trained, evaluated and served with is rendered by the contract in
 `expert.yaml` (`contract:`): the `{contract.wrapper}` wrapper (ChatML, non-thinking: the assistant turn
@@ -119,7 +119,7 @@ client sends to `expertkit serve`, checked like `expertkit check-prompt`):
 * `data/eval.jsonl` — held-out eval cases, same shape. It holds one example record showing the shape:
   replace it with real cases.
 
-{_RESOURCE_NOTES[expert.manifest.output.kind]}
+{_RESOURCE_NOTES[manifest.output.kind]}
 
 ## Next steps
 
@@ -165,11 +165,10 @@ def new_expert(
     except ExpertkitError as exc:  # a value the contract refuses: name the option it came from
         option = {"contract.fields.0": "--dialect", "contract.fields.1": "--task"}.get(exc.key or "", "--field")
         raise ExpertkitError(exc.message, key=option) from None
-    expert = Expert(target, manifest)
     example_fields = {"Dialect": dialect, "Task": task, **{f: f"example {f}" for f in names}}
     question = "An example question."
     answer = EXAMPLE_ANSWERS[output_kind]
-    readme = _readme(expert, example_fields, question, answer)
+    readme = _readme(manifest, example_fields, question, answer)
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
     try:

@@ -24,7 +24,7 @@ from expertkit.core.errors import DriftError, ExpertkitError
 from expertkit.core.fileio import read_json
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 RECORD_NAME = "expertkit.json"
 RUN_RECORD_NAME = "run.json"
@@ -174,31 +174,3 @@ def recorded_base(record: dict[str, Any]) -> tuple[str, str | None] | None:
         return None
     path = record.get("base_path")
     return base, path if isinstance(path, str) and path else None
-
-
-def choose_base(given: str | None, sources: list[tuple[str, dict[str, Any]]]) -> str:
-    """The base to load for checkpoints whose records are ``sources`` (``(label, record)``).
-
-    The recorded base (its folder when that still exists, else its name) unless ``given``; a ``given``
-    base other than the recorded one, or records naming different bases, are refused in one line
-    naming both.
-    """
-    from expertkit.models.base import same_base
-
-    recorded = [(label, found) for label, record in sources if (found := recorded_base(record)) is not None]
-    for label, (base, path) in recorded[1:]:
-        first_label, (first, first_path) = recorded[0]
-        if not same_base(first, first_path, path or base):
-            raise ExpertkitError(f"{first_label} was trained on base {first!r} but {label} on {base!r}: "
-                                 "they cannot share one base model", key="--base")
-    if given is not None:
-        for label, (base, path) in recorded:
-            if not same_base(base, path, given):
-                raise ExpertkitError(f"{label} was trained on base {base!r}, not on --base {given!r} "
-                                     f"(leave --base out to use {base!r})", key="--base")
-        return given
-    if not recorded:
-        labels = ", ".join(label for label, _ in sources) or "the checkpoint"
-        raise ExpertkitError(f"{labels} records no base model; pass --base", key="--base")
-    base, path = recorded[0][1]
-    return path if path is not None and Path(path).is_dir() else base

@@ -25,9 +25,9 @@ from expertkit.core.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from expertkit.core.checkpoints import Checkpoint
-    from expertkit.core.expert import Expert
     from expertkit.evaluation.compare import Case
-    from expertkit.evaluation.scoring import Score
+    from expertkit.expert import Expert
+    from expertkit.kinds.scoring import Score
 
 EVAL_FILE = "eval.json"
 EVAL_FILE_VERSION = 1
@@ -56,7 +56,7 @@ def generation_key(expert: Expert, max_new_tokens: int, stop_strings: Sequence[s
 def write_checkpoint_eval(folder: Path, expert: Expert, cases: Sequence[Case], scores: Sequence[Score], *,
                           max_new_tokens: int, stop_strings: Sequence[str], summary: Mapping[str, Any]) -> None:
     """Write ``eval.json`` into a checkpoint folder (atomically)."""
-    from expertkit.evaluation.scoring import SCORER_VERSION
+    from expertkit.kinds.scoring import SCORER_VERSION
 
     atomic_write_json(folder / EVAL_FILE, {
         "version": EVAL_FILE_VERSION,
@@ -91,7 +91,7 @@ def _read(folder: Path) -> dict[str, Any] | None:
 
 
 def _score_from(expert: Expert, case: Case, row: Mapping[str, Any], same_scorer: bool) -> Score:
-    from expertkit.evaluation.scoring import Score, score_output
+    from expertkit.kinds.scoring import Score, score_output
 
     timing = {"new_tokens": int(row.get("new_tokens", 0)), "finished": bool(row.get("finished", True)),
               "latency_s": float(row.get("latency_s", 0.0))}
@@ -107,7 +107,7 @@ def _score_from(expert: Expert, case: Case, row: Mapping[str, Any], same_scorer:
 def recorded_scores(checkpoint: Checkpoint, expert: Expert, cases: Sequence[Case], *, max_new_tokens: int,
                     stop_strings: Sequence[str]) -> Recorded:
     """The recorded scores of ``checkpoint`` for those of ``cases`` it holds (none when the key differs)."""
-    from expertkit.evaluation.scoring import SCORER_VERSION
+    from expertkit.kinds.scoring import SCORER_VERSION
 
     record = _read(checkpoint.path)
     if record is None:

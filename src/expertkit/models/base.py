@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from expertkit.core.checkpoints import recorded_base
 from expertkit.core.errors import ExpertkitError
 
 TINY = "tiny"
@@ -53,21 +54,23 @@ def shipped_experts_dir() -> Path:
 
 def default_tiny_corpus() -> list[str]:
     """Rendered training conversations of the shipped experts: the tiny tokenizer's corpus."""
+    from expertkit.core.contract import PromptContract
     from expertkit.core.data import read_examples
-    from expertkit.core.expert import Expert
+    from expertkit.core.manifest import load_manifest
 
     texts: list[str] = []
     root = shipped_experts_dir()
-    for manifest in sorted(root.glob("*/expert.yaml")):
-        expert = Expert.load(manifest.parent)
-        if not expert.train_path.is_file():
+    for path in sorted(root.glob("*/expert.yaml")):
+        manifest = load_manifest(path)
+        contract, train_path = PromptContract(manifest.contract), path.parent / manifest.data.train
+        if not train_path.is_file():
             continue
-        examples, _ = read_examples(expert.train_path)
+        examples, _ = read_examples(train_path)
         for ex in examples:
             if ex.answer is None:
                 continue
             try:
-                texts.append(expert.contract.render_conversation(dict(ex.fields), ex.question, ex.answer))
+                texts.append(contract.render_conversation(dict(ex.fields), ex.question, ex.answer))
             except ExpertkitError:
                 continue
     if not texts:
@@ -383,3 +386,29 @@ def same_base(recorded: str, recorded_path: str | None, given: str) -> bool:
     theirs = base_fingerprint(recorded_path) if recorded_path and Path(recorded_path).exists() else None
     theirs = theirs or base_fingerprint(recorded)
     return mine is not None and mine == theirs
+
+
+def choose_base(given: str | None, sources: list[tuple[str, dict[str, Any]]]) -> str:
+    """The base to load for checkpoints whose records are ``sources`` (``(label, record)``).
+
+    The recorded base (its folder when that still exists, else its name) unless ``given``; a ``given``
+    base other than the recorded one, or records naming different bases, are refused in one line
+    naming both.
+    """
+    recorded = [(label, found) for label, record in sources if (found := recorded_base(record)) is not None]
+    for label, (base, path) in recorded[1:]:
+        first_label, (first, first_path) = recorded[0]
+        if not same_base(first, first_path, path or base):
+            raise ExpertkitError(f"{first_label} was trained on base {first!r} but {label} on {base!r}: "
+                                 "they cannot share one base model", key="--base")
+    if given is not None:
+        for label, (base, path) in recorded:
+            if not same_base(base, path, given):
+                raise ExpertkitError(f"{label} was trained on base {base!r}, not on --base {given!r} "
+                                     f"(leave --base out to use {base!r})", key="--base")
+        return given
+    if not recorded:
+        labels = ", ".join(label for label, _ in sources) or "the checkpoint"
+        raise ExpertkitError(f"{labels} records no base model; pass --base", key="--base")
+    base, path = recorded[0][1]
+    return path if path is not None and Path(path).is_dir() else base

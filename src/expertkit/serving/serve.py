@@ -46,13 +46,11 @@ from expertkit.core.checkpoints import (
     RECORD_NAME,
     Checkpoint,
     check_contract,
-    choose_base,
     load_checkpoint,
     verify_checksums,
 )
 from expertkit.core.contract import PromptContract, parse_system_block
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import read_text
 from expertkit.core.findings import Finding
 from expertkit.core.options import check_count
@@ -67,7 +65,9 @@ from expertkit.engines.inference import (
 )
 from expertkit.engines.inference.constrain import resolve_mode
 from expertkit.engines.inference.generation import Generation, Sampling
-from expertkit.evaluation.scoring import score_output
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import score_output
+from expertkit.models.base import choose_base
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"

@@ -97,10 +97,10 @@ from expertkit.core.checkpoints import (
 )
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import atomic_write_json, atomic_write_text
 from expertkit.core.manifest import MANIFEST_NAME
 from expertkit.core.options import MAX_COUNT, check_count, check_number, check_seed
+from expertkit.expert import Expert
 from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
 from expertkit.training.train_eval import EvalSettings, make_evaluator, trim_eval_log

@@ -49,9 +49,9 @@ from expertkit.core.fileio import atomic_write_json, atomic_write_jsonl
 from expertkit.core.options import check_count, check_number
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
     from expertkit.evaluation.compare import Case
-    from expertkit.evaluation.scoring import Score
+    from expertkit.expert import Expert
+    from expertkit.kinds.scoring import Score
 
 EVAL_LOG_NAME = "eval.jsonl"
 _NOT_RATES = {"cases", "mean_output_tokens", "mean_latency_s", "outputs_per_s"}
@@ -207,7 +207,7 @@ class CheckpointEvaluator(TrainerCallback):
 
         from expertkit.engines.inference.hf import HfEngine
         from expertkit.evaluation.compare import EngineBackend, _generate_scored
-        from expertkit.evaluation.scoring import summarize
+        from expertkit.kinds.scoring import summarize
 
         cases = self.cases
         if self._prompts is None:
@@ -260,7 +260,7 @@ class CheckpointEvaluator(TrainerCallback):
     def _evaluate(self, model: Any, step: int, last: bool = False) -> bool:
         """Score the checkpoint of ``step``; whether training should stop early (never at the ``last`` step)."""
         from expertkit.evaluation.checkpoint_scores import cases_digest, write_checkpoint_eval
-        from expertkit.evaluation.scoring import SCORER_VERSION, pick_best
+        from expertkit.kinds.scoring import SCORER_VERSION, pick_best
 
         folder = self.run_dir / f"checkpoint-{step}"
         summary, cases, scores, seconds = self._score(model, step)
@@ -302,7 +302,7 @@ class CheckpointEvaluator(TrainerCallback):
     # -------------------------------------------------------------- the run folder
     @property
     def best(self) -> dict[str, Any] | None:
-        from expertkit.evaluation.scoring import pick_best
+        from expertkit.kinds.scoring import pick_best
 
         return pick_best(self.history, self.metric)
 

@@ -5,10 +5,10 @@ A :class:`Constraint` is an EBNF grammar (xgrammar's dialect), so both engines t
 ``xgrammar.contrib.hf.LogitsProcessor`` (one processor per ``generate`` call, one compiled grammar per
 row); the ``vllm`` engine hands the text to vLLM's structured outputs.
 
-``schema`` grammars are plug-ins by output kind (:func:`schema_grammar`): the ``elastic_dsl`` one is in
-:mod:`expertkit.kinds.elastic.grammar`; the ``json`` kind uses the expert's JSON Schema. A schema grammar is
-written in the exact compact form the training data uses (key order, no spaces): a grammar that admits
-other spellings pushes a small model off its own distribution.
+``schema`` grammars are plug-ins by output kind (:func:`expertkit.kinds.grammars.schema_grammar`): the
+``elastic_dsl`` one is in :mod:`expertkit.kinds.elastic.grammar`; the ``json`` kind uses the expert's JSON
+Schema. A schema grammar is written in the exact compact form the training data uses (key order, no
+spaces): a grammar that admits other spellings pushes a small model off its own distribution.
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from expertkit.core.errors import ExpertkitError
+from expertkit.kinds.grammars import SCHEMA_GRAMMARS as _SCHEMA_GRAMMARS
+from expertkit.kinds.grammars import schema_grammar
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 CONSTRAIN_MODES: tuple[str, ...] = ("none", "json", "schema")
 #: Modules holding the shipped schema grammars (imported on first lookup: they self-register).
 BUILTIN_GRAMMAR_MODULES = ("expertkit.kinds.elastic.grammar",)
 
-SchemaGrammar = Callable[["Expert", Mapping[str, str]], str | None]
-_SCHEMA_GRAMMARS: dict[str, SchemaGrammar] = {}
 _LOCK = threading.Lock()
 
 
@@ -40,16 +40,6 @@ class Constraint:
 
     mode: str
     ebnf: str
-
-
-def schema_grammar(kind: str) -> Callable[[SchemaGrammar], SchemaGrammar]:
-    """Register the ``schema`` grammar builder of an output kind: ``(expert, fields) -> EBNF``."""
-
-    def register(builder: SchemaGrammar) -> SchemaGrammar:
-        _SCHEMA_GRAMMARS[kind] = builder
-        return builder
-
-    return register
 
 
 def check_mode(mode: str) -> str:

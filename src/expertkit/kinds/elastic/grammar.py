@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from expertkit.engines.inference.constrain import schema_grammar
+from expertkit.kinds.grammars import schema_grammar
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 NUMERIC = frozenset({"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float",
                      "unsigned_long"})

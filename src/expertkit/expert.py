@@ -15,8 +15,8 @@ from expertkit.core.manifest import Manifest, load_manifest
 from expertkit.kinds.validation import ValidationResult, Validator, get_validator
 
 if TYPE_CHECKING:
-    from expertkit.evaluation.scoring import Score
     from expertkit.kinds.correctness import Matcher
+    from expertkit.kinds.scoring import Score
 
 #: Most bytes of training data read for its field values (``unseen_value`` warnings in check-prompt and serve).
 MAX_TRAINING_VALUES_BYTES = 256 * 1024 * 1024
@@ -102,7 +102,7 @@ class Expert:
     def score(self, raw: str, fields: Mapping[str, Any], gold: str | None = None) -> Score:
         """Judge a raw model output as ``compare`` does (reasoning, text around the answer, validity, and
         with ``gold`` equivalence and execution match); fields are normalised through the contract."""
-        from expertkit.evaluation.scoring import score_output
+        from expertkit.kinds.scoring import score_output
 
         return score_output(self, raw, self.contract.normalize(fields), gold)
 
