@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,15 +115,29 @@ def test_check_prompt_cli_gates_on_drift(expert_dir: Path, tmp_path: Path) -> No
     assert {(f["line"], f["code"]) for f in found} == {(2, "alias_value"), (2, "field_order")}
 
 
-@pytest.mark.parametrize(
-    ("content", "needles"),
-    [
-        (b'{"fields": {}}\n{"broken": \n', ["train.jsonl:2", "broken JSON"]),
-        (b'{"a": 1}\n\xff\xfe\n', ["train.jsonl:2", "UTF-8"]),
-    ],
-)
-def test_unreadable_dataset_is_one_line_exit_2(expert_dir: Path, content: bytes, needles: list[str]) -> None:
-    (expert_dir / "data" / "train.jsonl").write_bytes(content)
+def test_lint_reports_lines_that_are_not_records_and_goes_on(expert_dir: Path) -> None:
+    """A line that is not valid JSON is a ``parse_error`` at its line, as ruff reports a syntax error; exit 1."""
+    train = expert_dir / "data" / "train.jsonl"
+    train.write_bytes(b'{"fields": {}, "question": "q", "answer": "{}"}\n{"broken": \n\xff\xfe\n{"a": 1}\n')
+    proc = run_cli("lint", expert_dir, "--data", train, "--json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)["reports"][0]
+    found = [(f["line"], f["code"], f["message"]) for f in report["findings"] if f["severity"] == "error"]
+    assert [(line, code) for line, code, _ in found if line != 1] == [
+        (2, "parse_error"), (3, "parse_error"), (4, "parse_error")]
+    assert "broken JSON" in found[-3][2] and "invalid UTF-8" in found[-2][2] and "none of the keys" in found[-1][2]
+    assert {code for line, code, _ in found if line == 1} == {"missing_field"}  # line 1 was linted too
+    assert report["records"] == 4
+
+
+@pytest.mark.parametrize(("make", "needles"), [
+    (lambda p: p.mkdir(), ["train.jsonl", "is a directory"]),
+    (lambda p: p.write_text("\n\n"), ["train.jsonl", "no records"]),
+])
+def test_unreadable_dataset_is_one_line_exit_2(expert_dir: Path, make: Any, needles: list[str]) -> None:
+    train = expert_dir / "data" / "train.jsonl"
+    train.unlink()
+    make(train)
     assert_one_line_error(run_cli("lint", expert_dir), *needles)
 
 

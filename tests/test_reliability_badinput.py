@@ -2,8 +2,11 @@
 
 The corpus lives in ``tests/badinput/`` (the 10 MB line and the 10^5-deep nesting are made in tmp). Most
 cases run ``expertkit.cli.main()`` in this process; one subprocess per command checks the real thing.
-Conventions: ``lint`` reports record-level problems (a list record, missing or wrong-typed keys) as
-findings with exit 1, file-level ones (unreadable, broken JSON, empty) exit 2; a UTF-8 BOM is stripped.
+Conventions: ``lint`` reports every line that is not a record (broken JSON, invalid UTF-8, a lone surrogate,
+nesting too deep, a list record, missing or wrong-typed keys) as a ``parse_error`` finding at its line and goes
+on (exit 1); only a file it cannot read (missing, a folder, empty, a line over the size limit) exits 2. The
+other commands stop at the first bad line (exit 2; ``train`` and ``compare`` lint first, and still do); a UTF-8
+BOM is stripped.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def _directory(tmp: Path) -> Path:
     return path
 
 
-#: Dataset files: how to make them, and per command ``(exit code, needles)``; lint's exit 1 cases are findings.
+#: Dataset files: how to make them, and per command ``(exit code, needles)``; lint's exit 1 cases are one
+#: ``parse_error`` finding, needles ``[line, text of its message]``.
 DATA_CASES: dict[str, tuple[Callable[[Path], Path], dict[str, tuple[int, list[str]]]]] = {
     "empty": (_corpus_file("empty.jsonl"), {
         "lint": (2, ["no records"]), "check-prompt": (2, ["no prompts"]), "compare": (2, ["no records"]),
@@ -74,24 +78,28 @@ DATA_CASES: dict[str, tuple[Callable[[Path], Path], dict[str, tuple[int, list[st
     "blank_lines": (_corpus_file("blank_lines.jsonl"), {
         "lint": (2, ["no records"]), "check-prompt": (2, ["no prompts"]), "compare": (2, ["no records"]),
         "train": (2, ["no records"])}),
-    "invalid_utf8": (_corpus_file("invalid_utf8.jsonl"), dict.fromkeys(
-        ("lint", "check-prompt", "compare", "train"), (2, [":2:", "invalid UTF-8"]))),
-    "broken_json": (_corpus_file("broken_json.jsonl"), dict.fromkeys(
-        ("lint", "check-prompt", "compare", "train"), (2, [":3:", "broken JSON"]))),
-    "lone_surrogate": (_corpus_file("lone_surrogate.jsonl"), dict.fromkeys(
-        ("lint", "check-prompt", "compare", "train"), (2, [":2:", "surrogate"]))),
+    "invalid_utf8": (_corpus_file("invalid_utf8.jsonl"), {
+        **dict.fromkeys(("check-prompt", "compare", "train"), (2, [":2:", "invalid UTF-8"])),
+        "lint": (1, ["2", "invalid UTF-8"])}),
+    "broken_json": (_corpus_file("broken_json.jsonl"), {
+        **dict.fromkeys(("check-prompt", "compare", "train"), (2, [":3:", "broken JSON"])),
+        "lint": (1, ["3", "broken JSON"])}),
+    "lone_surrogate": (_corpus_file("lone_surrogate.jsonl"), {
+        **dict.fromkeys(("check-prompt", "compare", "train"), (2, [":2:", "surrogate"])),
+        "lint": (1, ["2", "surrogate"])}),
     "huge_line": (_huge_line, dict.fromkeys(
         ("lint", "check-prompt", "compare", "train"), (2, [":2:", "-byte limit"]))),
-    "deep_nesting": (_deep_nesting, dict.fromkeys(
-        ("lint", "check-prompt", "compare", "train"), (2, [":2:", "nested too deeply"]))),
+    "deep_nesting": (_deep_nesting, {
+        **dict.fromkeys(("check-prompt", "compare", "train"), (2, [":2:", "nested too deeply"])),
+        "lint": (1, ["2", "nested too deeply"])}),
     "list_record": (_corpus_file("list_record.jsonl"), {
-        "lint": (1, ["parse_error"]), "check-prompt": (2, [":2:", "messages"]),
+        "lint": (1, ["2", "record is a list"]), "check-prompt": (2, [":2:", "messages"]),
         "compare": (2, [":2:", "record is a list"]), "train": (2, ["lint found", "parse_error"])}),
     "missing_keys": (_corpus_file("missing_keys.jsonl"), {
-        "lint": (1, ["parse_error"]), "check-prompt": (2, [":2:", "messages"]),
+        "lint": (1, ["2", "none of the keys"]), "check-prompt": (2, [":2:", "messages"]),
         "compare": (2, [":2:", "none of the keys"]), "train": (2, ["lint found", "parse_error"])}),
     "wrong_types": (_corpus_file("wrong_types.jsonl"), {
-        "lint": (1, ["parse_error"]), "check-prompt": (2, [":2:", "messages"]),
+        "lint": (1, ["2", "key 'messages'"]), "check-prompt": (2, [":2:", "messages"]),
         "compare": (2, [":2:", "key 'messages'"]), "train": (2, ["lint found", "parse_error"])}),
     "nonexistent": (_missing, dict.fromkeys(("lint", "check-prompt", "compare", "train"), (2, ["no such file"]))),
     "directory": (_directory, dict.fromkeys(("lint", "check-prompt", "compare", "train"), (2, ["is a directory"]))),
@@ -161,11 +169,15 @@ def test_bad_dataset_files(case: str, command: str, tmp_path: Path, base: Path, 
     shown = target if command != "train" else expert_dir / "data" / "train.jsonl"
     before = snapshot(tmp_path)
     result = run_main([*args, "--json"] if command == "lint" else args, capsys, monkeypatch)
-    if code == 1:  # lint: record-level problems are findings
+    if code == 1:  # lint: a line that is not a record is a finding, and the other lines are linted
         assert result.code == 1, result.stderr
         report = json.loads(result.stdout)["reports"][0]
-        assert [(f["line"], f["code"]) for f in report["findings"] if f["severity"] == "error"] == [(2, "parse_error")]
-        assert report["records"] == sum(1 for line in shown.read_text().splitlines() if line.strip())
+        errors = [f for f in report["findings"] if f["severity"] == "error"]
+        assert [(f["line"], f["code"]) for f in errors] == [(int(needles[0]), "parse_error")]
+        assert needles[1] in errors[0]["message"]
+        lines = shown.read_bytes().splitlines()
+        assert report["records"] == sum(1 for line in lines if line.strip()) == len(lines)
+        assert report["validated"] == len(lines) - 1  # every other record was linted
     else:
         assert_one_line_error(result, str(shown), *needles)
     assert snapshot(tmp_path) == before  # no run folder, no compare reports, no temp files
@@ -417,7 +429,6 @@ def test_other_bad_options(case: str, tmp_path: Path, capsys: pytest.CaptureFixt
 def _subprocess_world(tmp: Path, base: Path) -> dict[str, tuple[list[str | Path], list[str], Callable[[], bool]]]:
     """Per command: arguments, needles of the error line, and a check that nothing was written."""
     expert_dir = copy_expert(tmp / "expert")
-    broken = Path(shutil.copy(BADINPUT / "data" / "broken_json.jsonl", tmp / "broken.jsonl"))
     blank = Path(shutil.copy(BADINPUT / "data" / "blank_lines.jsonl", tmp / "eval_without_records.jsonl"))
     invalid = Path(shutil.copy(BADINPUT / "data" / "invalid_utf8.jsonl", tmp / "invalid.jsonl"))
     bad_manifest = break_manifest("unknown_key.yaml", tmp / "m")
@@ -437,7 +448,7 @@ def _subprocess_world(tmp: Path, base: Path) -> dict[str, tuple[list[str | Path]
         return True
 
     return {
-        "lint": (["lint", expert_dir, "--data", broken], [str(broken) + ":3:", "broken JSON"], nothing),
+        "lint": (["lint", expert_dir, "--data", blank], [str(blank), "no records"], nothing),
         "check-prompt": (["check-prompt", expert_dir, "--prompts", invalid], [str(invalid) + ":2:", "UTF-8"],
                          nothing),
         "render": (["render", bad_manifest, "--question", "q"], ["expert.yaml:2:", "colour", "unknown key"], nothing),
@@ -486,4 +497,4 @@ def test_debug_shows_the_traceback(subprocess_results: dict[str, Any]) -> None:
     result = subprocess_results["results"]["--debug"]
     assert result.code == 2
     assert "Traceback (most recent call last)" in result.stderr and "ExpertkitError" in result.stderr
-    assert result.lines[-1].startswith("expertkit: error: ") and "broken JSON" in result.lines[-1]
+    assert result.lines[-1].startswith("expertkit: error: ") and "no records" in result.lines[-1]

@@ -172,13 +172,15 @@ def test_compare_reuses_recorded_scores_without_generating(scored_run: Path, exp
 def test_cli_options_reach_the_run(expert_dir: Path, base: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "expertkit.cli", "train", str(expert_dir), "--base", base, "--out",
-                           str(out), "--steps", "2", "--eval-every", "2", "--eval-cases", "3", "--keep", "last"],
+                           str(out), "--steps", "2", "--eval-every", "2", "--eval-cases", "3", "--keep", "last",
+                           "--set", "training.weight_decay=0.01"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "eval checkpoint-2: valid" in proc.stderr and "(3 cases," in proc.stderr
     assert "best checkpoint: checkpoint-2" in proc.stdout
     options = read_run(out)["options"]
-    assert (options["eval_every"], options["eval_cases"], options["keep"]) == (2, 3, "last")
+    assert (options["eval_every"], options["eval_cases"], options["keep"], options["weight_decay"]) == (
+        2, 3, "last", 0.01)
     bad = subprocess.run([sys.executable, "-m", "expertkit.cli", "train", str(expert_dir), "--base", base, "--out",
                           str(tmp_path / "other"), "--early-stop", "2"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

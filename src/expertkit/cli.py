@@ -40,6 +40,9 @@ out = Console(soft_wrap=True)
 
 ExpertDir = Annotated[Path, typer.Argument(help="Expert folder (holding expert.yaml).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="SECTION.KEY=VALUE",
+    help="Override any setting of the manifest (repeatable), e.g. training.lora_r=8; the named options win.")]
 ConstrainOption = Annotated[str | None, typer.Option(
     "--constrain", help="Constrained decoding: none | json | schema (default: the manifest's decoding.constrain).")]
 
@@ -324,16 +327,23 @@ def train(
         "--min-delta", help="Smallest rise that counts as an improvement (default 0).")] = None,
     keep: Annotated[str | None, typer.Option(
         "--keep", help="Checkpoints kept: all | best (best and latest) | last.")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Named overrides of the manifest's settings: tiny | none (default: tiny on a tiny base).")]
+    = None,
+    settings: SetOption = None,
 ) -> None:
     """Fine-tune the expert (answer-only loss) with resumable checkpoints."""
     import os
 
+    from expertkit.core.settings import parse_set
     from expertkit.models.base import check_base_available
     from expertkit.training.train import TrainOptions, train_expert
 
+    overrides = parse_set(settings or [], ["training"])
     expert = _load(expert_dir)
     options = TrainOptions(
-        base=base, out_dir=out_dir, method=method, steps=steps, epochs=epochs, save_every=save_every,
+        base=base, out_dir=out_dir, profile=profile, settings=overrides,
+        method=method, steps=steps, epochs=epochs, save_every=save_every,
         resume=resume, continue_to=continue_to, force=force, allow_drift=allow_drift,
         max_examples=max_examples, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         max_tokens_per_batch=max_tokens_per_batch,

@@ -10,13 +10,12 @@ fields have; the answers that cannot be are counted in one ``not_validated`` war
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from expertkit.core.contract import (
     FIELD_LINE_RE,
@@ -34,10 +33,6 @@ from expertkit.kinds.scoring import Score, score_output
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
-
-#: Bytes per token assumed when no tokenizer is at hand (conservative for BPE vocabularies).
-BYTES_PER_TOKEN_ESTIMATE = 3.0
-
 
 def _question_key(question: str) -> str:
     return " ".join(question.lower().split())
@@ -89,16 +84,6 @@ class LintReport:
         }
 
 
-def _token_lengths(expert: Expert, texts: Sequence[str], tokenizer: Any | None) -> list[int]:
-    if tokenizer is None:
-        return [math.ceil(len(t.encode()) / BYTES_PER_TOKEN_ESTIMATE) for t in texts]
-    out: list[int] = []
-    for start in range(0, len(texts), 1024):
-        enc = tokenizer(list(texts[start : start + 1024]), add_special_tokens=False)["input_ids"]
-        out.extend(len(ids) for ids in enc)
-    return out
-
-
 def _usable_fields(contract: PromptContract, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
     """The record's fields that the contract knows, with an allowed value, canonical (others left out)."""
     specs = {f.name: f for f in contract.fields}
@@ -124,7 +109,7 @@ def lint_examples(
     """Check each example against the contract and the validator; fill ``report``."""
     contract = expert.contract
     seen: dict[tuple[str, str], int] = {}
-    to_measure: list[tuple[int, str]] = []
+    to_measure: list[tuple[int, dict[str, str], str, str]] = []
     score_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Score] = {}
     needs = expert.validator.needs
     not_validated: Counter[str] = Counter()
@@ -195,17 +180,24 @@ def lint_examples(
             add(Finding("eval_leak", "error", "this question is also in the eval set", line=ex.line,
                         field="question"))
         try:
-            to_measure.append((ex.line, contract.render_conversation(canonical, ex.question, ex.answer)))
+            contract.render_prompt(canonical, ex.question)
+            contract.completion(ex.answer)
         except ContractError as exc:
             add(Finding("control_token", "error", exc.message, line=ex.line))
+        else:
+            to_measure.append((ex.line, canonical, ex.question, ex.answer))
     for names, n in not_validated.items():
         report.not_validated += n
         add(Finding("not_validated", "warning", f"{n} answer(s) not validated: their records lack {names}, "
                     f"which the {expert.manifest.output.kind} validator needs"))
     max_length = expert.manifest.training.max_length
-    lengths = _token_lengths(expert, [t for _, t in to_measure], tokenizer)
     report.length_source = "tokenizer" if tokenizer is not None else "estimate"
-    for (line, _), n in zip(to_measure, lengths, strict=True):
+    for line, fields, question, answer in to_measure:
+        try:  # the measure train's max_length filter uses (PromptContract.example_length)
+            n = contract.example_length(tokenizer, fields, question, answer)
+        except ContractError as exc:  # user text that the tokenizer turns into a control token
+            add(Finding("control_token", "error", exc.message, line=line))
+            continue
         if n > max_length:
             how = "tokens" if tokenizer is not None else "tokens (estimated)"
             add(Finding("too_long", "error", f"{n} {how} > training max_length {max_length}", line=line))
@@ -218,16 +210,22 @@ def lint_file(
     *,
     eval_path: str | Path | None = None,
     tokenizer: Any | None = None,
+    bad_lines: Literal["raise", "finding"] = "finding",
 ) -> LintReport:
-    """Lint one dataset file; ``eval_path`` enables the ``eval_leak`` check."""
-    examples, parse_findings = read_examples(path)
+    """Lint one dataset file in one pass; ``eval_path`` enables the ``eval_leak`` check.
+
+    A line that is not a record (broken JSON, bad UTF-8, a wrong shape) is a ``parse_error`` finding at its
+    line and the other lines are linted; ``bad_lines="raise"`` (``train``, ``compare``) makes a line without
+    a JSON value an :class:`ExpertkitError` instead. A file that cannot be read always raises.
+    """
+    examples, parse_findings = read_examples(path, bad_lines=bad_lines)
     if not examples and not parse_findings:
         raise ExpertkitError("no records (empty dataset)", path=path)
     report = LintReport(path=str(path))
     report.records += len(parse_findings)
     eval_questions = None
     if eval_path is not None and Path(eval_path).exists() and Path(eval_path).resolve() != Path(path).resolve():
-        eval_examples, _ = read_examples(eval_path)
+        eval_examples, _ = read_examples(eval_path, bad_lines="finding")  # its own lint reports its lines
         eval_questions = {_question_key(e.question) for e in eval_examples}
     lint_examples(expert, examples, report, eval_questions=eval_questions, tokenizer=tokenizer)
     report.findings = sorted(parse_findings + report.findings, key=lambda f: (f.line or 0, f.code))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -98,6 +99,24 @@ class ParsedPrompt:
 
     def field_dict(self) -> dict[str, str]:
         return dict(self.fields)
+
+
+#: Bytes per token assumed when no tokenizer is at hand (conservative for BPE vocabularies).
+BYTES_PER_TOKEN_ESTIMATE = 3.0
+
+
+class EncodedExample(NamedTuple):
+    """A training example as token ids: what ``train`` trains on and what ``lint`` measures."""
+
+    input_ids: list[int]
+    #: 1 on the answer and its end-of-turn token, 0 on the prompt.
+    completion_mask: list[int]
+
+    @property
+    def length(self) -> int:
+        """The example's length in tokens: the one measure of ``training.max_length`` (lint's ``too_long``,
+        train's filter)."""
+        return len(self.input_ids)
 
 
 class PromptParseError(ValueError):
@@ -375,14 +394,22 @@ class PromptContract:
 
     def encode_example(
         self, tokenizer: Any, fields: Mapping[str, Any], question: str, answer: str
-    ) -> tuple[list[int], list[int]]:
+    ) -> EncodedExample:
         """``(input_ids, completion_mask)``: mask is 1 on the answer and its end-of-turn token only."""
         prompt_ids = self.encode_prompt(tokenizer, fields, question)
         answer_ids = tokenizer(self._clean_answer(answer), add_special_tokens=False,
                                split_special_tokens=True)["input_ids"]
         eot_ids = tokenizer(self.end_of_turn, add_special_tokens=False)["input_ids"]
         completion = answer_ids + eot_ids
-        return prompt_ids + completion, [0] * len(prompt_ids) + [1] * len(completion)
+        return EncodedExample(prompt_ids + completion, [0] * len(prompt_ids) + [1] * len(completion))
+
+    def example_length(self, tokenizer: Any | None, fields: Mapping[str, Any], question: str, answer: str) -> int:
+        """Tokens of the training example (prompt, answer, end of turn; nothing after it), as ``train`` encodes
+        it; without a tokenizer an estimate from the bytes of the same text (:data:`BYTES_PER_TOKEN_ESTIMATE`)."""
+        if tokenizer is None:
+            text = self.render_prompt(fields, question) + self.completion(answer)
+            return math.ceil(len(text.encode()) / BYTES_PER_TOKEN_ESTIMATE)
+        return self.encode_example(tokenizer, fields, question, answer).length
 
     # ------------------------------------------------------------------ parsing
     def parse(self, text: str) -> ParsedPrompt:

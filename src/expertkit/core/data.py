@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from expertkit.core.contract import PromptParseError, parse_prompt, parse_system_block, split_think
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import iter_jsonl
+from expertkit.core.fileio import BadLine, iter_jsonl
 from expertkit.core.findings import Finding
 
 
@@ -85,14 +85,20 @@ def example_from_record(record: Any, line: int) -> Example:
     raise ValueError("record has none of the keys 'fields', 'messages', 'text'")
 
 
-def read_examples(path: str | Path) -> tuple[list[Example], list[Finding]]:
+def read_examples(path: str | Path, *, bad_lines: Literal["raise", "finding"] = "raise"
+                  ) -> tuple[list[Example], list[Finding]]:
     """Read a dataset; records that cannot be understood become ``parse_error`` findings.
 
-    Unreadable files (missing, a folder, broken JSON, bad UTF-8) raise :class:`ExpertkitError`.
+    A line that holds no JSON value (broken JSON, bad UTF-8, a lone surrogate, nesting too deep) raises
+    :class:`ExpertkitError`, or with ``bad_lines="finding"`` (``lint``) is a ``parse_error`` finding at its
+    line too. A file that cannot be read (missing, a folder, a line over the size limit) always raises.
     """
     examples: list[Example] = []
     findings: list[Finding] = []
-    for line, record in iter_jsonl(path):
+    for line, record in iter_jsonl(path, bad_lines="yield" if bad_lines == "finding" else "raise"):
+        if isinstance(record, BadLine):
+            findings.append(Finding("parse_error", "error", record.message, line=line))
+            continue
         try:
             examples.append(example_from_record(record, line))
         except ValueError as exc:

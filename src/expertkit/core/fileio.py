@@ -8,8 +8,9 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from expertkit.core.errors import ExpertkitError
 
@@ -105,12 +106,21 @@ def has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
+@dataclass(frozen=True)
+class BadLine:
+    """A JSONL line that holds no JSON value: invalid UTF-8, broken JSON, nested too deeply, a lone surrogate."""
+
+    message: str
+
+
+def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
+               bad_lines: Literal["raise", "yield"] = "raise") -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` for each non-blank line of a JSONL file.
 
-    Raises :class:`ExpertkitError` naming file and line for unreadable bytes, broken JSON, a lone
-    surrogate escape (``"\\ud800"``: JSON for text that is not Unicode) or a line longer than
-    ``max_line_bytes``.
+    A line that holds no JSON value (unreadable bytes, broken JSON, a lone surrogate escape ``"\\ud800"``:
+    JSON for text that is not Unicode, nesting too deep) raises :class:`ExpertkitError` naming file and line,
+    or with ``bad_lines="yield"`` comes as ``(line_number, BadLine(message))`` and reading goes on. A file
+    that cannot be read, and a line longer than ``max_line_bytes``, always raise.
     """
     p = Path(path)
     with open_regular(p) as fh:
@@ -120,22 +130,33 @@ def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Ite
                 raw = raw[3:]
             if len(raw.rstrip(b"\r\n")) > max_line_bytes:
                 raise ExpertkitError(f"line is over the {max_line_bytes}-byte limit", path=p, line=number)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ExpertkitError(f"invalid UTF-8 (column {exc.start + 1})", path=p, line=number) from None
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ExpertkitError(f"broken JSON: {exc.msg} (column {exc.colno})", path=p, line=number) from None
-            except RecursionError:
-                raise ExpertkitError("JSON nested too deeply", path=p, line=number) from None
-            if _SURROGATE_ESCAPE_RE.search(text) and has_lone_surrogate(value):
-                raise ExpertkitError("invalid Unicode: a string holds a lone UTF-16 surrogate escape", path=p,
-                                     line=number)
-            yield number, value
+            value = _json_line(raw)
+            if isinstance(value, BadLine) and bad_lines == "raise":
+                raise ExpertkitError(value.message, path=p, line=number)
+            if value is not _BLANK:
+                yield number, value
+
+
+_BLANK = object()
+
+
+def _json_line(raw: bytes) -> Any:
+    """The JSON value of one line, :data:`_BLANK` for a blank line, or a :class:`BadLine`."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadLine(f"invalid UTF-8 (column {exc.start + 1})")
+    if not text.strip():
+        return _BLANK
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return BadLine(f"broken JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return BadLine("JSON nested too deeply")
+    if _SURROGATE_ESCAPE_RE.search(text) and has_lone_surrogate(value):
+        return BadLine("invalid Unicode: a string holds a lone UTF-16 surrogate escape")
+    return value
 
 
 def _umask() -> int:

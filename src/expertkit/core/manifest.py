@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from expertkit.core.contract import ContractSpec
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import read_text
+from expertkit.core.options import MAX_COUNT, MAX_SEED
 
 MANIFEST_NAME = "expert.yaml"
 OutputKind = Literal["elastic_dsl", "sql", "json"]
@@ -43,52 +44,79 @@ class DataSpec(_Strict):
     seed: int = 0
 
 
-class TrainingSpec(_Strict):
-    method: Literal["lora", "dora", "full"] = "lora"
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=32, ge=1)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
-    learning_rate: float = Field(default=2e-4, gt=0)
-    batch_size: int = Field(default=16, ge=1)
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    max_length: int = Field(default=1024, ge=16)
-    #: Padding-free batches (``expertkit.training.packing``): at most this many tokens per device and micro-batch;
-    #: 0 trains padded batches of ``batch_size`` examples; unset, about ``batch_size`` examples' tokens.
-    max_tokens_per_batch: int | None = Field(default=None, ge=0)
-    steps: int | None = Field(default=None, ge=1)
-    epochs: float = Field(default=1.0, gt=0)
-    save_every: int = Field(default=50, ge=1)
-    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    seed: int = 42
-    #: Score the checkpoint every N steps while training (``train --eval-every``; none: no scoring).
-    eval_every: int | None = Field(default=None, ge=1)
-    #: Score a fixed seeded subset of K eval cases (none: all of them).
-    eval_cases: int | None = Field(default=None, ge=1)
-    #: Stop when ``evaluation.metric`` has not improved for this many evaluations (``--early-stop``).
-    early_stop: int | None = Field(default=None, ge=1)
-    #: The smallest rise of the metric that counts as an improvement (``--min-delta``).
-    min_delta: float = Field(default=0.0, ge=0)
-    #: Which checkpoints stay on disk: all, the best and the latest, or the latest (``--keep``).
-    keep: Literal["all", "best", "last"] = "all"
+class _Settings(_Strict):
+    """A settings section: the one declaration of each setting (default, documentation, checks); profiles and
+    the command line override it (:mod:`expertkit.core.settings`). ``nan`` and ``inf`` are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class DecodingSpec(_Strict):
-    max_new_tokens: int = Field(default=256, ge=1)
-    #: Constrained decoding (xgrammar): none, json (any JSON) or schema (what the validator accepts).
-    constrain: Literal["none", "json", "schema"] = "none"
-    #: Sampling for validator-guided decoding (``--samples N``); greedy decoding ignores them.
-    temperature: float = Field(default=0.7, gt=0)
-    top_p: float = Field(default=0.95, gt=0, le=1)
-    seed: int = 0
+def _count(default: int | None, description: str) -> Any:
+    return Field(default=default, ge=1, le=MAX_COUNT, description=description)
 
 
-class EvaluationSpec(_Strict):
-    #: The metric that picks the best checkpoint (ties go to the earliest step).
-    metric: Metric = "valid"
-    max_cases: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=32, ge=1)
+class TrainingSpec(_Settings):
+    """How the expert is trained (``expertkit train``)."""
+
+    method: Literal["lora", "dora", "full"] = Field(default="lora", description="lora, dora or full fine-tuning.")
+    lora_r: int = Field(default=16, ge=1, le=MAX_COUNT, description="LoRA/DoRA rank.")
+    lora_alpha: int = Field(default=32, ge=1, le=MAX_COUNT, description="LoRA/DoRA scaling alpha.")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the adapter's input.")
+    target_modules: str | list[str] = Field(default="all-linear", description="Modules the adapter wraps.")
+    learning_rate: float = Field(default=2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        default="linear", description="Learning-rate schedule after the warmup.")
+    batch_size: int = _count(16, "Examples per device and micro-batch (padded batches; sizes padding-free ones).")
+    gradient_accumulation_steps: int = _count(1, "Micro-batches per optimizer step.")
+    max_length: int = Field(default=1024, ge=16, le=MAX_COUNT,
+                            description="Longest example in tokens (longer ones are lint errors).")
+    max_tokens_per_batch: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT,
+        description="Padding-free batches (expertkit.training.packing) of at most this many tokens per device and "
+                    "micro-batch; 0 trains padded batches of batch_size examples; unset, about batch_size "
+                    "examples' tokens.")
+    steps: int | None = _count(None, "Optimizer steps (unset: from epochs).")
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the data, when steps is unset.")
+    save_every: int = _count(50, "Checkpoint every N steps.")
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1, description="Warmup as a share of the steps.")
+    warmup_steps: int | None = Field(default=None, ge=0, le=MAX_COUNT,
+                                     description="Warmup in steps (unset: warmup_ratio of the steps).")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    question_noise: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="Share of question tokens replaced by random tokens in each epoch (a regulariser for a base "
+                    "trained from scratch).")
+    seed: int = Field(default=42, ge=0, le=MAX_SEED, description="Seed of weights, data order and noise.")
+    eval_every: int | None = _count(None, "Score the checkpoint every N steps while training (none: no scoring).")
+    eval_cases: int | None = _count(None, "Score a fixed seeded subset of K eval cases (none: all of them).")
+    early_stop: int | None = _count(
+        None, "Stop when evaluation.metric has not improved for this many evaluations.")
+    min_delta: float = Field(default=0.0, ge=0, description="The smallest rise of the metric that counts as an "
+                                                             "improvement.")
+    keep: Literal["all", "best", "last"] = Field(
+        default="all", description="Which checkpoints stay on disk: all, the best and the latest, or the latest.")
+
+
+class DecodingSpec(_Settings):
+    """How answers are generated (compare, serve, ask)."""
+
+    max_new_tokens: int = _count(256, "Most tokens generated per answer.")
+    constrain: Literal["none", "json", "schema"] = Field(
+        default="none", description="Constrained decoding (xgrammar): none, json (any JSON) or schema (what the "
+                                    "validator accepts).")
+    temperature: float = Field(default=0.7, gt=0, description="Sampling temperature for validator-guided "
+                                                              "decoding (--samples N); greedy decoding ignores it.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling for validator-guided decoding.")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="Seed of the sampled candidates.")
+
+
+class EvaluationSpec(_Settings):
+    """How checkpoints are scored (compare, and train's scoring)."""
+
+    metric: Metric = Field(default="valid",
+                           description="The metric that picks the best checkpoint (ties go to the earliest step).")
+    max_cases: int | None = _count(None, "Score the first N cases (none: all).")
+    batch_size: int = _count(32, "Prompts generated together.")
 
 
 class Manifest(_Strict):

@@ -144,7 +144,7 @@ def lint_cases(expert: Expert, path: Path) -> list[str]:
     tokens, too long), its warnings come back as lines to print."""
     from expertkit.authoring.lint import lint_file
 
-    report = lint_file(expert, path)
+    report = lint_file(expert, path, bad_lines="raise")  # a line without a JSON value: one-line error
     errors = [f for f in report.findings if f.severity == "error"]
     if errors:
         first = errors[0]

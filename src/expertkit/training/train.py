@@ -71,14 +71,15 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Dataset
+from pydantic import ValidationError
 from rich.console import Console
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
@@ -98,8 +99,9 @@ from expertkit.core.checkpoints import (
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import atomic_write_json, atomic_write_text
-from expertkit.core.manifest import MANIFEST_NAME
-from expertkit.core.options import MAX_COUNT, check_count, check_number, check_seed
+from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
+from expertkit.core.options import check_count
+from expertkit.core.settings import PROFILES, check_setting, diff_settings, resolve_settings
 from expertkit.expert import Expert
 from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
@@ -108,29 +110,45 @@ from expertkit.training.train_eval import EvalSettings, make_evaluator, trim_eva
 METHODS = ("lora", "dora", "full")
 LOSS_LOG_NAME = "loss.jsonl"
 TMP_PREFIX = "tmp-"
-#: Defaults for the tiny base (``--base tiny`` or a folder built by ``expertkit base tiny``): about
-#: 2.5 minutes on 2 CPU cores. Options given explicitly win over these.
-TINY_TRAINING: dict[str, Any] = {
-    "method": "full",
-    "learning_rate": 3e-3,
-    "batch_size": 16,
-    "steps": 1200,
-    "save_every": 100,
-    "lr_scheduler": "cosine",
-    "warmup_steps": 20,
-    "question_noise": 0.25,
-    "max_tokens_per_batch": None,  # padding-free, about batch_size examples' tokens (1.07x the padded tokens/s)
-}
+#: The tiny base's profile (``--base tiny`` or a folder built by ``expertkit base tiny``): about 2.5 minutes on
+#: 2 CPU cores. Options given explicitly win over these.
+TINY_TRAINING: dict[str, Any] = PROFILES[TINY]["training"]
+#: The profile that means "none" (a tiny base trained with the manifest's recipe alone).
+NO_PROFILE = "none"
+#: Settings a resumed run may change (scoring while training); every other one it keeps.
+RESUMABLE = ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")
+#: Named options whose flag is not ``--`` plus the setting's name with dashes.
+_FLAGS = {"learning_rate": "--lr", "question_noise": "training.question_noise"}
 
 _console = Console(stderr=True)
 
 
+def eval_settings(spec: TrainingSpec) -> EvalSettings:
+    """Scoring while training, as ``spec`` sets it."""
+    return EvalSettings(every=spec.eval_every, cases=spec.eval_cases, early_stop=spec.early_stop,
+                        min_delta=spec.min_delta, keep=spec.keep)
+
+
+def flag(name: str) -> str:
+    """The option that sets training setting ``name`` (``learning_rate`` -> ``--lr``)."""
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 @dataclass
 class TrainOptions:
-    """What the ``train`` command takes; ``None`` means the run's, the tiny base's or the manifest's value."""
+    """What the ``train`` command takes. The settings themselves are declared once, by the manifest's
+    :class:`~expertkit.core.manifest.TrainingSpec`: a field of these options named like one of its settings
+    (``method``, ``learning_rate``, ``steps``, ...) overrides it when given; ``settings`` overrides any of them
+    (``{"training.lora_r": 8}``, the command line's ``--set``). ``None`` means the run's, the profile's or the
+    manifest's value."""
 
     base: str | None = None
     out_dir: Path = Path("runs/run")
+    #: A named profile of overrides (:data:`~expertkit.core.settings.PROFILES`); ``None``: ``tiny`` on a tiny
+    #: base, no profile otherwise; ``"none"``: no profile.
+    profile: str | None = None
+    #: ``SECTION.KEY -> value`` overrides of the manifest's training settings (``--set``), under the named options.
+    settings: Mapping[str, Any] = field(default_factory=dict)
     method: str | None = None
     steps: int | None = None
     epochs: float | None = None
@@ -143,63 +161,63 @@ class TrainOptions:
     batch_size: int | None = None
     learning_rate: float | None = None
     seed: int | None = None
-    #: Share of question tokens replaced by random tokens in each epoch (see :class:`QuestionNoise`).
     question_noise: float | None = None
-    #: Padding-free batches of at most this many tokens (see :mod:`expertkit.training.packing`); 0: padded batches
-    #: of ``batch_size`` examples. ``None``: the tiny base's or the manifest's value.
     max_tokens_per_batch: int | None = None
-    #: Score checkpoints every N steps on the eval set (:mod:`expertkit.training.train_eval`).
     eval_every: int | None = None
-    #: Score a fixed seeded subset of K eval cases.
     eval_cases: int | None = None
-    #: Stop after this many evaluations without a rise of the expert's metric.
     early_stop: int | None = None
     min_delta: float | None = None
-    #: all | best | last checkpoints stay on disk.
     keep: str | None = None
     #: ``(model, step) -> (summary, cases, scores, seconds)`` instead of real scoring (tests).
     score_fn: Any = None
     #: Extra ``transformers.TrainerCallback`` objects (Python API only).
     callbacks: Sequence[TrainerCallback] = ()
 
+    def overrides(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The settings given (``training.KEY -> value``: ``settings``, then the named options over them) and the
+        option that gave each (for messages)."""
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        for key, value in self.settings.items():
+            if not key.startswith("training."):
+                raise ExpertkitError(f"not a training setting: {key!r}", key="--set")
+            values[key], names[key] = value, key
+        for name in TrainingSpec.model_fields:
+            value = getattr(self, name, None)
+            if value is not None:
+                values[f"training.{name}"], names[f"training.{name}"] = value, flag(name)
+        return values, names
+
+    def profile_for(self, base_path: str) -> str | None:
+        """The profile to apply: the one asked for, else ``tiny`` on a tiny base."""
+        if self.profile is not None:
+            return None if self.profile == NO_PROFILE else self.profile
+        return TINY if is_tiny_base(base_path) else None
+
     def check(self) -> None:
-        """Every numeric option finite and in range, named as on the command line (before anything is done)."""
-        for option, value in (("--steps", self.steps), ("--save-every", self.save_every),
-                              ("--continue-to", self.continue_to), ("--max-examples", self.max_examples),
-                              ("--batch-size", self.batch_size)):
-            check_count(value, option)
-        check_number(self.epochs, "--epochs", gt=0)
-        check_number(self.learning_rate, "--lr", gt=0)
-        check_seed(self.seed)
-        check_number(self.question_noise, "question_noise", ge=0, lt=1)
-        check_number(self.max_tokens_per_batch, "--max-tokens-per-batch", ge=0, le=MAX_COUNT)
-        for option, value in (("--eval-every", self.eval_every), ("--eval-cases", self.eval_cases),
-                              ("--early-stop", self.early_stop)):
-            check_count(value, option)
-        check_number(self.min_delta, "--min-delta", ge=0)
+        """Every numeric option finite and in range (by the settings' own constraints), named as on the command
+        line, and the profile known — before anything is done."""
+        check_count(self.continue_to, "--continue-to")
+        check_count(self.max_examples, "--max-examples")
+        if self.profile not in (None, NO_PROFILE, *PROFILES):
+            raise ExpertkitError(f"unknown profile {self.profile!r} ({', '.join([*PROFILES, NO_PROFILE])})",
+                                 key="--profile")
+        values, names = self.overrides()
+        for key, value in values.items():
+            check_setting(key, value, names[key])
 
 
 @dataclass
 class TrainPlan:
-    """The settings a run trains with, recorded in ``run.json`` and reused on resume."""
+    """What a run trains with: the resolved training settings (``steps``, ``warmup_steps`` and
+    ``max_tokens_per_batch`` made concrete) and what the run adds to them. Recorded in ``run.json``'s
+    ``options`` (:meth:`to_record`) and read back on resume (:meth:`from_record`). The settings read as the
+    plan's own attributes (``plan.learning_rate``)."""
 
+    training: TrainingSpec
     base: str
     base_path: str
-    method: str
-    steps: int
-    save_every: int
-    batch_size: int
-    gradient_accumulation_steps: int
-    learning_rate: float
-    lr_scheduler: str
-    warmup_steps: int
-    weight_decay: float
-    seed: int
-    max_examples: int | None
-    lora: dict[str, Any] | None = None
-    question_noise: float = 0.0
-    #: Padding-free batches of at most this many tokens per device (0: padded batches of ``batch_size``).
-    max_tokens_per_batch: int = 0
+    max_examples: int | None = None
     #: The longest row of a padding-free batch (``expertkit.training.packing.ROW_TOKENS`` or the longest example).
     row_tokens: int = 0
     #: Processes that train together (``accelerate launch``) and what one optimizer step takes in all:
@@ -208,19 +226,61 @@ class TrainPlan:
     global_batch: int = 0
     global_batch_unit: str = "examples"
 
+    def __getattr__(self, name: str) -> Any:
+        training = self.__dict__.get("training")
+        if training is not None and name in TrainingSpec.model_fields:
+            return getattr(training, name)
+        raise AttributeError(name)
+
     @property
     def packed(self) -> bool:
-        return self.max_tokens_per_batch > 0
-    eval_every: int | None = None
-    eval_cases: int | None = None
-    early_stop: int | None = None
-    min_delta: float = 0.0
-    keep: str = "all"
+        return bool(self.training.max_tokens_per_batch)
+
+    @property
+    def lora(self) -> dict[str, Any] | None:
+        """The adapter's settings (``None`` for full fine-tuning)."""
+        spec = self.training
+        if spec.method == "full":
+            return None
+        return {"r": spec.lora_r, "alpha": spec.lora_alpha, "dropout": spec.lora_dropout,
+                "target_modules": spec.target_modules}
 
     @property
     def evaluation(self) -> EvalSettings:
-        return EvalSettings(every=self.eval_every, cases=self.eval_cases, early_stop=self.early_stop,
-                            min_delta=self.min_delta, keep=self.keep)
+        return eval_settings(self.training)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings two plans are compared by: every training setting and the data the run takes."""
+        return {**self.training.model_dump(), "max_examples": self.max_examples}
+
+    def to_record(self) -> dict[str, Any]:
+        """The plan as ``run.json`` records it (``options``): flat, the adapter's settings also as ``lora``."""
+        return {"base": self.base, "base_path": self.base_path, **self.training.model_dump(),
+                "max_examples": self.max_examples, "lora": self.lora, "row_tokens": self.row_tokens,
+                "world_size": self.world_size, "global_batch": self.global_batch,
+                "global_batch_unit": self.global_batch_unit}
+
+    @classmethod
+    def from_record(cls, record: Any, fallback: TrainingSpec, path: Path) -> TrainPlan:
+        """A recorded plan; settings a record does not hold (older runs) are ``fallback``'s."""
+        if not isinstance(record, dict) or not isinstance(record.get("base"), str) \
+                or not isinstance(record.get("base_path"), str):
+            raise ExpertkitError("run record has no usable 'options'", path=path)
+        values = {k: v for k, v in record.items() if k in TrainingSpec.model_fields}
+        lora = record.get("lora")
+        if isinstance(lora, dict):
+            for key, name in (("r", "lora_r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout"),
+                              ("target_modules", "target_modules")):
+                if key in lora:
+                    values.setdefault(name, lora[key])
+        try:
+            training = TrainingSpec.model_validate({**fallback.model_dump(), **values})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ExpertkitError(f"run record has no usable 'options' ({err['msg']})", path=path,
+                                 key=f"options.{'.'.join(str(p) for p in err['loc'])}") from None
+        run = {f.name: record[f.name] for f in fields(cls) if f.name != "training" and f.name in record}
+        return cls(training=training, **run)
 
 
 @dataclass
@@ -315,12 +375,6 @@ def _run_exists(out: Path) -> bool:
 
 
 # ---------------------------------------------------------------------- plan
-def _pick(given: Any, tiny_default: Any, manifest_default: Any, tiny: bool) -> Any:
-    if given is not None:
-        return given
-    return tiny_default if tiny else manifest_default
-
-
 def token_budget(given: int | None, batch_size: int, lengths: Sequence[int], row_tokens: int) -> int:
     """The padding-free budget: ``given`` (0: padded batches), or for ``None`` about ``batch_size`` examples'
     tokens (the mean length times the batch size, rounded up to 64), so that a step takes as many examples
@@ -345,99 +399,72 @@ def batches_per_epoch(examples: int, lengths: Sequence[int], *, batch_size: int,
     return math.ceil(examples / (batch_size * world_size))
 
 
-def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int,
-             lengths: Sequence[int] = ()) -> TrainPlan:
-    """Settings of a new run: options first, then the tiny base's defaults, then the manifest's.
+def resolve_plan(manifest: Manifest, profile: str | None, overrides: Mapping[str, Any], *, base: str,
+                 base_path: str, examples: int, lengths: Sequence[int] = (), max_examples: int | None = None,
+                 names: Mapping[str, str] | None = None) -> TrainPlan:
+    """The one resolution of a new run's settings: the manifest's, then ``profile``'s, then ``overrides``
+    (:func:`~expertkit.core.settings.resolve_settings`), made concrete for this data and these processes.
 
     ``lengths`` (the examples' token counts) sizes padding-free batches and the steps of an epoch; without
-    them an epoch counts ``examples / batch_size`` steps.
+    them an epoch counts ``examples / batch_size`` steps. ``names`` maps a setting to the option that gave it.
     """
-    spec = expert.manifest.training
-    tiny = is_tiny_base(base_path)
-    method = _pick(options.method, TINY_TRAINING["method"], spec.method, tiny)
-    if method not in METHODS:
-        raise ExpertkitError(f"unknown method {method!r} (lora, dora or full)", key="--method")
-    batch_size = _pick(options.batch_size, TINY_TRAINING["batch_size"], spec.batch_size, tiny)
-    accumulation = spec.gradient_accumulation_steps
+    spec = resolve_settings(manifest, profile, overrides, names=names).training
+    names = names or {}
     world = _world_size()
-    seed = options.seed if options.seed is not None else spec.seed
     row_tokens = max(min(spec.max_length, ROW_TOKENS), max(lengths, default=0))
-    budget = token_budget(_pick(options.max_tokens_per_batch, TINY_TRAINING["max_tokens_per_batch"],
-                                spec.max_tokens_per_batch, tiny), batch_size, lengths, row_tokens)
-    per_epoch = batches_per_epoch(examples, lengths, batch_size=batch_size, max_tokens=budget,
-                                  row_tokens=row_tokens, seed=seed, world_size=world) / accumulation
-    if options.steps is not None:
-        steps = options.steps
-    elif options.epochs is not None:
-        steps = math.ceil(options.epochs * per_epoch)
-    elif tiny:
-        steps = TINY_TRAINING["steps"]
-    else:
-        steps = spec.steps or math.ceil(spec.epochs * per_epoch)
+    budget = token_budget(spec.max_tokens_per_batch, spec.batch_size, lengths, row_tokens)
+    per_epoch = batches_per_epoch(examples, lengths, batch_size=spec.batch_size, max_tokens=budget,
+                                  row_tokens=row_tokens, seed=spec.seed,
+                                  world_size=world) / spec.gradient_accumulation_steps
+    steps = spec.steps or math.ceil(spec.epochs * per_epoch)
     if steps < 1:
-        raise ExpertkitError("training needs at least one step", key="--steps")
-    warmup = TINY_TRAINING["warmup_steps"] if tiny else math.ceil(spec.warmup_ratio * steps)
-    lora = None
-    if method != "full":
-        lora = {"r": spec.lora_r, "alpha": spec.lora_alpha, "dropout": spec.lora_dropout,
-                "target_modules": spec.target_modules}
-    return TrainPlan(
-        base=options.base or expert.manifest.base_model,
+        raise ExpertkitError("training needs at least one step", key=names.get("training.steps", "--steps"))
+    warmup = spec.warmup_steps if spec.warmup_steps is not None else math.ceil(spec.warmup_ratio * steps)
+    training = spec.model_copy(update={"steps": steps, "warmup_steps": min(warmup, steps),
+                                       "max_tokens_per_batch": budget})
+    plan = TrainPlan(
+        training=training,
+        base=base,
         base_path=base_path,
-        method=method,
-        steps=steps,
-        save_every=_pick(options.save_every, TINY_TRAINING["save_every"], spec.save_every, tiny),
-        batch_size=batch_size,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=_pick(options.learning_rate, TINY_TRAINING["learning_rate"], spec.learning_rate, tiny),
-        lr_scheduler=TINY_TRAINING["lr_scheduler"] if tiny else "linear",
-        warmup_steps=min(warmup, steps),
-        weight_decay=spec.weight_decay,
-        seed=seed,
-        max_examples=options.max_examples,
-        lora=lora,
-        question_noise=_pick(options.question_noise, TINY_TRAINING["question_noise"], 0.0, tiny),
-        max_tokens_per_batch=budget,
+        max_examples=max_examples,
         row_tokens=row_tokens,
         world_size=world,
-        global_batch=(budget if budget else batch_size) * accumulation * world,
+        global_batch=(budget if budget else spec.batch_size) * spec.gradient_accumulation_steps * world,
         global_batch_unit="tokens" if budget else "examples",
-        **_eval_settings(options, spec),
     )
+    plan.evaluation.check()
+    return plan
 
 
-def _eval_settings(options: TrainOptions, spec: Any, current: TrainPlan | None = None) -> dict[str, Any]:
-    """The scoring options: given ones, else the recorded plan's (a resumed run), else the manifest's."""
-    def pick(name: str) -> Any:
-        given = getattr(options, name)
-        if given is not None:
-            return given
-        return getattr(current, name) if current is not None else getattr(spec, name)
-
-    settings = {name: pick(name) for name in ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")}
-    EvalSettings(every=settings["eval_every"], cases=settings["eval_cases"], early_stop=settings["early_stop"],
-                 min_delta=settings["min_delta"], keep=settings["keep"]).check()
-    return settings
+def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: int,
+             lengths: Sequence[int] = ()) -> TrainPlan:
+    """:func:`resolve_plan` for ``options``: the profile they name (``tiny`` on a tiny base) and the settings
+    they give."""
+    values, names = options.overrides()
+    return resolve_plan(expert.manifest, options.profile_for(base_path), values,
+                        base=options.base or expert.manifest.base_model, base_path=base_path, examples=examples,
+                        lengths=lengths, max_examples=options.max_examples, names=names)
 
 
-def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> TrainPlan:
-    """The recorded plan; options that would change it are refused (they would break the resume)."""
-    try:
-        plan = TrainPlan(**run["options"])
-    except (KeyError, TypeError) as exc:
-        raise ExpertkitError(f"run record has no usable 'options' ({exc})", path=out / RUN_RECORD_NAME) from None
-    given = {
-        "method": options.method, "batch_size": options.batch_size, "learning_rate": options.learning_rate,
-        "seed": options.seed, "max_examples": options.max_examples, "save_every": options.save_every,
-        "question_noise": options.question_noise, "max_tokens_per_batch": options.max_tokens_per_batch,
-    }
-    for key, value in given.items():
-        if value is not None and value != getattr(plan, key):
-            raise ExpertkitError(f"the run was trained with {key} {getattr(plan, key)!r}; a resumed run keeps "
-                                 "its settings (start a new run to change them)", key=f"--{key.replace('_', '-')}")
-    if (options.steps is not None and options.steps != plan.steps) or options.epochs is not None:
+def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path, manifest: Manifest) -> TrainPlan:
+    """The recorded plan, compared with the one the options ask for, setting by setting: the scoring settings
+    (:data:`RESUMABLE`) may change; any other change is refused (it would break the resume)."""
+    plan = TrainPlan.from_record(run.get("options"), manifest.training, out / RUN_RECORD_NAME)
+    values, names = options.overrides()
+    recorded = manifest.model_copy(update={"training": plan.training})
+    requested = replace(plan, training=resolve_settings(recorded, None, values, names=names).training,
+                        max_examples=options.max_examples if options.max_examples is not None else plan.max_examples)
+    names = {**{k.removeprefix("training."): v for k, v in names.items()}, "max_examples": "--max-examples"}
+    changed = diff_settings(plan.settings(), requested.settings())
+    if "steps" in changed or "epochs" in changed:
         raise ExpertkitError(f"the run is planned for {plan.steps} steps; use --continue-to to extend it",
                              key="--steps")
+    for key, (was, asked) in changed.items():
+        if key not in RESUMABLE:
+            raise ExpertkitError(f"the run was trained with {key} {was!r}, not {asked!r}; a resumed run keeps its "
+                                 "settings (start a new run to change them)", key=names.get(key, key))
+    plan.training = plan.training.model_copy(update={key: changed[key][1] for key in changed})
+    plan.evaluation.check()
     if not Path(plan.base_path).exists() and plan.base != plan.base_path:
         plan.base_path = resolve_base(plan.base)
     if _world_size() != plan.world_size:
@@ -447,8 +474,6 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path) -> Trai
         plan.world_size = _world_size()
         per_device = plan.max_tokens_per_batch or plan.batch_size
         plan.global_batch = per_device * plan.gradient_accumulation_steps * plan.world_size
-    for key, value in _eval_settings(options, None, plan).items():  # these may change on resume
-        setattr(plan, key, value)
     return plan
 
 
@@ -488,7 +513,7 @@ class EncodedData:
 
 
 def _lint_or_refuse(expert: Expert, tokenizer: Any, force: bool) -> None:
-    report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer)
+    report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer, bad_lines="raise")
     errors = Counter(f.code for f in report.findings if f.severity == "error")
     if not errors:
         _say(f"lint: {report.records} records, no errors ({report.warnings} warnings)")
@@ -533,11 +558,11 @@ def encode_dataset(
             reason = "missing_answer"
         else:
             try:
-                input_ids, mask = expert.contract.encode_example(tokenizer, dict(ex.fields), ex.question, ex.answer)
+                encoded = expert.contract.encode_example(tokenizer, dict(ex.fields), ex.question, ex.answer)
             except ContractError:
                 reason = "contract"
             else:
-                if len(input_ids) > max_length:
+                if encoded.length > max_length:  # lint's too_long measure (PromptContract.example_length)
                     reason = "too_long"
         if reason is not None:
             if not force:
@@ -545,6 +570,7 @@ def encode_dataset(
                                      path=expert.train_path, line=ex.line)
             skipped[reason] += 1
             continue
+        input_ids, mask = encoded
         ids.append(input_ids)
         masks.append(mask)
         spans.append(_question_span(tokenizer, input_ids[: mask.index(1)], ex.question))
@@ -966,7 +992,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
 
     resume_from = None
     if extending:
-        plan = _resumed_plan(run, options, out)
+        plan = _resumed_plan(run, options, out, expert.manifest)
         _refuse_changed_inputs(expert, run, plan, options, out)
         checkpoints = list_checkpoints(out)
         if checkpoints:
@@ -980,7 +1006,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
             if options.continue_to <= done:
                 raise ExpertkitError(f"the run is at step {done}; --continue-to must be larger",
                                      key="--continue-to")
-            plan.steps = options.continue_to
+            plan.training.steps = options.continue_to
         elif done >= plan.steps:
             raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
                                  path=out, key="--resume")
@@ -989,7 +1015,9 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
                                  "metric); use --continue-to N to train further", path=out, key="--resume")
         base_path = plan.base_path
     else:
-        _eval_settings(options, expert.manifest.training)  # refused before anything is loaded
+        values, names = options.overrides()  # refused before anything is loaded
+        named = options.profile if options.profile != NO_PROFILE else None
+        eval_settings(resolve_settings(expert.manifest, named, values, names=names).training).check()
         base_path = resolve_base(options.base or expert.manifest.base_model)
     tokenizer = load_tokenizer(base_path)
     _lint_or_refuse(expert, tokenizer, options.force)
@@ -1027,7 +1055,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
             "fingerprint": expert.fingerprint,
             "contract": expert.contract.canonical(),
             **_batch_record(plan),
-            "options": asdict(plan),
+            "options": plan.to_record(),
             "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
                      "skipped": dict(data.skipped), "sha256": data.sha256},
             "created": run.get("created", _now()),

@@ -1,0 +1,81 @@
+"""Settings declared once: manifest < profile < command line, ``--set``, and resume comparing plans."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from _reliability import BADINPUT, assert_one_line_error, run_main
+
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.manifest import parse_manifest
+from expertkit.core.settings import PROFILES, parse_set, resolve_settings
+from expertkit.training.train import TrainOptions, TrainPlan, _resumed_plan, resolve_plan
+
+MANIFEST = parse_manifest(
+    (BADINPUT / "expert" / "expert.yaml").read_text()
+    + "  learning_rate: 0.01\n  batch_size: 4\n  lora_r: 8\n  steps: 30\n  warmup_ratio: 0.1\n"
+    + "decoding:\n  max_new_tokens: 40\n")
+
+
+def test_resolve_order_manifest_then_profile_then_overrides() -> None:
+    assert resolve_settings(MANIFEST).training.learning_rate == 0.01  # the manifest over the defaults
+    tiny = resolve_settings(MANIFEST, "tiny").training
+    assert (tiny.learning_rate, tiny.batch_size, tiny.lora_r) == (PROFILES["tiny"]["training"]["learning_rate"],
+                                                                 16, 8)  # the profile over the manifest
+    given = resolve_settings(MANIFEST, "tiny", {"training.learning_rate": 5e-4, "decoding.max_new_tokens": 9})
+    assert (given.training.learning_rate, given.training.batch_size, given.decoding.max_new_tokens) == (5e-4, 16, 9)
+    # --epochs over a profile's (or manifest's) steps: the steps are counted from the epochs
+    plan = resolve_plan(MANIFEST, "tiny", {"training.epochs": 2}, base="b", base_path="b", examples=64)
+    assert (plan.steps, plan.method, plan.warmup_steps) == (8, "full", 8)
+    plan = resolve_plan(MANIFEST, None, {}, base="b", base_path="b", examples=64)
+    assert (plan.steps, plan.method, plan.warmup_steps, plan.lora["r"]) == (30, "lora", 3, 8)
+
+
+def test_set_parses_values_and_refuses_unknown_keys() -> None:
+    assert parse_set(["training.target_modules=[q_proj, v_proj]", "training.steps=null",
+                      "decoding.constrain=none"]) == {"training.target_modules": ["q_proj", "v_proj"],
+                                                      "training.steps": None, "decoding.constrain": "none"}
+    with pytest.raises(ExpertkitError, match=r"did you mean training\.learning_rate"):
+        parse_set(["training.learning_rat=1"])
+    with pytest.raises(ExpertkitError, match=r"unknown setting 'training\.lr'"):
+        parse_set(["training.lr=1"], ["decoding"])
+    with pytest.raises(ExpertkitError, match=r"SECTION\.KEY=VALUE"):
+        parse_set(["training.steps"])
+
+
+@pytest.mark.parametrize(("setting", "needles"), [
+    ("training.lora_dropout=1.5", ["training.lora_dropout", "less than 1"]),
+    ("training.method=sgd", ["training.method", "unknown value 'sgd' (lora, dora or full)"]),
+    ("training.warmup_ratio=nan", ["training.warmup_ratio", "finite"]),
+    ("training.nope=1", ["--set", "unknown setting 'training.nope'"]),
+    ("decoding.max_new_tokens=5", ["--set", "unknown setting 'decoding.max_new_tokens'"]),  # not train's
+])
+def test_set_errors_are_one_line_naming_the_key(setting: str, needles: list[str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    expert = shutil.copytree(BADINPUT / "expert", tmp_path / "expert")
+    result = run_main(["train", expert, "--out", tmp_path / "run", "--set", setting], capsys, monkeypatch)
+    assert_one_line_error(result, *needles)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_compares_plans_setting_by_setting(tmp_path: Path) -> None:
+    plan = resolve_plan(MANIFEST, None, {}, base="b", base_path=str(tmp_path), examples=64)
+    run = {"options": plan.to_record()}
+    with pytest.raises(ExpertkitError, match=r"training.lora_r: the run was trained with lora_r 8, not 4; a resumed"):
+        _resumed_plan(run, TrainOptions(resume=True, settings={"training.lora_r": 4}), tmp_path, MANIFEST)
+    with pytest.raises(ExpertkitError, match=r"--lr: the run was trained with learning_rate 0.01, not 0.02"):
+        _resumed_plan(run, TrainOptions(resume=True, learning_rate=0.02), tmp_path, MANIFEST)
+    with pytest.raises(ExpertkitError, match=r"--max-examples: .* max_examples None, not 5"):
+        _resumed_plan(run, TrainOptions(resume=True, max_examples=5), tmp_path, MANIFEST)
+    # the same values, the scoring settings changed, and the manifest edited since: the recorded plan goes on
+    edited = MANIFEST.model_copy(update={"training": MANIFEST.training.model_copy(update={"learning_rate": 1.0})})
+    resumed = _resumed_plan(run, TrainOptions(resume=True, learning_rate=0.01, eval_every=5, keep="best"), tmp_path,
+                            edited)
+    assert (resumed.learning_rate, resumed.eval_every, resumed.keep, resumed.steps) == (0.01, 5, "best", 30)
+    # a record written before the settings were declared once (lora as a dict, no lora_r) reads back the same
+    old = {k: v for k, v in plan.to_record().items() if k not in ("lora_r", "lora_alpha", "lora_dropout", "epochs")}
+    assert TrainPlan.from_record(old, edited.training, tmp_path).settings() == {
+        **plan.settings(), "epochs": edited.training.epochs}
