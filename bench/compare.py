@@ -71,13 +71,13 @@ def run_baseline(expert: Any, base_path: str, run_dir: Path, records: list[dict[
                  budget_s: float, threads: int | None) -> dict[str, Any]:
     import torch
 
-    from expertkit.core.checkpoints import list_checkpoints
+    from expertkit.core.checkpoints import Run
     from expertkit.evaluation.compare import score_output
 
     def score(record: dict[str, Any], text: str) -> None:
         score_output(expert, text, expert.contract.normalize(record["fields"]), record.get("answer"))
 
-    adapters: list[str | None] = [None, *(str(ck.path) for ck in list_checkpoints(run_dir))]
+    adapters: list[str | None] = [None, *(str(ck.path) for ck in Run(run_dir).checkpoints())]
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import record
-from expertkit.core.checkpoints import list_checkpoints
+from expertkit.core.checkpoints import Run
 from expertkit.evaluation.compare import CompareOptions, compare_run
 from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
@@ -30,7 +30,7 @@ MODES = ("none", "json", "schema")
 
 def measure(run: Path, max_cases: int | None) -> dict[str, Any]:
     expert = Expert.load(shipped_experts_dir() / "elastic")
-    checkpoints = list_checkpoints(run)
+    checkpoints = Run(run).checkpoints()
     if not checkpoints:
         raise SystemExit(f"no checkpoints in {run}: run `expertkit quickstart --out {run.parent}` first")
     last = checkpoints[-1]

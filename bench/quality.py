@@ -64,7 +64,7 @@ def _decode(expert: Any, run_dir: Path, step: int, cases_n: int, samples: list[i
     from expertkit.training.train_eval import correct_rate
 
     ck = load_checkpoint(run_dir / f"checkpoint-{step}")
-    base = str(ck.record.get("base_path"))
+    base = str(ck.record.base_path)
     cases = load_cases(expert, expert.eval_path, cases_n)
     engine = create_engine("hf", base, {ck.name: ck.path})
     backend = EngineBackend(engine, expert, max_new_tokens=expert.manifest.decoding.max_new_tokens,

@@ -13,7 +13,7 @@ from expertkit.authoring.generators import generate_dataset
 from expertkit.core.data import load_examples
 from expertkit.expert import Expert
 from expertkit.generators.elastic import known_values
-from expertkit.kinds.correctness import get_matcher, match_parts
+from expertkit.kinds.correctness import match_parts
 from expertkit.kinds.scoring import score_output
 from expertkit.models.base import shipped_experts_dir
 
@@ -209,9 +209,9 @@ def _loaded(root: Path) -> Expert:
 
 def test_a_kind_without_a_matcher_has_none(tmp_path: Path) -> None:
     from expertkit.core.manifest import OutputSpec
-    from expertkit.kinds.validation import get_validator
+    from expertkit.kinds import bind_kind
 
-    assert get_matcher(get_validator(tmp_path, OutputSpec(kind="json"))) is None
+    assert bind_kind(tmp_path, OutputSpec(kind="json")).matcher is None
 
 
 def test_matchers_never_raise_on_outputs(elastic: Expert, sql_expert: Expert) -> None:

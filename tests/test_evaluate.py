@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME
+from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, Run
 from expertkit.core.data import load_examples
 from expertkit.core.errors import DriftError, ExpertkitError
 from expertkit.evaluation.compare import (
@@ -25,7 +25,6 @@ from expertkit.evaluation.compare import (
     load_cases,
     pick_best,
     score_output,
-    select_checkpoints,
     summarize,
     verdict_of,
 )
@@ -244,16 +243,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, small_expert: Expert, elas
 
 
 def test_checkpoint_selection(run_dir: Path) -> None:
-    chosen, incomplete = select_checkpoints(run_dir, None)
+    chosen, incomplete = Run(run_dir).select(None)
     assert [c.step for c in chosen] == [2, 4]
     assert incomplete == ["checkpoint-6", "tmp-checkpoint-8"]
-    assert [c.step for c in select_checkpoints(run_dir, "4, checkpoint-2,4")[0]] == [2, 4]
+    assert [c.step for c in Run(run_dir).select("4, checkpoint-2,4")[0]] == [2, 4]
     with pytest.raises(ExpertkitError, match="incomplete"):
-        select_checkpoints(run_dir, "6")
+        Run(run_dir).select("6")
     with pytest.raises(ExpertkitError, match=r"no complete checkpoint-9 \(steps: 2, 4\)"):
-        select_checkpoints(run_dir, "9")
+        Run(run_dir).select("9")
     with pytest.raises(ExpertkitError, match="expected steps"):
-        select_checkpoints(run_dir, "last")
+        Run(run_dir).select("last")
 
 
 def test_checkpoint_of_another_contract_is_refused(tmp_path: Path, run_dir: Path, small_expert: Expert) -> None:

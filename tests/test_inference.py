@@ -17,7 +17,7 @@ import pytest
 from _reliability import assert_one_line_error, run_main
 from test_serve import serving
 
-from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME
+from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, CheckpointRecord, RunRecord
 from expertkit.core.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base, choose_base
@@ -75,15 +75,15 @@ def test_train_without_base_takes_the_manifests_and_fails_fast_offline(tmp_path:
 
 
 def test_choose_base_follows_the_records_and_refuses_another(world: dict[str, Any]) -> None:
-    record = {"base": "tiny", "base_path": str(world["base"])}
+    record = CheckpointRecord(step=1, base="tiny", base_path=str(world["base"]))
     assert choose_base(None, [("ck", record)]) == str(world["base"])
     assert choose_base(str(world["base"]), [("ck", record)]) == str(world["base"])  # the same, named explicitly
     with pytest.raises(ExpertkitError, match=r"ck was trained on base 'tiny', not on --base '.*other'"):
         choose_base(str(world["other"]), [("ck", record)])
     with pytest.raises(ExpertkitError, match="cannot share one base"):
-        choose_base(None, [("a", record), ("b", {"base": "Qwen/Qwen3-0.6B"})])
+        choose_base(None, [("a", record), ("b", RunRecord(base="Qwen/Qwen3-0.6B"))])
     with pytest.raises(ExpertkitError, match="records no base model"):
-        choose_base(None, [("ck", {})])
+        choose_base(None, [("ck", RunRecord())])
 
 
 def test_serve_and_ask_refuse_a_checkpoint_on_another_base(world: dict[str, Any], capsys: pytest.CaptureFixture[str],

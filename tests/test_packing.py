@@ -10,7 +10,7 @@ import torch
 from _mini import mini_base, mini_expert
 from test_train import MANIFEST
 
-from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.checkpoints import Run
 from expertkit.core.errors import ExpertkitError
 from expertkit.expert import Expert
 from expertkit.models.base import load_tokenizer
@@ -112,16 +112,17 @@ def test_a_padding_free_run_trains_records_and_resumes(expert_dir: Path, base: s
     result = train_expert(expert, TrainOptions(base=base, out_dir=run, method="lora", steps=3, save_every=2,
                                                max_tokens_per_batch=400))
     assert result.steps == 3 and result.final_loss is not None and result.tokens > 0
-    recorded = read_run(run)
-    assert (recorded["padding_free"], recorded["max_tokens_per_batch"], recorded["world_size"]) == (True, 400, 1)
-    assert (recorded["global_batch"], recorded["global_batch_unit"]) == (400, "tokens")
-    (_, last) = list_checkpoints(run)
-    assert last.record["padding_free"] is True and last.record["global_batch"] == 400
+    recorded = Run(run).record
+    assert recorded is not None
+    assert (recorded.padding_free, recorded.max_tokens_per_batch, recorded.world_size) == (True, 400, 1)
+    assert (recorded.global_batch, recorded.global_batch_unit) == (400, "tokens")
+    (_, last) = Run(run).checkpoints()
+    assert last.record.padding_free is True and last.record.global_batch == 400
     with pytest.raises(ExpertkitError, match="--max-tokens-per-batch"):
         train_expert(expert, TrainOptions(base=base, out_dir=run, resume=True, max_tokens_per_batch=800))
     # an extended run keeps padding-free batches
     extended = train_expert(expert, TrainOptions(base=base, out_dir=run, continue_to=4))
-    assert extended.steps == 4 and [c.step for c in list_checkpoints(run)] == [2, 3, 4]
+    assert extended.steps == 4 and [c.step for c in Run(run).checkpoints()] == [2, 3, 4]
 
 
 def test_a_budget_below_the_longest_example_is_refused(expert_dir: Path, base: str, tmp_path: Path) -> None:

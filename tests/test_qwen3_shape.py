@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from typer.testing import CliRunner
 
 from expertkit.cli import app
-from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.checkpoints import Run
 from expertkit.evaluation.compare import CompareOptions, compare_run
 from expertkit.expert import Expert
 from expertkit.models.qwen3 import QWEN3_0_6B, qwen3_chat_template
@@ -77,8 +77,9 @@ def test_qwen3_shape_trains_compares_serves_and_packages(tmp_path: Path) -> None
     run = tmp_path / "run"
     result = train_expert(expert, TrainOptions(base=str(base), out_dir=run, steps=2, save_every=2, batch_size=2))
     assert result.method == "lora" and result.steps == 2 and result.final_loss is not None
-    assert read_run(run)["padding_free"] is True
-    (checkpoint,) = list_checkpoints(run)
+    record = Run(run).record
+    assert record is not None and record.padding_free is True
+    (checkpoint,) = Run(run).checkpoints()
     adapter = json.loads((checkpoint.path / "adapter_config.json").read_text())
     # "all-linear", resolved on Qwen3's layer names: every linear layer of both blocks, nothing else
     targets = set(adapter["target_modules"])

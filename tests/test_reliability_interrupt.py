@@ -23,9 +23,8 @@ import torch
 from _reliability import BADINPUT, cli_env, tiny_base
 from safetensors.torch import load_file
 
-from expertkit.core.checkpoints import list_checkpoints
+from expertkit.core.checkpoints import Run
 from expertkit.core.errors import ExpertkitError
-from expertkit.evaluation.compare import select_checkpoints
 from expertkit.expert import Expert
 from expertkit.packaging.package import package_expert
 from expertkit.training.train import TrainOptions, train_expert
@@ -103,8 +102,8 @@ def test_sigkill_during_a_save_then_resume_reaches_the_same_weights(world: dict[
     assert not (run / "tmp-checkpoint-4" / "expertkit.json").exists() and not (run / "checkpoint-4").exists()
     # ... and a folder that merely looks finished (renamed by hand, say) has no record either
     shutil.copytree(run / "tmp-checkpoint-4", run / "checkpoint-5")
-    assert [c.step for c in list_checkpoints(run)] == [2]
-    complete, incomplete = select_checkpoints(run, None)
+    assert [c.step for c in Run(run).checkpoints()] == [2]
+    complete, incomplete = Run(run).select(None)
     assert [c.step for c in complete] == [2] and incomplete == ["tmp-checkpoint-4", "checkpoint-5"]
     expert = Expert.load(expert_dir)
     for half in ("tmp-checkpoint-4", "checkpoint-5"):
@@ -115,7 +114,7 @@ def test_sigkill_during_a_save_then_resume_reaches_the_same_weights(world: dict[
 
     resumed = train_expert(expert, TrainOptions(out_dir=run, resume=True))
     assert (resumed.start_step, resumed.steps, resumed.interrupted) == (2, STEPS, False)
-    assert [c.step for c in list_checkpoints(run)] == [2, 4, 6]
+    assert [c.step for c in Run(run).checkpoints()] == [2, 4, 6]
     assert not [p.name for p in run.iterdir() if p.name.startswith("tmp-")]
     got, want = losses(run), losses(whole)
     assert list(got) == list(range(1, STEPS + 1))  # the curve continues: every step once, none lost or doubled
@@ -131,7 +130,7 @@ def test_ctrl_c_during_a_save_finishes_it_then_stops_cleanly(world: dict[str, An
     stopped = train_in_subprocess(expert_dir, base, run, at_step=2, signum="SIGINT")
     assert stopped.returncode == 130, stopped.stderr[-2000:]
     assert "Traceback" not in stopped.stderr and "interrupted" in stopped.stdout
-    steps = [c.step for c in list_checkpoints(run)]
+    steps = [c.step for c in Run(run).checkpoints()]
     assert steps[0] == 2 and steps[-1] < STEPS  # the save under way finished; the stop saved where it stopped
     assert not [p.name for p in run.iterdir() if p.name.startswith("tmp-")]
     assert max(losses(run)) == steps[-1]

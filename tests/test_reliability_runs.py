@@ -29,7 +29,7 @@ from transformers import TrainerCallback
 
 import expertkit.evaluation.compare
 from expertkit.authoring.lint import check_messages
-from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, sha256_file
+from expertkit.core.checkpoints import Run, load_checkpoint, sha256_file
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.manifest import parse_manifest
 from expertkit.expert import Expert
@@ -109,7 +109,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     with pytest.raises(ExpertkitError, match=r"step 4: the (loss|grad norm) is nan.*checkpoint-2") as caught:
         train_expert(expert, options)
     assert str(run) in str(caught.value)
-    assert [c.step for c in list_checkpoints(run)] == [2]  # no checkpoint of spoiled weights
+    assert [c.step for c in Run(run).checkpoints()] == [2]  # no checkpoint of spoiled weights
     assert not (run / "checkpoint-4").exists() and not (run / "tmp-checkpoint-4").exists()
 
 
@@ -252,7 +252,7 @@ def test_weights_that_do_not_match_their_recorded_checksum_are_refused(
     expert = Path(shutil.copytree(finished[0], tmp_path / "expert"))
     checkpoint = Path(shutil.copytree(finished[1] / "checkpoint-2", tmp_path / "run" / "checkpoint-2"))
     weights = checkpoint / "model.safetensors"
-    recorded = load_checkpoint(checkpoint).record["weights_sha256"]
+    recorded = load_checkpoint(checkpoint).record.weights_sha256
     assert recorded == {"model.safetensors": sha256_file(weights)}
     data = bytearray(weights.read_bytes())
     data[-3] ^= 0xFF  # a flipped bit in the last tensor: size and header unchanged

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from _reliability import BADINPUT, assert_one_line_error, run_main
 
+from expertkit.core.checkpoints import RunRecord
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.manifest import parse_manifest
 from expertkit.core.settings import PROFILES, parse_set, resolve_settings
@@ -63,7 +64,7 @@ def test_set_errors_are_one_line_naming_the_key(setting: str, needles: list[str]
 
 def test_resume_compares_plans_setting_by_setting(tmp_path: Path) -> None:
     plan = resolve_plan(MANIFEST, None, {}, base="b", base_path=str(tmp_path), examples=64)
-    run = {"options": plan.to_record()}
+    run = RunRecord(options=plan.to_record())
     with pytest.raises(ExpertkitError, match=r"training.lora_r: the run was trained with lora_r 8, not 4; a resumed"):
         _resumed_plan(run, TrainOptions(resume=True, settings={"training.lora_r": 4}), tmp_path, MANIFEST)
     with pytest.raises(ExpertkitError, match=r"--lr: the run was trained with learning_rate 0.01, not 0.02"):

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, read_run
+from expertkit.core.checkpoints import Run, load_checkpoint
 from expertkit.core.errors import DriftError, ExpertkitError
 from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base, load_model, load_tokenizer
@@ -191,22 +191,22 @@ def test_adapter_checkpoints_are_whole_and_load_with_peft(
     assert result.checkpoints == ["checkpoint-1", "checkpoint-2"] and result.steps == 2
     assert result.tokens > 0 and result.tokens_per_second > 0 and "tokens/s" in str(result)
     assert not [p for p in run.iterdir() if p.name.startswith("tmp-")]
-    for ck in list_checkpoints(run):
+    for ck in Run(run).checkpoints():
         files = {p.name for p in ck.path.iterdir()}
         assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "optimizer.pt",
                 "trainer_state.json", "rng_state.pth", "chat_template.jinja", "expert.yaml"} <= files
         assert (ck.path / "chat_template.jinja").read_text() == expert.contract.chat_template()
         assert (ck.path / "expert.yaml").read_text() == (expert_dir / "expert.yaml").read_text()
         record = ck.record
-        assert record["fingerprint"] == expert.fingerprint and record["contract"] == expert.contract.canonical()
-        assert (record["method"], record["base"], record["expert"]) == (method, base, "mini")
-        assert isinstance(record["loss"], float)
+        assert record.fingerprint == expert.fingerprint and record.contract == expert.contract.canonical()
+        assert (record.method, record.base, record.expert) == (method, base, "mini")
+        assert isinstance(record.loss, float)
         assert json.loads((ck.path / "adapter_config.json").read_text())["use_dora"] is (method == "dora")
     model = PeftModel.from_pretrained(load_model(base, device="cpu"), str(run / "checkpoint-2"))
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
-    recorded = read_run(run)
-    assert (recorded["method"], recorded["fingerprint"], recorded["options"]["steps"]) == (
-        method, expert.fingerprint, 2)
+    recorded = Run(run).record
+    assert recorded is not None
+    assert (recorded.method, recorded.fingerprint, recorded.options["steps"]) == (method, expert.fingerprint, 2)
     assert _loss_steps(run) == [1, 2]
 
 
@@ -242,7 +242,7 @@ def test_interrupted_run_resumes_to_the_same_weights(expert_dir: Path, base: str
     run = tmp_path / "cut"
     cut = train_expert(expert, TrainOptions(out_dir=run, callbacks=[_InterruptAt(3)], **common))
     assert cut.interrupted and cut.steps < 6
-    assert list_checkpoints(run)[-1].step == cut.steps  # Ctrl-C saved a complete checkpoint there
+    assert Run(run).checkpoints()[-1].step == cut.steps  # Ctrl-C saved a complete checkpoint there
     # a save killed halfway and a folder without a record are never resumed from
     half = run / f"tmp-checkpoint-{cut.steps + 1}"
     shutil.copytree(run / f"checkpoint-{cut.steps}", half)
@@ -270,12 +270,12 @@ def test_continue_to_extends_a_finished_run(expert_dir: Path, base: str, tmp_pat
         train_expert(expert, TrainOptions(out_dir=run, continue_to=3))
     more = train_expert(expert, TrainOptions(out_dir=run, continue_to=5))
     assert (more.method, more.start_step, more.steps) == ("full", 3, 5)
-    assert [c.step for c in list_checkpoints(run)] == [3, 5]
+    assert [c.step for c in Run(run).checkpoints()] == [3, 5]
     state = json.loads((run / "checkpoint-5" / "trainer_state.json").read_text())
     assert state["global_step"] == 5 and state["max_steps"] == 5
-    recorded = read_run(run)
-    assert recorded["options"]["steps"] == 5
-    assert [h["action"] for h in recorded["history"]] == ["train", "continue"]
+    recorded = Run(run).record
+    assert recorded is not None and recorded.options["steps"] == 5
+    assert [h.action for h in recorded.history] == ["train", "continue"]
     assert _loss_steps(run) == [1, 2, 3, 4, 5]
     assert (run / "checkpoint-5" / "model.safetensors").is_file()
 
@@ -325,7 +325,7 @@ def test_accelerate_launch_one_cpu_process(expert_dir: Path, base: str, tmp_path
         capture_output=True, text=True, env=_env(), timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [c.step for c in list_checkpoints(run)] == [2]
+    assert [c.step for c in Run(run).checkpoints()] == [2]
     assert "tokens/s" in proc.stdout
 
 
@@ -349,5 +349,5 @@ def test_ctrl_c_from_the_cli_saves_and_exits_cleanly(expert_dir: Path, base: str
             proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr and "interrupted" in stdout
-    (latest,) = list_checkpoints(run)
+    (latest,) = Run(run).checkpoints()
     assert latest.step == json.loads((run / "loss.jsonl").read_text().splitlines()[-1])["step"]

@@ -17,7 +17,7 @@ import torch
 from _mini import mini_base, mini_expert
 from safetensors.torch import load_file
 
-from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.checkpoints import Run
 from expertkit.expert import Expert
 from expertkit.training.train import TrainOptions, train_expert
 
@@ -73,19 +73,21 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_dir: Pat
     assert proc.stdout.count("trained:") == 1, proc.stdout
     assert proc.stderr.count("saved checkpoint-2") == 1 and proc.stderr.count("lint:") == 1, proc.stderr[-3000:]
     assert "2 process(es) (gloo), global batch 8 examples" in " ".join(proc.stderr.split())  # lines wrap
-    recorded = read_run(run)
-    assert (recorded["world_size"], recorded["global_batch"], recorded["global_batch_unit"]) == (2, 8, "examples")
+    recorded = Run(run).record
+    assert recorded is not None
+    assert (recorded.world_size, recorded.global_batch, recorded.global_batch_unit) == (2, 8, "examples")
     assert [json.loads(line)["step"] for line in (run / "loss.jsonl").read_text().splitlines()] == [1, 2]
-    checkpoints = list_checkpoints(run)
+    checkpoints = Run(run).checkpoints()
     assert [c.step for c in checkpoints] == [1, 2]
-    assert checkpoints[-1].record["world_size"] == 2 and checkpoints[-1].record["global_batch"] == 8
+    assert checkpoints[-1].record.world_size == 2 and checkpoints[-1].record.global_batch == 8
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint-1", "checkpoint-2", "loss.jsonl", "run.json"]
 
     # one process, the same global batch and seed: the same weights
     one = train_expert(Expert.load(expert_dir), TrainOptions(base=base, out_dir=tmp_path / "one", steps=STEPS,
                                                              save_every=STEPS, method="full",
                                                              batch_size=2 * PER_DEVICE, max_tokens_per_batch=0))
-    assert read_run(one.run_dir)["world_size"] == 1
+    record = Run(one.run_dir).record
+    assert record is not None and record.world_size == 1
     two_weights = _weights(run / "checkpoint-2")
     _assert_close(two_weights, _weights(one.run_dir / "checkpoint-2"))
     assert any(not torch.equal(two_weights[k], v) for k, v in load_file(str(Path(base) / "model.safetensors")).items()
@@ -97,4 +99,5 @@ def test_two_processes_train_like_one_with_the_same_global_batch(expert_dir: Pat
     assert resumed.stdout.count("trained:") == 1 and "resuming from checkpoint-1" in resumed.stderr
     _assert_close(_weights(run / "checkpoint-2"), two_weights)
     assert [json.loads(line)["step"] for line in (run / "loss.jsonl").read_text().splitlines()] == [1, 2]
-    assert [h["action"] for h in read_run(run)["history"]] == ["train", "resume"]
+    record = Run(run).record
+    assert record is not None and [h.action for h in record.history] == ["train", "resume"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import test_train
 
-from expertkit.core.checkpoints import list_checkpoints, load_checkpoint, read_run
+from expertkit.core.checkpoints import Run, load_checkpoint
 from expertkit.core.errors import ExpertkitError
 from expertkit.evaluation.compare import CompareOptions, EngineBackend, compare_run
 from expertkit.expert import Expert
@@ -96,14 +96,16 @@ def test_scripted_metric_stops_training_keeps_the_best_and_continues(expert_dir:
     assert result.best is not None
     assert (result.best["name"], result.best["step"], result.best["value"]) == ("checkpoint-6", 6, 0.53)
     # --keep best: the best and the latest stay; what is removed leaves no tmp- folder behind
-    assert [c.step for c in list_checkpoints(out)] == [6, 8]
+    assert [c.step for c in Run(out).checkpoints()] == [6, 8]
     assert not list(out.glob("tmp-*"))
-    run = read_run(out)
-    assert run["stopped"]["step"] == 8 and run["best"]["name"] == "checkpoint-6"
-    assert [e["step"] for e in run["evaluations"]] == [2, 4, 6, 8]
+    run = Run(out).record
+    assert run is not None and run.stopped is not None and run.best is not None
+    assert run.stopped.step == 8 and run.best["name"] == "checkpoint-6"
+    assert [e["step"] for e in run.evaluations] == [2, 4, 6, 8]
     lines = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
     assert [(x["step"], x["valid"]) for x in lines] == [(2, 0.2), (4, 0.5), (6, 0.53), (8, 0.52)]
-    assert load_checkpoint(out / "checkpoint-8").record["eval"]["valid"] == 0.52
+    record = load_checkpoint(out / "checkpoint-8").record.eval
+    assert record is not None and record["valid"] == 0.52
     assert "early stop at step 8" in str(result)
 
     with pytest.raises(ExpertkitError, match=r"stopped early at step 8.*--continue-to"):
@@ -113,9 +115,10 @@ def test_scripted_metric_stops_training_keeps_the_best_and_continues(expert_dir:
     # patience 1 now: 14 does not rise, but it is the last step anyway, so no early stop is reported
     assert more.start_step == 8 and more.steps == 14 and more.stop_reason is None
     assert more.best is not None and more.best["name"] == "checkpoint-12"
-    assert [c.step for c in list_checkpoints(out)] == [12, 14]
-    run = read_run(out)
-    assert "stopped" not in run and [e["step"] for e in run["evaluations"]] == [2, 4, 6, 8, 10, 12, 14]
+    assert [c.step for c in Run(out).checkpoints()] == [12, 14]
+    run = Run(out).record
+    assert run is not None and run.stopped is None and [e["step"] for e in run.evaluations] == [2, 4, 6, 8, 10, 12, 14]
+    assert "stopped" not in json.loads((out / "run.json").read_text())
 
 
 # ---------------------------------------------------------------------- real scores, reused by compare
@@ -133,10 +136,11 @@ def test_checkpoints_are_scored_while_training(scored_run: Path) -> None:
     for x in lines:
         assert x["cases"] == 8 and 0 <= x["valid"] <= 1 and x["seconds"] > 0 and x["scorer"] >= 1
     ck = load_checkpoint(scored_run / "checkpoint-4")
-    assert ck.record["eval"]["valid"] == lines[1]["valid"]
+    assert ck.record.eval is not None and ck.record.eval["valid"] == lines[1]["valid"]
     recorded = json.loads((scored_run / "checkpoint-4" / "eval.json").read_text())
     assert len(recorded["cases"]) == 8 and all("output" in c and "verdict" in c for c in recorded["cases"])
-    assert read_run(scored_run)["best"]["metric"] == "valid"
+    run = Run(scored_run).record
+    assert run is not None and run.best is not None and run.best["metric"] == "valid"
 
 
 def test_compare_reuses_recorded_scores_without_generating(scored_run: Path, expert_dir: Path, tmp_path: Path,
@@ -178,7 +182,9 @@ def test_cli_options_reach_the_run(expert_dir: Path, base: str, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "eval checkpoint-2: valid" in proc.stderr and "(3 cases," in proc.stderr
     assert "best checkpoint: checkpoint-2" in proc.stdout
-    options = read_run(out)["options"]
+    run = Run(out).record
+    assert run is not None
+    options = run.options
     assert (options["eval_every"], options["eval_cases"], options["keep"], options["weight_decay"]) == (
         2, 3, "last", 0.01)
     bad = subprocess.run([sys.executable, "-m", "expertkit.cli", "train", str(expert_dir), "--base", base, "--out",
@@ -195,5 +201,6 @@ def test_early_stop_end_to_end_with_real_scores(expert_dir: Path, base: str, tmp
                                                                 min_delta=1.0, keep="last"))
     assert result.steps == 4 and result.stop_reason is not None and "early stop at step 4" in result.stop_reason
     assert result.evaluations == 2 and result.eval_seconds > 0
-    assert [c.step for c in list_checkpoints(out)] == [4]  # --keep last
-    assert read_run(out)["stopped"]["step"] == 4
+    assert [c.step for c in Run(out).checkpoints()] == [4]  # --keep last
+    run = Run(out).record
+    assert run is not None and run.stopped is not None and run.stopped.step == 4

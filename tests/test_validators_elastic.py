@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from expertkit.core.manifest import OutputSpec
+from expertkit.kinds import bind_kind
 from expertkit.kinds.elastic.validator import ElasticDslValidator, flatten_mapping
-from expertkit.kinds.validation import get_validator
 
 EXPERT = Path(__file__).resolve().parents[1] / "experts" / "elastic"
 ECOM = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_ecommerce"}
@@ -24,7 +24,7 @@ LOGS = {**ECOM, "Index": "kibana_sample_data_logs"}
 
 @pytest.fixture(scope="module")
 def v() -> ElasticDslValidator:
-    validator = get_validator(EXPERT, OutputSpec(kind="elastic_dsl", resources={"mappings": "mappings"}))
+    validator = bind_kind(EXPERT, OutputSpec(kind="elastic_dsl", resources={"mappings": "mappings"}))
     assert isinstance(validator, ElasticDslValidator)
     return validator
 

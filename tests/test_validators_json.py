@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.manifest import OutputSpec
+from expertkit.kinds import bind_kind
 from expertkit.kinds.json.validator import JsonValidator, parse_json_object
-from expertkit.kinds.validation import get_validator
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -33,7 +33,7 @@ def make(tmp_path: Path, schema: object | None = None, raw: str | None = None) -
     if schema is not None or raw is not None:
         (tmp_path / "schema.json").write_text(raw if raw is not None else json.dumps(schema))
         resources["json_schema"] = "schema.json"
-    validator = get_validator(tmp_path, OutputSpec(kind="json", resources=resources))
+    validator = bind_kind(tmp_path, OutputSpec(kind="json", resources=resources))
     assert isinstance(validator, JsonValidator)
     return validator
 
@@ -83,7 +83,7 @@ def test_bad_schema_files_are_user_errors(tmp_path: Path) -> None:
     with pytest.raises(ExpertkitError, match="not a valid JSON Schema"):
         make(tmp_path, {"type": "no-such-type"})
     with pytest.raises(ExpertkitError, match="not found"):
-        get_validator(tmp_path, OutputSpec(kind="json", resources={"json_schema": "missing.json"}))
+        bind_kind(tmp_path, OutputSpec(kind="json", resources={"json_schema": "missing.json"}))
 
 
 def test_deep_output_with_schema_does_not_raise(tmp_path: Path) -> None:

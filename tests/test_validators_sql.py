@@ -13,8 +13,8 @@ from sqlglot import exp
 
 from expertkit.core.manifest import OutputSpec
 from expertkit.engines.sql.sandbox import close_connections
+from expertkit.kinds import bind_kind
 from expertkit.kinds.sql.validator import SqlValidator, check_statement, has_top_level_order, parse_statement
-from expertkit.kinds.validation import get_validator
 
 SCHEMA = """CREATE TABLE departments (
   id INTEGER PRIMARY KEY,
@@ -47,7 +47,7 @@ def v(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlValidator]:
     (root / "schemas" / "nodata.sql").write_text("CREATE TABLE lonely (a INT);")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EXPERTKIT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        validator = get_validator(root, OutputSpec(kind="sql", dialect="postgres", resources={"schemas": "schemas"}))
+        validator = bind_kind(root, OutputSpec(kind="sql", dialect="postgres", resources={"schemas": "schemas"}))
         assert isinstance(validator, SqlValidator)
         yield validator
     close_connections()
@@ -288,7 +288,7 @@ def test_fixture_is_built_once(v: SqlValidator, tmp_path: Path) -> None:
     duck = {**F, "Dialect": "duckdb"}
     db = v.fixture_db(SCHEMA, duck)
     assert db is not None and db.location.endswith(".duckdb")
-    again = get_validator(v.expert_root, v.output)
+    again = bind_kind(v.expert_root, v.output)
     assert isinstance(again, SqlValidator)
     mtime = Path(db.location).stat().st_mtime_ns
     assert again.fixture_db(SCHEMA, duck) == db

@@ -36,11 +36,13 @@ _EXPORTS: dict[str, str] = {
     "lint_file": "expertkit.authoring.lint",
     "LintReport": "expertkit.authoring.lint",
     # judging one output
-    "Validator": "expertkit.kinds.validation",
+    "OutputKind": "expertkit.kinds",
+    "kind_class": "expertkit.kinds",
     "ValidationResult": "expertkit.kinds.validation",
     "Score": "expertkit.kinds.scoring",
     "score_output": "expertkit.kinds.scoring",
     # runs and checkpoints
+    "Run": "expertkit.core.checkpoints",
     "Checkpoint": "expertkit.core.checkpoints",
     "load_checkpoint": "expertkit.core.checkpoints",
     "list_checkpoints": "expertkit.core.checkpoints",
@@ -78,17 +80,19 @@ __all__ = [
     "InstalledExpert",
     "LintReport",
     "Manifest",
+    "OutputKind",
     "PromptContract",
     "QuickstartResult",
+    "Run",
     "Score",
     "ServeOptions",
     "TrainOptions",
     "TrainResult",
     "ValidationResult",
-    "Validator",
     "compare_run",
     "generate_dataset",
     "install_package",
+    "kind_class",
     "lint_file",
     "list_checkpoints",
     "list_installed",
@@ -122,15 +126,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names come from
     from expertkit.authoring.generators import generate_dataset
     from expertkit.authoring.lint import LintReport, lint_file
     from expertkit.authoring.scaffold import new_expert
-    from expertkit.core.checkpoints import Checkpoint, list_checkpoints, load_checkpoint
+    from expertkit.core.checkpoints import Checkpoint, Run, list_checkpoints, load_checkpoint
     from expertkit.core.contract import PromptContract
     from expertkit.core.errors import ContractError, DriftError, ExpertkitError
     from expertkit.core.findings import Finding
     from expertkit.core.manifest import Manifest, load_manifest, parse_manifest
     from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
     from expertkit.expert import Expert
+    from expertkit.kinds import OutputKind, kind_class
     from expertkit.kinds.scoring import Score, score_output
-    from expertkit.kinds.validation import ValidationResult, Validator
+    from expertkit.kinds.validation import ValidationResult
     from expertkit.packaging.package import (
         InstalledExpert,
         install_package,

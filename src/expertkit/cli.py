@@ -20,6 +20,7 @@ from rich.table import Table
 
 from expertkit.core.errors import ExpertkitError, from_os_error, one_line
 from expertkit.core.findings import Finding, has_errors
+from expertkit.kinds import DEFAULT_KIND, kind_names
 
 app = typer.Typer(
     name="expertkit",
@@ -629,7 +630,7 @@ def new(
     task: Annotated[str, typer.Option("--task", help="Value of the Task field.")],
     field: Annotated[list[str] | None, typer.Option("--field", help="Extra field NAME[:required] (repeatable).")]
     = None,
-    output_kind: Annotated[str, typer.Option("--output-kind", help="elastic_dsl | sql | json")] = "json",
+    output_kind: Annotated[str, typer.Option("--output-kind", help=" | ".join(kind_names()))] = DEFAULT_KIND,
     root: Annotated[Path, typer.Option("--root", help="Folder holding experts/.")] = Path("."),
 ) -> None:
     """Scaffold experts/NAME with a manifest, a README with the exact prompt, empty data files."""

@@ -1,4 +1,4 @@
-"""``Expert``: a manifest, its prompt contract, its data and its validator, loaded from a folder."""
+"""``Expert``: a manifest, its prompt contract, its data and its output kind, loaded from a folder."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expertkit.core.contract import PromptContract
+from expertkit.core.contract import FieldSpec, PromptContract
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.findings import Finding
 from expertkit.core.manifest import Manifest, load_manifest
-from expertkit.kinds.validation import ValidationResult, Validator, get_validator
+from expertkit.kinds import OutputKind, bind_kind
+from expertkit.kinds.validation import ValidationResult
 
 if TYPE_CHECKING:
     from expertkit.kinds.correctness import Matcher
@@ -67,15 +68,29 @@ class Expert:
         return [key for key, rel in paths.items() if not (root / rel).resolve().is_relative_to(root)]
 
     @cached_property
-    def validator(self) -> Validator:
-        return get_validator(self.root, self.manifest.output)
+    def kind(self) -> OutputKind:
+        """The manifest's output kind, bound to the expert's resources and field roles: it validates, compares
+        and finds answers (:mod:`expertkit.kinds`)."""
+        return bind_kind(self.root, self.manifest.output, self.contract.fields)
 
-    @cached_property
+    @property
+    def validator(self) -> OutputKind:
+        """The output kind, as the validator of answers (the same object as :attr:`kind`)."""
+        return self.kind
+
+    @property
     def matcher(self) -> Matcher | None:
         """Compares answers with gold ones as parts and checks their literals (``None`` for kinds without)."""
-        from expertkit.kinds.correctness import get_matcher
+        return self.kind.matcher
 
-        return get_matcher(self.validator)
+    @property
+    def routing_fields(self) -> list[FieldSpec]:
+        """The fields whose values pick this expert for ``serve``'s ``model: "auto"``: those that say ``route:
+        true``; when none says, the output kind's default routing fields that the contract has."""
+        fields = self.contract.fields
+        if any(f.route is not None for f in fields):
+            return [f for f in fields if f.route]
+        return [f for f in fields if f.name in self.kind.default_routing]
 
     # ------------------------------------------------------------------ the API of the brief
     def render(self, fields: Mapping[str, Any], question: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from expertkit.core.checkpoints import list_checkpoints, read_run
+from expertkit.core.checkpoints import Run
 from expertkit.core.fileio import check_output_dir
 from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
 from expertkit.evaluation.report import headline
@@ -61,16 +61,15 @@ def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_eve
     """Train, resume an interrupted run, or keep a finished one."""
     from expertkit.training.train import TrainOptions, train_expert
 
-    run = read_run(run_dir) if run_dir.is_dir() else {}
-    if run:
-        planned = int(run.get("options", {}).get("steps", 0))
-        done = max((c.step for c in list_checkpoints(run_dir)), default=0)
-        if done >= planned or isinstance(run.get("stopped"), dict):
-            how = "stopped early at" if isinstance(run.get("stopped"), dict) and done < planned \
-                else "already trained to"
-            _say(f"  {run_dir} is {how} step {done}; delete it to train again")
+    folder = Run(run_dir)
+    run = folder.record
+    if run is not None:
+        progress = folder.progress(run)
+        if progress.finished:
+            how = "stopped early at" if progress.stopped_early else "already trained to"
+            _say(f"  {run_dir} is {how} step {progress.done}; delete it to train again")
             return
-        _say(f"  resuming {run_dir} from step {done} of {planned}")
+        _say(f"  resuming {run_dir} from step {progress.done} of {progress.planned}")
         result = train_expert(expert, TrainOptions(out_dir=run_dir, resume=True))
     else:
         scoring = {**QUICKSTART_EVAL, "eval_every": save_every or QUICKSTART_EVAL["eval_every"]}
@@ -81,19 +80,19 @@ def _train(expert: Expert, run_dir: Path, base: str, steps: int | None, save_eve
 
 def _print_recorded(run_dir: Path) -> None:
     """The scores recorded while training, one line per evaluation."""
-    run = read_run(run_dir)
-    rows = run.get("evaluations") or []
-    if not rows:
+    run = Run(run_dir).record
+    rows = run.evaluations if run is not None else []
+    if run is None or not rows:
         return
-    best = (run.get("best") or {}).get("name")
+    best = (run.best or {}).get("name")
     _say("  scores recorded while training:")
     for row in rows:
         cells = ", ".join(f"{key} {row[key]:.3f}" for key in ("valid", "correct", "reasoning")
                           if isinstance(row.get(key), int | float))
         mark = "  <- best" if row.get("name") == best else ""
         _say(f"    {row['name']}: {cells} ({row['cases']} cases, {row['seconds']:.1f} s){mark}")
-    if isinstance(run.get("stopped"), dict):
-        _say(f"  {run['stopped']['reason']}")
+    if run.stopped is not None:
+        _say(f"  {run.stopped.reason}")
 
 
 def run_quickstart(

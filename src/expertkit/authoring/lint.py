@@ -4,7 +4,7 @@ Gold answers are judged by :func:`~expertkit.kinds.scoring.score_output`, like m
 is ``reasoning_in_answer`` (a query in another language, such as EQL or KQL, is not reasoning), text
 around a valid answer (a fence, a label, trailing prose) is ``text_in_answer``, and an answer the
 validator rejects is ``invalid_answer``. An answer is validated whenever its record carries the fields
-its validator needs (:attr:`~expertkit.kinds.validation.Validator.needs`), whatever findings the record's other
+its output kind needs (:attr:`~expertkit.kinds.OutputKind.needs`), whatever findings the record's other
 fields have; the answers that cannot be are counted in one ``not_validated`` warning.
 """
 
@@ -151,7 +151,7 @@ def lint_examples(
         missing = [name for name in needs if name not in usable]
         if missing:  # the answer cannot be judged; still look for reasoning in it
             not_validated[", ".join(missing)] += 1
-            analysis = analyze_output(ex.answer, expert.manifest.output.kind)
+            analysis = analyze_output(ex.answer, expert.kind)
             reasoning, verdict = analysis.kind, None
         else:
             cache_key = (ex.answer, tuple(usable.items()))

@@ -1,9 +1,10 @@
 """``expertkit new``: scaffold ``experts/NAME`` so that every expert starts from the same contract shape.
 
-The folder gets a manifest (``qwen3`` wrapper; fields ``Dialect`` and ``Task`` with one allowed value
-each, then the extra free-text fields), a README documenting the exact prompt (rendered by the
-contract), an empty ``data/train.jsonl`` and a ``data/eval.jsonl`` holding one record that shows the
-shape. The folder is built under a temporary name and renamed when whole; an existing one is never touched.
+The folder gets a manifest (``qwen3`` wrapper; the output kind's starting fields — the routing fields
+set by ``--dialect`` and ``--task``, one allowed value each — then the extra free-text fields), a README
+documenting the exact prompt (rendered by the contract) and the kind's resources, an empty
+``data/train.jsonl`` and a ``data/eval.jsonl`` holding one record with the kind's example answer. The
+folder is built under a temporary name and renamed when whole; an existing one is never touched.
 """
 
 from __future__ import annotations
@@ -23,26 +24,13 @@ from expertkit.core.contract import PromptContract
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import usual_dir_mode
 from expertkit.core.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from expertkit.kinds import DEFAULT_KIND, OutputKind, kind_class
 
-OUTPUT_KINDS = ("elastic_dsl", "sql", "json")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-#: A gold answer of the right shape for each output kind (the eval file's example record).
-EXAMPLE_ANSWERS = {
-    "json": '{"answer": "example"}',
-    "elastic_dsl": '{"query": {"match_all": {}}}',
-    "sql": "SELECT 1;",
-}
-_RESOURCE_NOTES = {
-    "json": "Optionally add a JSON Schema the answers must fit: `output.resources.json_schema: schema.json`.",
-    "elastic_dsl": "Add the index mappings the validator checks fields against: a folder of `<index>.json` "
-                   "files and `output.resources.mappings: mappings`.",
-    "sql": "Add the schemas the validator runs queries against: a folder of `<name>.sql` (DDL) and "
-           "`<name>.data.sql` (fixture rows) and `output.resources.schemas: schemas`.",
-}
 
 
-def _parse_field(item: str) -> tuple[str, bool]:
+def _parse_field(item: str, fixed: Sequence[str]) -> tuple[str, bool]:
     name, sep, flag = item.partition(":")
     name = name.strip()
     if not _FIELD_RE.match(name):
@@ -50,18 +38,13 @@ def _parse_field(item: str) -> tuple[str, bool]:
                              key="--field")
     if sep and flag.strip() != "required":
         raise ExpertkitError(f"--field expects NAME or NAME:required, got {item!r}", key="--field")
-    if name in ("Dialect", "Task"):
+    if name in fixed:
         raise ExpertkitError(f"{name} is always in the contract (set it with --{name.lower()})", key="--field")
     return name, bool(sep)
 
 
-def _manifest_data(name: str, dialect: str, task: str, extra: list[tuple[str, bool]], output_kind: str
+def _manifest_data(name: str, dialect: str, task: str, fields: list[dict[str, Any]], output_kind: str
                    ) -> dict[str, Any]:
-    fields: list[dict[str, Any]] = [
-        {"name": "Dialect", "values": [dialect], "description": "The language of the answer."},
-        {"name": "Task", "values": [task], "description": "What the answer is."},
-    ]
-    fields += [{"name": f, "required": req, "description": "Free text."} for f, req in extra]
     return {
         "name": name,
         "version": "0.1.0",
@@ -73,7 +56,18 @@ def _manifest_data(name: str, dialect: str, task: str, extra: list[tuple[str, bo
     }
 
 
-def _readme(manifest: Manifest, fields: dict[str, str], question: str, answer: str) -> str:
+def _kind(name: str) -> type[OutputKind]:
+    try:
+        return kind_class(name)
+    except ExpertkitError as exc:
+        raise ExpertkitError(exc.message, key="--output-kind") from None
+
+
+def _extra_fields(extra: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+    return [{"name": f, "required": req, "description": "Free text."} for f, req in extra]
+
+
+def _readme(manifest: Manifest, kind: type[OutputKind], fields: dict[str, str], question: str, answer: str) -> str:
     name = manifest.name
     contract = PromptContract(manifest.contract)
     rows = "\n".join(
@@ -119,7 +113,7 @@ client sends to `expertkit serve`, checked like `expertkit check-prompt`):
 * `data/eval.jsonl` — held-out eval cases, same shape. It holds one example record showing the shape:
   replace it with real cases.
 
-{_RESOURCE_NOTES[manifest.output.kind]}
+{kind.resource_notes}
 
 ## Next steps
 
@@ -138,17 +132,17 @@ def new_expert(
     dialect: str,
     task: str,
     fields: Sequence[str] = (),
-    output_kind: str = "json",
+    output_kind: str = DEFAULT_KIND,
     root: str | Path = ".",
 ) -> Path:
     """Create ``ROOT/experts/NAME`` and return its path; an existing folder is refused."""
     if not _NAME_RE.match(name):
         raise ExpertkitError(f"expert name {name!r} must be lower case letters, digits, '_' or '-' (at most 64)",
                              key="NAME")
-    if output_kind not in OUTPUT_KINDS:
-        raise ExpertkitError(f"unknown output kind {output_kind!r} (one of {', '.join(OUTPUT_KINDS)})",
-                             key="--output-kind")
-    extra = [_parse_field(item) for item in fields]
+    kind = _kind(output_kind)
+    start = kind.scaffold_fields({"--dialect": dialect, "--task": task})
+    fixed = [f["name"] for f in start]
+    extra = [_parse_field(item, fixed) for item in fields]
     names = [f for f, _ in extra]
     dupes = sorted({f for f in names if names.count(f) > 1})
     if dupes:
@@ -158,17 +152,17 @@ def new_expert(
     if target.exists():
         raise ExpertkitError("already exists; refusing to overwrite it", path=target)
     text = (f"# The {name} expert, scaffolded by `expertkit new`: edit the description, add resources and data.\n"
-            + yaml.safe_dump(_manifest_data(name, dialect, task, extra, output_kind), sort_keys=False,
-                             allow_unicode=True, width=100))
+            + yaml.safe_dump(_manifest_data(name, dialect, task, start + _extra_fields(extra), output_kind),
+                             sort_keys=False, allow_unicode=True, width=100))
     try:
         manifest = parse_manifest(text, MANIFEST_NAME)
     except ExpertkitError as exc:  # a value the contract refuses: name the option it came from
-        option = {"contract.fields.0": "--dialect", "contract.fields.1": "--task"}.get(exc.key or "", "--field")
-        raise ExpertkitError(exc.message, key=option) from None
-    example_fields = {"Dialect": dialect, "Task": task, **{f: f"example {f}" for f in names}}
+        options = {f"contract.fields.{i}": f"--{f['name'].lower()}" for i, f in enumerate(start)}
+        raise ExpertkitError(exc.message, key=options.get(exc.key or "", "--field")) from None
+    example_fields = {**{f["name"]: f["values"][0] for f in start}, **{f: f"example {f}" for f in names}}
     question = "An example question."
-    answer = EXAMPLE_ANSWERS[output_kind]
-    readme = _readme(manifest, example_fields, question, answer)
+    answer = kind.example_answer
+    readme = _readme(manifest, kind, example_fields, question, answer)
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
     try:

@@ -43,6 +43,12 @@ class FieldSpec(BaseModel):
     default: str | None = None
     multiline: bool = False
     description: str = ""
+    #: The part of the prompt the output kind reads from this field (``index``, ``schema``, ``dialect``…:
+    #: the kind's roles); unset, a role falls to the kind's default field name.
+    role: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    #: ``serve`` picks the expert for ``model: "auto"`` by this field's value; when no field says, the output
+    #: kind's default routing fields route.
+    route: bool | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSpec:
@@ -138,10 +144,12 @@ class PromptContract:
 
     # ------------------------------------------------------------------ identity
     def canonical(self) -> dict[str, Any]:
-        """The contract as plain data, documentation text left out."""
-        data = self.spec.model_dump(mode="json")
+        """The contract as plain data, documentation text and what does not change the prompt (field roles,
+        routing) left out."""
+        data = self.spec.model_dump()
         for f in data["fields"]:
-            f.pop("description", None)
+            for key in ("description", "role", "route"):
+                f.pop(key, None)
         return data
 
     @property

@@ -14,7 +14,6 @@ from expertkit.core.fileio import read_text
 from expertkit.core.options import MAX_COUNT, MAX_SEED
 
 MANIFEST_NAME = "expert.yaml"
-OutputKind = Literal["elastic_dsl", "sql", "json"]
 Metric = Literal["valid", "equivalent", "execution_match", "direct_valid", "component_f1", "correct"]
 
 
@@ -25,12 +24,12 @@ class _Strict(BaseModel):
 class OutputSpec(_Strict):
     """What the expert answers, and the files its validator needs (paths relative to the expert)."""
 
-    kind: OutputKind
-    #: elastic_dsl: ``mappings`` (folder of ``<index>.json``) and optional ``values`` (folder of
-    #: ``<index>.json``, field → known values, for grounding); sql: ``schemas`` (folder of ``<name>.sql``
-    #: DDL and ``<name>.data.sql`` fixture rows); json: optional ``json_schema`` file.
+    #: The output kind (:mod:`expertkit.kinds`: a built-in one or a plug-in's), checked when the manifest is
+    #: parsed.
+    kind: str
+    #: The kind's resources by name (each kind documents its own: see ``docs/kinds.md``).
     resources: dict[str, str] = Field(default_factory=dict)
-    #: sql: the sqlglot dialect the answers are written in.
+    #: The dialect the answers are written in, for kinds that have dialects.
     dialect: str | None = None
 
 
@@ -200,7 +199,7 @@ def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
     if not isinstance(data, dict):
         raise ExpertkitError("the manifest must be a mapping of keys", path=path)
     try:
-        return Manifest.model_validate(data)
+        manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -218,6 +217,34 @@ def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
             msg = "required key is missing"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ExpertkitError(msg + more, path=path, line=line, key=key) from None
+    _check_kind(manifest, text, path)
+    return manifest
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line of the dotted ``key`` (or of its nearest parent given) in the manifest text."""
+    lines = _key_lines(text)
+    loc: tuple[str | int, ...] = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+def _check_kind(manifest: Manifest, text: str, path: str | Path) -> None:
+    """The output kind exists (a plug-in's loaded on first lookup) and accepts the manifest (its ``output``
+    section, its fields' roles)."""
+    from expertkit.kinds import kind_class
+
+    try:
+        kind = kind_class(manifest.output.kind)
+    except ExpertkitError as exc:
+        raise ExpertkitError(exc.message, path=path, line=_line_of(text, "output.kind"), key="output.kind") from None
+    problems = kind.manifest_problems(manifest)
+    if problems:
+        key, msg = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ExpertkitError(msg + more, path=path, line=_line_of(text, key), key=key)
 
 
 def load_manifest(expert_dir: str | Path) -> Manifest:

@@ -8,10 +8,11 @@ what else there is —
 * ``unclosed_think``: a ``<think>`` that never closes (the answer never came);
 * ``prose``: reasoning prose before the answer, or instead of it (three or more words);
 
-— and extracts the answer: the first JSON object (``json``/``elastic_dsl``; for ``json`` also a top-level
-array) or SQL statement (``sql``), looked for first inside a fenced code block. Text after a complete
-JSON answer is kept in the answer (so trailing junk makes it invalid) unless it is prose. Output that
-holds no answer and is not prose is returned whole as the answer, for the validator to reject.
+— and extracts the answer, as the output kind finds it (:class:`AnswerSyntax`: the first JSON object, the
+first SQL statement…), looked for first inside a fenced code block. For a kind that keeps trailing text
+(the JSON ones), text after a complete answer is kept in the answer (so trailing junk makes it invalid)
+unless it is prose. Output that holds no answer and is not prose is returned whole as the answer, for the
+validator to reject.
 
 What is neither reasoning nor the answer is reported too, so that a valid answer with text around it is
 not taken for a clean one: ``fenced`` (the answer sat in a code fence), ``lead`` (a label such as
@@ -24,10 +25,10 @@ brackets (:func:`is_prose`).
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 ReasoningKind = Literal["think_block", "unclosed_think", "prose"]
 #: Outputs longer than this (after think blocks) are not searched for an answer: they are handed whole
@@ -43,13 +44,19 @@ _CODE_TOKEN_RE = re.compile(r"[=<>()\[\]|&*~/\\]|\w[.:]\w|\w_\w|^[:!?]|^-?\d")
 #: Prose has fewer code tokens than this share of its tokens.
 MAX_CODE_SHARE = 0.2
 _QUOTED_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"')
-_CTE = r"\s+(?:RECURSIVE\s+)?\w+\s*(?:\([^()]*\)\s*)?AS\s*(?:NOT\s+)?(?:MATERIALIZED\s+)?\("
-#: Where an SQL statement may start (group 1), most trusted first: an upper-case ``SELECT`` or
-#: ``WITH name AS (`` anywhere, then either in any case at the start of a line or after a colon.
-_SQL_STARTS = (
-    re.compile(r"\b(SELECT\b|WITH" + _CTE + ")"),
-    re.compile(r"(?:^|(?<=:))[ \t]*(SELECT\b|WITH" + _CTE + ")", re.I | re.M),
-)
+
+
+class AnswerSyntax(Protocol):
+    """How an output kind's answers look in raw text (:class:`expertkit.kinds.OutputKind` is one)."""
+
+    #: Outputs starting with one of these are the answer as they stand (a direct answer, complete or not).
+    direct_openers: Sequence[str]
+    #: Text after a found answer that is not prose stays in the answer, for the validator to reject.
+    keeps_trailing_text: bool
+
+    def find_answer(self, text: str) -> tuple[int, str] | None:
+        """Start offset and text of the first complete answer in ``text``, or ``None``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -112,34 +119,6 @@ def _join(*parts: str) -> str:
     return "\n".join(p.strip() for p in parts if p.strip())
 
 
-def _json_answer(text: str, output_kind: str) -> tuple[int, str] | None:
-    """Start offset and text of the first complete JSON object (or, for ``json``, array) in ``text``."""
-    decoder = json.JSONDecoder()
-    opener = re.compile(r"[{\[]" if output_kind == "json" else r"\{")
-    for m in opener.finditer(text):
-        try:
-            _, end = decoder.raw_decode(text, m.start())
-        except json.JSONDecodeError:
-            continue
-        except RecursionError:  # every opener inside would recurse as deep again: give up
-            return None
-        return m.start(), text[m.start() : end]
-    return None
-
-
-def _sql_answer(text: str) -> tuple[int, str] | None:
-    """Start offset and text of the first SQL statement: up to ``;`` (kept), a blank line, or the end."""
-    for pattern in _SQL_STARTS:
-        m = pattern.search(text)
-        if m is None:
-            continue
-        start = m.start(1)
-        body = text[start:]
-        ends = [i + 1 for i in (body.find(";"),) if i != -1] + [i for i in (body.find("\n\n"),) if i != -1]
-        return start, body[: min(ends)].strip() if ends else body.strip()
-    return None
-
-
 def _strip_think(text: str) -> tuple[str, str, ReasoningKind | None]:
     """``(rest, reasoning, kind)`` with every think block taken out of ``text``."""
     reasoning: list[str] = []
@@ -161,19 +140,23 @@ def _strip_think(text: str) -> tuple[str, str, ReasoningKind | None]:
     return text.strip(), _join(*reasoning), kind
 
 
-def analyze_output(raw: str, output_kind: str) -> OutputAnalysis:
-    """Split ``raw`` into reasoning and answer for an output kind (``json``/``elastic_dsl``/``sql``)."""
+def analyze_output(raw: str, output_kind: AnswerSyntax | str) -> OutputAnalysis:
+    """Split ``raw`` into reasoning and answer for an output kind (its class or instance, or its name)."""
+    if isinstance(output_kind, str):
+        from expertkit.kinds import kind_class
+
+        syntax: AnswerSyntax = kind_class(output_kind)
+    else:
+        syntax = output_kind
     text, reasoning, kind = _strip_think(raw.strip())
     if kind == "unclosed_think":
         return OutputAnalysis(raw, "", reasoning, kind)
     if len(text) > MAX_SEARCH_CHARS:
         return OutputAnalysis(raw, text, reasoning, kind)
 
-    def locate(s: str) -> tuple[int, str] | None:
-        return _sql_answer(s) if output_kind == "sql" else _json_answer(s, output_kind)
-
-    if output_kind != "sql" and text.startswith(("{", "[")):  # a direct answer, complete or not
-        found = _json_answer(text, output_kind)
+    locate = syntax.find_answer
+    if syntax.direct_openers and text.startswith(tuple(syntax.direct_openers)):  # a direct answer
+        found = locate(text)
         if found is None or found[0] != 0 or not is_prose(text[len(found[1]) :]):
             return OutputAnalysis(raw, text, reasoning, kind)
         return OutputAnalysis(raw, found[1], reasoning, kind, trailing=text[len(found[1]) :].strip())
@@ -190,7 +173,7 @@ def analyze_output(raw: str, output_kind: str) -> OutputAnalysis:
             return OutputAnalysis(raw, text, reasoning, kind)
         start, answer = found
         lead, tail, fenced = text[:start], text[start + len(answer) :], False
-        if output_kind != "sql" and not is_prose(tail):
+        if syntax.keeps_trailing_text and not is_prose(tail):
             answer, tail = answer + tail, ""  # trailing junk stays, so that the validator sees it
     label = ""
     if is_prose(lead):

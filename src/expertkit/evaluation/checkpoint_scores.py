@@ -15,13 +15,9 @@ are generated as usual. ``compare --rescore`` ignores the records.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from expertkit.core.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from expertkit.core.checkpoints import Checkpoint
@@ -29,7 +25,6 @@ if TYPE_CHECKING:
     from expertkit.expert import Expert
     from expertkit.kinds.scoring import Score
 
-EVAL_FILE = "eval.json"
 EVAL_FILE_VERSION = 1
 
 
@@ -53,12 +48,12 @@ def generation_key(expert: Expert, max_new_tokens: int, stop_strings: Sequence[s
             "stop_strings": list(stop_strings)}
 
 
-def write_checkpoint_eval(folder: Path, expert: Expert, cases: Sequence[Case], scores: Sequence[Score], *,
+def write_checkpoint_eval(checkpoint: Checkpoint, expert: Expert, cases: Sequence[Case], scores: Sequence[Score], *,
                           max_new_tokens: int, stop_strings: Sequence[str], summary: Mapping[str, Any]) -> None:
-    """Write ``eval.json`` into a checkpoint folder (atomically)."""
+    """Write the checkpoint's ``eval.json`` (atomically)."""
     from expertkit.kinds.scoring import SCORER_VERSION
 
-    atomic_write_json(folder / EVAL_FILE, {
+    checkpoint.write_scores({
         "version": EVAL_FILE_VERSION,
         "scorer": SCORER_VERSION,
         **generation_key(expert, max_new_tokens, stop_strings),
@@ -79,15 +74,9 @@ class Recorded:
     rescored: bool = False
 
 
-def _read(folder: Path) -> dict[str, Any] | None:
-    path = folder / EVAL_FILE
-    if not path.is_file():
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, OSError):
-        return None  # an unreadable record is not used; compare generates instead
-    return value if isinstance(value, dict) and value.get("version") == EVAL_FILE_VERSION else None
+def _read(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    value = checkpoint.read_scores()  # an unreadable record is not used; compare generates instead
+    return value if value is not None and value.get("version") == EVAL_FILE_VERSION else None
 
 
 def _score_from(expert: Expert, case: Case, row: Mapping[str, Any], same_scorer: bool) -> Score:
@@ -109,7 +98,7 @@ def recorded_scores(checkpoint: Checkpoint, expert: Expert, cases: Sequence[Case
     """The recorded scores of ``checkpoint`` for those of ``cases`` it holds (none when the key differs)."""
     from expertkit.kinds.scoring import SCORER_VERSION
 
-    record = _read(checkpoint.path)
+    record = _read(checkpoint)
     if record is None:
         return Recorded({})
     key = generation_key(expert, max_new_tokens, stop_strings)

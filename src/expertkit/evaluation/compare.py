@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,13 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from expertkit.core.checkpoints import (
-    RECORD_NAME,
-    Checkpoint,
-    check_contract,
-    list_checkpoints,
-    read_run,
-)
+from expertkit.core.checkpoints import Run, check_contract
 from expertkit.core.contract import QWEN_THINK_OFF, PromptContract
 from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
@@ -52,10 +45,10 @@ from expertkit.engines.inference import (
     sample_for,
 )
 from expertkit.engines.inference.constrain import resolve_mode
-from expertkit.engines.inference.generation import Generation, Sampling, checkpoint_kind
+from expertkit.engines.inference.generation import Generation, Sampling
 from expertkit.engines.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
 from expertkit.kinds.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
-from expertkit.models.base import choose_base
+from expertkit.models.base import same_base
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -74,7 +67,6 @@ DRIFT_DESCRIPTIONS: dict[str, str] = {
 }
 BASE_NAME = "base"
 REPORT_VERSION = 1
-_INCOMPLETE_RE = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
 
 _console = Console(stderr=True)
 
@@ -262,49 +254,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def select_checkpoints(run_dir: Path, steps: str | None) -> tuple[list[Checkpoint], list[str]]:
-    """Complete checkpoints (all, or the ``100,150`` steps named) and the names of incomplete folders
-    (``checkpoint-N`` without its record, ``tmp-checkpoint-N`` still being written)."""
-    complete = list_checkpoints(run_dir)
-    done = {c.path.name for c in complete}
-    incomplete = sorted(
-        (c.name for c in run_dir.iterdir() if c.is_dir() and _INCOMPLETE_RE.match(c.name) and c.name not in done),
-        key=lambda n: int(_INCOMPLETE_RE.match(n).group(1)),  # type: ignore[union-attr]
-    )
-    if steps is None:
-        return complete, incomplete
-    by_step = {c.step: c for c in complete}
-    chosen: list[Checkpoint] = []
-    for item in (s.strip() for s in steps.split(",") if s.strip()):
-        digits = item.removeprefix("checkpoint-")
-        if not digits.isdigit():
-            raise ExpertkitError(f"expected steps like 100,150, got {item!r}", key="--checkpoints")
-        step = int(digits)
-        if step not in by_step:
-            if f"checkpoint-{step}" in incomplete:
-                raise ExpertkitError(f"checkpoint-{step} is incomplete (no {RECORD_NAME}): its save was "
-                                     "interrupted", path=run_dir / f"checkpoint-{step}", key="--checkpoints")
-            have = ", ".join(str(s) for s in by_step) or "none"
-            raise ExpertkitError(f"no complete checkpoint-{step} (steps: {have})", path=run_dir,
-                                 key="--checkpoints")
-        if by_step[step] not in chosen:
-            chosen.append(by_step[step])
-    if not chosen:
-        raise ExpertkitError("no steps given", key="--checkpoints")
-    return sorted(chosen, key=lambda c: c.step), incomplete
-
-
-def resolve_run_base(run_dir: Path, base: str | None, checkpoints: Sequence[Checkpoint]) -> str:
-    """The base the run was trained on (its recorded folder when it still exists); ``--base`` must match it."""
-    run = read_run(run_dir)
-    options = run.get("options") if isinstance(run.get("options"), dict) else {}
-    record = {"base": run.get("base"), "base_path": options.get("base_path")}  # type: ignore[union-attr]
-    try:
-        return choose_base(base, [("the run", record), *((ck.name, ck.record) for ck in checkpoints)])
-    except ExpertkitError as exc:
-        raise ExpertkitError(exc.message, path=run_dir, key="--base") from None
-
-
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=_console, transient=False)
@@ -387,18 +336,19 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
+    folder = Run(run_dir)
     check_count(options.max_cases, "--max-cases")
     check_count(options.batch_size, "--batch-size")
     check_count(options.samples, "--samples")
-    out_dir = Path(options.out_dir) if options.out_dir is not None else run_dir / "compare"
+    out_dir = Path(options.out_dir) if options.out_dir is not None else folder.compare_dir
     check_output_dir(out_dir, key="--out", ours=REPORT_NAMES)  # before the scoring, not after
     engine_class(options.engine)  # an unknown engine fails before anything is read
     constrain = resolve_mode(expert, options.constrain)
-    run = read_run(run_dir)
-    if run.get("expert") not in (None, expert.name):
-        raise ExpertkitError(f"the run trains expert {run['expert']!r}, not {expert.name!r}", path=run_dir,
+    run = folder.record
+    if run is not None and run.expert not in (None, expert.name):
+        raise ExpertkitError(f"the run trains expert {run.expert!r}, not {expert.name!r}", path=run_dir,
                              key="--run")
-    checkpoints, incomplete = select_checkpoints(run_dir, options.checkpoints)
+    checkpoints, incomplete = folder.select(options.checkpoints)
     if not checkpoints:
         raise ExpertkitError("no complete checkpoints in the run"
                              + (f" ({', '.join(incomplete)} incomplete)" if incomplete else ""), path=run_dir)
@@ -407,7 +357,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     max_cases = options.max_cases or expert.manifest.evaluation.max_cases
     case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
     cases = load_cases(expert, cases_path, max_cases)
-    base = resolve_run_base(run_dir, options.base, checkpoints)  # after the inputs: their errors come first
+    base = folder.base(options.base, checkpoints, same=same_base)  # after the inputs: their errors come first
     for warning in case_warnings:
         _console.print(warning, style="yellow", markup=False, highlight=False)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
@@ -469,7 +419,7 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
                 "name": name,
                 "step": ck.step if ck else None,
                 "path": str(ck.path) if ck else base,
-                "kind": checkpoint_kind(ck.path) if ck else "base",
+                "kind": ck.kind if ck else "base",
                 "contract_changes": changes.get(name, []),
                 "generation_s": round(seconds, 3),
                 "reused": len(reused),
@@ -520,8 +470,8 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     }
     if drift is not None:
         report["drift"] = drift
-    if run.get("evaluations"):
-        report["training"] = {key: run.get(key) for key in ("evaluations", "best", "stopped")}
+    if run is not None and run.evaluations:
+        report["training"] = run.model_dump(mode="json", include={"evaluations", "best", "stopped"})
     paths = write_reports(report, out_dir)
     result = CompareResult(report, paths)
     if options.as_json:
@@ -529,5 +479,5 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     else:
         print_summary(report, Console(soft_wrap=True))
-        Console(soft_wrap=True).print(f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
+        Console(soft_wrap=True).print(f"reports: {', '.join(str(p) for p in paths.values())}")
     return result

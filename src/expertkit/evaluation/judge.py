@@ -3,9 +3,10 @@
 Outputs are one per line, or JSONL objects with an ``output`` key, aligned with the cases (the
 ``N``-th output answers the ``N``-th case). Each pair goes through :func:`expertkit.kinds.scoring.score_output`,
 the same function ``compare`` uses; for SQL, execution match runs on the fixture and ``variants``
-seeded variants of it, and the case also says which database decided it. Cases may name their database
-file (``"database"``, relative to the cases file, as ``data import spider`` writes): it is registered
-for the case's Schema before scoring.
+seeded variants of it, and the case also says which database decided it. The output kind makes what a
+case names usable before scoring (:meth:`~expertkit.kinds.OutputKind.register_case`: for SQL, a database
+file, ``"database"`` relative to the cases file as ``data import spider`` writes, registered for the
+case's schema).
 """
 
 from __future__ import annotations
@@ -51,21 +52,14 @@ def read_outputs(path: Path) -> list[str]:
     return outputs
 
 
-def _register_databases(cases_path: Path) -> dict[int, str]:
-    """Register the database files cases name; line -> the name shown per case."""
-    from expertkit.kinds.sql.validator import register_database
-
+def _register_cases(expert: Expert, cases_path: Path) -> dict[int, str]:
+    """Let the output kind register what the cases name; line -> the database name shown per case."""
     names: dict[int, str] = {}
     for line, record in iter_jsonl(cases_path):
         if not isinstance(record, dict):
             continue
-        database = record.get("database")
-        schema = (record.get("fields") or {}).get("Schema") if isinstance(record.get("fields"), dict) else None
-        if isinstance(database, str) and isinstance(schema, str):
-            path = (cases_path.parent / database).resolve()
-            if path.is_file():
-                register_database(schema, path)
-        label = record.get("db_id", database)
+        expert.kind.register_case(record, cases_path.parent)
+        label = record.get("db_id", record.get("database"))
         if isinstance(label, str):
             names[line] = label
     return names
@@ -81,7 +75,7 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
     if len(outputs) != len(examples):
         raise ExpertkitError(f"{len(outputs)} outputs for {len(examples)} cases: they must be aligned, one per case",
                              path=outputs_path)
-    names = _register_databases(cases_path)
+    names = _register_cases(expert, cases_path)
     validator = expert.validator
     if variants is not None:
         if variants < 0:

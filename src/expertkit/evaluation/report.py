@@ -26,10 +26,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from expertkit.core.checkpoints import COMPARE_REPORT_NAME
 from expertkit.core.fileio import atomic_write_json, atomic_write_text
-from expertkit.kinds.correctness import ERROR_DESCRIPTIONS, ERROR_KINDS
+from expertkit.kinds.correctness import ERROR_DESCRIPTIONS, ERROR_KINDS, ERROR_SHORT
 
-JSON_NAME = "compare.json"
+JSON_NAME = COMPARE_REPORT_NAME
 MD_NAME = "compare.md"
 HTML_NAME = "report.html"
 #: The files ``compare`` writes: a folder holding one of them is an earlier report, replaced by the next.
@@ -68,11 +69,6 @@ PLOTTED: tuple[tuple[str, str, str, float], ...] = (
 )
 #: Outcome of one output → CSS class: green correct, amber valid but wrong, red invalid or reasoning.
 OUTCOME_CSS = {"correct": "ok", "valid_wrong": "warn", "failed": "fail"}
-#: Short error-kind headers for the console's error table (its caption spells them out).
-ERROR_SHORT = {"wrong_field": "field", "wrong_value": "value", "ungrounded_value": "ungr.", "wrong_operator": "op",
-               "missing_clause": "missing", "extra_clause": "extra", "wrong_structure": "struct.",
-               "wrong_result": "result", "broken_json": "json", "broken_sql": "sql", "invalid": "inv.",
-               "reasoning": "reason", "trailing_text": "text"}
 #: Cases listed in compare.md where the best checkpoint fails.
 MD_FAILURES = 20
 
@@ -451,10 +447,10 @@ def build_html(report: Mapping[str, Any]) -> str:
 
 
 def write_reports(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``compare.json``, ``compare.md`` and ``report.html`` atomically; return their paths."""
+    """Write ``compare.json``, ``compare.md`` and ``report.html`` atomically; return their paths by format
+    (``json``, ``md``, ``html``)."""
     out = Path(out_dir)
-    paths = {"json": out / JSON_NAME, "md": out / MD_NAME, "html": out / HTML_NAME}
-    atomic_write_json(paths["json"], report)
-    atomic_write_text(paths["md"], build_markdown(report))
-    atomic_write_text(paths["html"], build_html(report))
-    return paths
+    atomic_write_json(out / JSON_NAME, report)
+    atomic_write_text(out / MD_NAME, build_markdown(report))
+    atomic_write_text(out / HTML_NAME, build_html(report))
+    return {Path(name).suffix[1:]: out / name for name in REPORT_NAMES}

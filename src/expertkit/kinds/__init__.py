@@ -1,0 +1,247 @@
+"""Output kinds: one plug-in class per ``output.kind`` of the manifest, registered on definition.
+
+An :class:`OutputKind` owns everything that varies with what an expert answers: validating an answer
+for a prompt's fields, equivalence, execution match, component match and grounding (its
+:attr:`~OutputKind.matcher_class`), finding the answer in a raw model output, the ``schema`` grammar
+for constrained decoding, the example answer and resource notes ``expertkit new`` writes, the roles
+its contract fields play, and the checks of the manifest's ``output`` section. Nothing outside this
+package branches on a kind's name (sqlglot's dialects are the model: the core asks the class).
+
+A subclass that sets :attr:`~OutputKind.name` registers itself. The built-in kinds (``json``,
+``elastic_dsl``, ``sql``, in ``kinds/json/``, ``kinds/elastic/``, ``kinds/sql/``) are imported on
+their first lookup; third-party kinds come from the entry-point group :data:`ENTRY_POINT_GROUP`
+(``name = "package.module:KindClass"``), loaded on first lookup too. See ``docs/kinds.md``.
+
+Field roles: a kind names the roles it reads (:class:`Role`: the index, the schema, the dialect); a
+contract field takes a role with ``role: NAME`` in ``expert.yaml``, else the role falls to the field
+named like the role's ``default`` (so manifests written before roles keep working). The kind reads
+values by role (:meth:`OutputKind.value`), never by a field name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from expertkit.core.errors import ExpertkitError
+from expertkit.kinds.validation import ValidationResult
+
+if TYPE_CHECKING:
+    from expertkit.core.contract import FieldSpec
+    from expertkit.core.manifest import Manifest, OutputSpec
+    from expertkit.kinds.correctness import Matcher
+
+#: The entry-point group third-party kinds register under (the entry point's name is the kind's name).
+ENTRY_POINT_GROUP = "expertkit.kinds"
+#: The built-in kinds and the modules that define them (imported on first lookup).
+BUILTIN_KINDS: dict[str, str] = {
+    "json": "expertkit.kinds.json.validator",
+    "elastic_dsl": "expertkit.kinds.elastic.validator",
+    "sql": "expertkit.kinds.sql.validator",
+}
+#: The kind ``expertkit new`` scaffolds when none is given.
+DEFAULT_KIND = "json"
+#: The routing fields ``expertkit new`` starts every contract with: name, ``new``'s option, description.
+SCAFFOLD_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("Dialect", "--dialect", "The language of the answer."),
+    ("Task", "--task", "What the answer is."),
+)
+
+_REGISTRY: dict[str, type[OutputKind]] = {}
+_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class Role:
+    """A part of the prompt a kind reads from one contract field (``role: NAME`` in ``expert.yaml``)."""
+
+    name: str
+    #: The field that plays the role when no field declares it.
+    default: str
+    description: str = ""
+    #: An answer cannot be judged without this field (lint then leaves the answer unvalidated).
+    needed: bool = False
+
+
+class OutputKind(ABC):
+    """Base of every output kind, bound to one expert's resources and contract fields.
+
+    ``fields`` passed to the methods are the prompt's canonical contract fields (name → value).
+    """
+
+    #: The manifest's ``output.kind``; a subclass that sets it is registered under it.
+    name: ClassVar[str]
+    #: The roles the kind reads from the contract's fields.
+    roles: ClassVar[tuple[Role, ...]] = ()
+    #: A gold answer of the right shape (``expertkit new`` writes it as the eval file's example record).
+    example_answer: ClassVar[str] = ""
+    #: What ``expertkit new``'s README says about the resources this kind's validator uses.
+    resource_notes: ClassVar[str] = ""
+    #: Compares answers as parts and checks their literals (``None``: the kind has no component match).
+    matcher_class: ClassVar[type[Matcher] | None] = None
+    #: Raw outputs starting with one of these are taken as the answer as they stand (a direct answer).
+    direct_openers: ClassVar[tuple[str, ...]] = ()
+    #: Text after a found answer that is not prose stays in the answer, for the validator to reject.
+    keeps_trailing_text: ClassVar[bool] = False
+    #: The fields that route ``serve``'s ``model: "auto"`` when no contract field says ``route`` (manifests
+    #: written before ``route`` existed): the ones ``expertkit new`` starts a contract with.
+    default_routing: ClassVar[tuple[str, ...]] = tuple(name for name, _, _ in SCAFFOLD_FIELDS)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            with _LOCK:
+                _REGISTRY[cls.name] = cls
+
+    def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
+        self.expert_root = Path(expert_root)
+        self.output = output
+        declared = {f.role: f.name for f in fields if getattr(f, "role", None)}
+        #: Role name → the contract field that plays it.
+        self.role_fields: dict[str, str] = {r.name: declared.get(r.name, r.default) for r in self.roles}
+
+    # ------------------------------------------------------------------ resources and roles
+    @property
+    def kind(self) -> str:
+        return self.name
+
+    def resource(self, name: str) -> Path | None:
+        """The path of the ``output.resources`` entry ``name`` (relative to the expert), or ``None``."""
+        rel = self.output.resources.get(name)
+        return (self.expert_root / rel) if rel else None
+
+    def field_name(self, role: str) -> str:
+        """The contract field that plays ``role``."""
+        return self.role_fields[role]
+
+    def value(self, fields: Mapping[str, str], role: str) -> str | None:
+        """The prompt's value of the field playing ``role`` (``None`` when absent)."""
+        return fields.get(self.role_fields[role])
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Contract fields without which an answer cannot be judged (lint validates an answer whenever these
+        are present and usable, whatever findings the record's other fields have)."""
+        return tuple(self.role_fields[r.name] for r in self.roles if r.needed)
+
+    # ------------------------------------------------------------------ judging
+    @abstractmethod
+    def validate(self, output: str, fields: Mapping[str, str]) -> ValidationResult:
+        """Is ``output`` a valid answer for a prompt with these fields?"""
+
+    @abstractmethod
+    def equivalent(self, a: str, b: str, fields: Mapping[str, str]) -> bool:
+        """Do two answers mean the same (canonical forms equal)?"""
+
+    def execution_match(self, output: str, gold: str, fields: Mapping[str, str]) -> bool | None:
+        """Do both answers give the same result when run? ``None`` where the kind cannot run."""
+        return None
+
+    @cached_property
+    def matcher(self) -> Matcher | None:
+        """Component match and grounding for this kind, bound to the same resources (``None`` without)."""
+        return self.matcher_class(self) if self.matcher_class is not None else None
+
+    def register_case(self, record: Mapping[str, Any], folder: Path) -> None:
+        """Make resources a cases-file record names usable (``expertkit score``); ``folder`` holds the file.
+        Nothing by default."""
+        return None
+
+    # ------------------------------------------------------------------ answers in raw output
+    @classmethod
+    @abstractmethod
+    def find_answer(cls, text: str) -> tuple[int, str] | None:
+        """Start offset and text of the first complete answer in ``text``, or ``None``."""
+
+    # ------------------------------------------------------------------ constrained decoding
+    def schema_grammar(self, fields: Mapping[str, str]) -> str | None:
+        """The EBNF (xgrammar) an answer for these fields must follow under ``--constrain schema`` (``None``:
+        any JSON). Kinds without one do not override it (:attr:`has_schema_grammar`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def has_schema_grammar(cls) -> bool:
+        return cls.schema_grammar is not OutputKind.schema_grammar
+
+    # ------------------------------------------------------------------ the manifest
+    @classmethod
+    def manifest_problems(cls, manifest: Manifest) -> list[tuple[str, str]]:
+        """``(key, message)`` for each problem of the manifest's ``output`` section and field roles."""
+        problems: list[tuple[str, str]] = []
+        known = [r.name for r in cls.roles]
+        seen: dict[str, str] = {}
+        for i, spec in enumerate(manifest.contract.fields):
+            role = getattr(spec, "role", None)
+            if role is None:
+                continue
+            key = f"contract.fields.{i}.role"
+            if role not in known:
+                roles = ", ".join(known) or "none"
+                problems.append((key, f"unknown role {role!r} for output kind {cls.name!r} (its roles: {roles})"))
+            elif role in seen:
+                problems.append((key, f"role {role!r} is already played by field {seen[role]!r}"))
+            else:
+                seen[role] = spec.name
+        return problems
+
+    @classmethod
+    def scaffold_fields(cls, values: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The contract fields ``expertkit new`` starts with, given the values of :data:`SCAFFOLD_FIELDS` by
+        option (``{"--dialect": "postgres", "--task": "text_to_sql"}``)."""
+        fields: list[dict[str, Any]] = []
+        for name, option, description in SCAFFOLD_FIELDS:
+            fields.append({"name": name, "values": [values[option]], "route": True, "description": description})
+        return fields
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def kind_names() -> list[str]:
+    """The kinds a manifest may name: built-in, registered, and offered by installed entry points."""
+    return sorted({*BUILTIN_KINDS, *_REGISTRY, *_entry_points()})
+
+
+def _load(name: str) -> None:
+    module = BUILTIN_KINDS.get(name)
+    if module is not None:
+        importlib.import_module(module)
+        return
+    ep = _entry_points().get(name)
+    if ep is None:
+        return
+    try:
+        loaded = ep.load()
+    except Exception as exc:  # a broken plug-in is the user's to fix: say which one, in one line
+        raise ExpertkitError(f"output kind {name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP}) "
+                             f"cannot be loaded: {type(exc).__name__}: {exc}", key="output.kind") from None
+    if isinstance(loaded, type) and issubclass(loaded, OutputKind) and name not in _REGISTRY:
+        _REGISTRY[name] = loaded
+
+
+def kind_class(name: str) -> type[OutputKind]:
+    """The kind registered as ``name`` (importing a built-in or loading an entry point on first lookup)."""
+    with _LOCK:
+        if name not in _REGISTRY:
+            _load(name)
+        found = _REGISTRY.get(name)
+    if found is None:
+        raise ExpertkitError(f"unknown output kind {name!r} (known: {', '.join(kind_names())})", key="output.kind")
+    return found
+
+
+def bind_kind(expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> OutputKind:
+    """The kind of ``output.kind``, bound to the expert's resources and the roles of its contract ``fields``."""
+    return kind_class(output.kind)(Path(expert_root), output, fields)
+
+
+__all__ = ["BUILTIN_KINDS", "DEFAULT_KIND", "ENTRY_POINT_GROUP", "OutputKind", "Role", "bind_kind", "kind_class",
+           "kind_names"]

@@ -1,6 +1,5 @@
 """Correctness beyond validity: how far a wrong answer is from the gold one, and whether its literals are
-grounded — plug-ins keyed by the manifest's output kind, registered on import (the core never branches
-on a kind).
+grounded: the component-match side of an output kind (:attr:`expertkit.kinds.OutputKind.matcher_class`).
 
 A :class:`Matcher` compares an answer with the gold answer as parts (for Query DSL: the (clause, field,
 operator, value) tuples of query, filters, aggregations, sort and size — Spider's partial matching
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from expertkit.kinds.validation import Validator
+    from expertkit.kinds import OutputKind
 
 #: The error taxonomy of a judged output, in report order.
 ERROR_KINDS: tuple[str, ...] = (
@@ -55,6 +54,11 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "reasoning": "the output holds reasoning",
     "trailing_text": "a code fence, a label or text around the answer",
 }
+#: Short error-kind headers for the console's error table (its caption spells them out).
+ERROR_SHORT = {"wrong_field": "field", "wrong_value": "value", "ungrounded_value": "ungr.", "wrong_operator": "op",
+               "missing_clause": "missing", "extra_clause": "extra", "wrong_structure": "struct.",
+               "wrong_result": "result", "broken_json": "json", "broken_sql": "sql", "invalid": "inv.",
+               "reasoning": "reason", "trailing_text": "text"}
 
 #: One part of an answer: (clause, field, operator, value), all strings.
 Part = tuple[str, str, str, str]
@@ -132,12 +136,11 @@ def grounded(value: str, question: str, known: Set[str] = frozenset(), wildcards
 class Matcher(ABC):
     """Compares answers of one output kind as parts and checks their literals."""
 
-    kind: ClassVar[str]
-    #: The error kind of an answer that does not parse.
+    #: The error kind of an answer that does not parse (one of :data:`ERROR_KINDS`).
     broken: ClassVar[str] = "broken_json"
 
-    def __init__(self, validator: Validator) -> None:
-        self.validator = validator  # its resources are the matcher's
+    def __init__(self, validator: OutputKind) -> None:
+        self.validator = validator  # the kind it belongs to: its resources and roles are the matcher's
 
     def resource(self, name: str) -> Path | None:
         return self.validator.resource(name)
@@ -164,22 +167,3 @@ class Matcher(ABC):
     def ungrounded(self, answer: str, fields: Mapping[str, str], question: str) -> list[str]:
         """The answer's literals found neither in the question nor among the field's known values."""
         return []
-
-
-_REGISTRY: dict[str, type[Matcher]] = {}
-
-
-def register(cls: type[Matcher]) -> type[Matcher]:
-    """Class decorator: make ``cls`` the matcher of its ``kind``."""
-    _REGISTRY[cls.kind] = cls
-    return cls
-
-
-def get_matcher(validator: Validator) -> Matcher | None:
-    """The matcher of the validator's kind, bound to the same resources; ``None`` for a kind without one."""
-    cls = _REGISTRY.get(validator.kind)
-    return cls(validator) if cls is not None else None
-
-
-from expertkit.kinds.elastic import correctness as _elastic  # noqa: E402,F401  (register themselves)
-from expertkit.kinds.sql import correctness as _sql  # noqa: E402,F401

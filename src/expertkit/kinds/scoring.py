@@ -116,7 +116,7 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
                  question: str | None = None) -> Score:
     """Judge one raw output for a case with these canonical ``fields`` (and ``gold`` answer, and the
     ``question`` for grounding, if any)."""
-    analysis = analyze_output(raw, expert.manifest.output.kind)
+    analysis = analyze_output(raw, expert.kind)
     validator = expert.validator
     matcher = expert.matcher
     answer = analysis.answer

@@ -12,10 +12,13 @@ import socket
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from expertkit.core.checkpoints import recorded_base
+from expertkit.core import checkpoints
 from expertkit.core.errors import ExpertkitError
+
+if TYPE_CHECKING:
+    from expertkit.core.checkpoints import BaseRecord
 
 TINY = "tiny"
 TINY_VERSION = 1
@@ -388,27 +391,7 @@ def same_base(recorded: str, recorded_path: str | None, given: str) -> bool:
     return mine is not None and mine == theirs
 
 
-def choose_base(given: str | None, sources: list[tuple[str, dict[str, Any]]]) -> str:
-    """The base to load for checkpoints whose records are ``sources`` (``(label, record)``).
-
-    The recorded base (its folder when that still exists, else its name) unless ``given``; a ``given``
-    base other than the recorded one, or records naming different bases, are refused in one line
-    naming both.
-    """
-    recorded = [(label, found) for label, record in sources if (found := recorded_base(record)) is not None]
-    for label, (base, path) in recorded[1:]:
-        first_label, (first, first_path) = recorded[0]
-        if not same_base(first, first_path, path or base):
-            raise ExpertkitError(f"{first_label} was trained on base {first!r} but {label} on {base!r}: "
-                                 "they cannot share one base model", key="--base")
-    if given is not None:
-        for label, (base, path) in recorded:
-            if not same_base(base, path, given):
-                raise ExpertkitError(f"{label} was trained on base {base!r}, not on --base {given!r} "
-                                     f"(leave --base out to use {base!r})", key="--base")
-        return given
-    if not recorded:
-        labels = ", ".join(label for label, _ in sources) or "the checkpoint"
-        raise ExpertkitError(f"{labels} records no base model; pass --base", key="--base")
-    base, path = recorded[0][1]
-    return path if path is not None and Path(path).is_dir() else base
+def choose_base(given: str | None, sources: Sequence[tuple[str, BaseRecord]]) -> str:
+    """The base to load for checkpoints whose records are ``sources`` (``(label, record)``): the recorded one
+    unless ``given``, which must be the same base (:func:`expertkit.core.checkpoints.choose_base`)."""
+    return checkpoints.choose_base(given, sources, same_base)

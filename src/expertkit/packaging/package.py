@@ -42,6 +42,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from expertkit.core.checkpoints import (
+    ADAPTER_CONFIG_NAME,
+    COMPARE_DIR_NAME,
+    COMPARE_REPORT_NAME,
+    MODEL_CONFIG_NAME,
     RECORD_NAME,
     Checkpoint,
     check_contract,
@@ -52,7 +56,6 @@ from expertkit.core.checkpoints import (
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_json, check_output_file, ensure_dir, usual_dir_mode, usual_file_mode
 from expertkit.core.manifest import MANIFEST_NAME
-from expertkit.engines.inference.generation import checkpoint_kind
 from expertkit.expert import Expert
 
 PACKAGE_FORMAT = 1
@@ -76,8 +79,10 @@ MAX_OTHER_BYTES = 64 * 1024**2
 MAX_PACKAGE_BYTES = 5 * 1024**3
 #: Files an installed package may not hold: pickles (``torch.load``, ``pickle``) can run code when loaded.
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
-_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-_FULL_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json")
+_ADAPTER_FILES = (ADAPTER_CONFIG_NAME, "adapter_model.safetensors")
+_FULL_FILES = (MODEL_CONFIG_NAME, "generation_config.json", "model.safetensors.index.json")
+#: Where the comparison report lies in a run folder, as ``eval.json`` names its source.
+_COMPARE_SOURCE = f"{COMPARE_DIR_NAME}/{COMPARE_REPORT_NAME}"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
 _CHUNK = 1 << 20
@@ -119,7 +124,7 @@ def _json_bytes(value: Any) -> bytes:
 def _checkpoint_files(checkpoint: Checkpoint) -> dict[str, Path]:
     """The files of a checkpoint that serving needs, keyed by their archive name."""
     folder = checkpoint.path
-    kind = checkpoint_kind(folder)
+    kind = checkpoint.kind
     if kind == "adapter":
         missing = [n for n in _ADAPTER_FILES if not (folder / n).is_file()]
         if missing:
@@ -158,20 +163,16 @@ def _resource_files(expert: Expert) -> dict[str, Path]:
 
 def eval_summary(checkpoint: Checkpoint) -> dict[str, Any]:
     """The checkpoint's row of ``RUN/compare/compare.json`` (``models``), or a note that there is none."""
-    path = checkpoint.path.parent / "compare" / "compare.json"
-    if not path.is_file():
+    report = checkpoint.run.compare_report()
+    if report is None:
         return {"checkpoint": checkpoint.name, "metrics": None,
-                "note": "no evaluation: the run has no compare/compare.json (run `expertkit compare`)"}
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExpertkitError(f"unreadable comparison report: {exc}", path=path) from None
-    models = report.get("models") if isinstance(report, dict) else None
+                "note": f"no evaluation: the run has no {_COMPARE_SOURCE} (run `expertkit compare`)"}
+    models = report.get("models")
     rows = [r for r in models if isinstance(r, dict)] if isinstance(models, list) else []
     row = next((r for r in rows if r.get("name") == checkpoint.name), None)
     if row is None:
         return {"checkpoint": checkpoint.name, "metrics": None,
-                "note": f"{checkpoint.name} is not among the models of the run's compare/compare.json"}
+                "note": f"{checkpoint.name} is not among the models of the run's {_COMPARE_SOURCE}"}
     best = report.get("best")
     return {
         "checkpoint": checkpoint.name,
@@ -179,7 +180,7 @@ def eval_summary(checkpoint: Checkpoint) -> dict[str, Any]:
         "metric": report.get("metric"),
         "best": isinstance(best, dict) and best.get("name") == checkpoint.name,
         "cases": len(report.get("cases") or []),
-        "source": "compare/compare.json",
+        "source": _COMPARE_SOURCE,
     }
 
 
@@ -196,14 +197,14 @@ def package_expert(expert: Expert, checkpoint: str | Path, out_file: str | Path,
     check_output_file(out, key="--out", force=force, protect=[expert.root, Path(checkpoint)])
     ckpt = load_checkpoint(checkpoint)
     drift = check_contract(ckpt, expert, allow_drift=allow_drift)
-    kind = checkpoint_kind(ckpt.path)
+    kind = ckpt.kind
     record = {
         "format": PACKAGE_FORMAT,
         "name": expert.name,
         "version": expert.manifest.version,
         "fingerprint": expert.fingerprint,
         "checkpoint": {"step": ckpt.step, "kind": kind, "fingerprint": ckpt.fingerprint,
-                       "base": ckpt.record.get("base"), "method": ckpt.record.get("method")},
+                       "base": ckpt.record.base, "method": ckpt.record.method},
         "drift": drift,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }

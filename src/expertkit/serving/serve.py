@@ -49,7 +49,7 @@ from expertkit.core.checkpoints import (
     load_checkpoint,
     verify_checksums,
 )
-from expertkit.core.contract import PromptContract, parse_system_block
+from expertkit.core.contract import parse_system_block
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import read_text
 from expertkit.core.findings import Finding
@@ -71,8 +71,6 @@ from expertkit.models.base import choose_base
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"
-#: Fields whose values pick the expert for ``model: "auto"``.
-ROUTING_FIELDS = ("Dialect", "Task")
 
 
 @dataclass
@@ -356,9 +354,10 @@ def _message_text(index: int, message: Mapping[str, Any]) -> dict[str, str]:
     return {"role": role, "content": content}
 
 
-def _matches(contract: PromptContract, fields: Mapping[str, Any]) -> bool:
-    """Do the request's Dialect/Task values (aliases allowed) fit this contract?"""
-    keys = [f for f in contract.fields if f.name in ROUTING_FIELDS and f.values is not None]
+def _matches(expert: Expert, fields: Mapping[str, Any]) -> bool:
+    """Do the request's values of the expert's routing fields (aliases allowed) fit its contract?"""
+    contract = expert.contract
+    keys = [f for f in expert.routing_fields if f.values is not None]
     if not keys:
         try:
             contract.normalize(fields)
@@ -430,17 +429,18 @@ class _Service:
         return served
 
     def route(self, fields: Mapping[str, Any]) -> ServedExpert:
-        found = [s for s in self.experts.values() if _matches(s.expert.contract, fields)]
+        found = [s for s in self.experts.values() if _matches(s.expert, fields)]
         if len(found) == 1:
             return found[0]
         if found:
             names = ", ".join(s.name for s in found)
             raise ApiError(400, "ambiguous_model", f"the fields fit several experts ({names}); name one as the model")
-        given = ", ".join(f"{k}={fields.get(k)!r}" for k in ROUTING_FIELDS)
+        routing = {s.name: [f for f in s.expert.routing_fields if f.values] for s in self.experts.values()}
+        names = list(dict.fromkeys(f.name for specs in routing.values() for f in specs))
+        given = ", ".join(f"{k}={fields.get(k)!r}" for k in names)
         served = "; ".join(
-            f"{s.name} (" + ", ".join(f"{f.name}: {'/'.join(f.values or [])}" for f in s.expert.contract.fields
-                                      if f.name in ROUTING_FIELDS and f.values) + ")"
-            for s in self.experts.values()
+            f"{name} (" + ", ".join(f"{f.name}: {'/'.join(f.values or [])}" for f in specs) + ")"
+            for name, specs in routing.items()
         )
         raise ApiError(400, "no_matching_expert", f"no served expert's contract fits {given}; served: {served}")
 

@@ -88,28 +88,27 @@ from trl import SFTConfig, SFTTrainer
 from expertkit.authoring.lint import lint_file
 from expertkit.core.checkpoints import (
     CHAT_TEMPLATE_NAME,
-    RECORD_NAME,
-    RUN_RECORD_NAME,
-    WEIGHTS_SHA256,
+    CheckpointRecord,
+    DataRecord,
+    Run,
+    RunAction,
+    RunRecord,
     check_contract,
-    list_checkpoints,
-    read_run,
     sha256_file,
+    weights_digests,
 )
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.fileio import atomic_write_json, atomic_write_text
+from expertkit.core.fileio import atomic_write_text
 from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
 from expertkit.core.options import check_count
 from expertkit.core.settings import PROFILES, check_setting, diff_settings, resolve_settings
 from expertkit.expert import Expert
 from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
-from expertkit.training.train_eval import EvalSettings, make_evaluator, trim_eval_log
+from expertkit.training.train_eval import EvalSettings, make_evaluator
 
 METHODS = ("lora", "dora", "full")
-LOSS_LOG_NAME = "loss.jsonl"
-TMP_PREFIX = "tmp-"
 #: The tiny base's profile (``--base tiny`` or a folder built by ``expertkit base tiny``): about 2.5 minutes on
 #: 2 CPU cores. Options given explicitly win over these.
 TINY_TRAINING: dict[str, Any] = PROFILES[TINY]["training"]
@@ -368,12 +367,6 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _run_exists(out: Path) -> bool:
-    if (out / RUN_RECORD_NAME).exists() or (out / LOSS_LOG_NAME).exists():
-        return True
-    return out.is_dir() and any(c.name.startswith(("checkpoint-", TMP_PREFIX + "checkpoint-")) for c in out.iterdir())
-
-
 # ---------------------------------------------------------------------- plan
 def token_budget(given: int | None, batch_size: int, lengths: Sequence[int], row_tokens: int) -> int:
     """The padding-free budget: ``given`` (0: padded batches), or for ``None`` about ``batch_size`` examples'
@@ -446,10 +439,10 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
                         lengths=lengths, max_examples=options.max_examples, names=names)
 
 
-def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path, manifest: Manifest) -> TrainPlan:
+def _resumed_plan(run: RunRecord, options: TrainOptions, out: Path, manifest: Manifest) -> TrainPlan:
     """The recorded plan, compared with the one the options ask for, setting by setting: the scoring settings
     (:data:`RESUMABLE`) may change; any other change is refused (it would break the resume)."""
-    plan = TrainPlan.from_record(run.get("options"), manifest.training, out / RUN_RECORD_NAME)
+    plan = TrainPlan.from_record(run.options, manifest.training, Run(out).record_path)
     values, names = options.overrides()
     recorded = manifest.model_copy(update={"training": plan.training})
     requested = replace(plan, training=resolve_settings(recorded, None, values, names=names).training,
@@ -477,12 +470,12 @@ def _resumed_plan(run: dict[str, Any], options: TrainOptions, out: Path, manifes
     return plan
 
 
-def _refuse_changed_inputs(expert: Expert, run: dict[str, Any], plan: TrainPlan, options: TrainOptions,
+def _refuse_changed_inputs(expert: Expert, run: RunRecord, plan: TrainPlan, options: TrainOptions,
                            out: Path) -> None:
     """A resumed run trains on its recorded data and base: a change is refused (``force``: a warning, and the
     run's base is kept), naming what changed. The method is one of the settings ``_resumed_plan`` keeps."""
     changes = []
-    recorded = run.get("data", {}).get("sha256") if isinstance(run.get("data"), dict) else None
+    recorded = run.data.sha256 if run.data is not None else None
     if recorded and expert.train_path.is_file() and sha256_file(expert.train_path) != recorded:
         changes.append(f"the training data {expert.train_path} changed since the run trained on it")
     if options.base is not None and options.base != plan.base:
@@ -764,9 +757,9 @@ class ExpertTrainer(SFTTrainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         step = self.state.global_step
-        run_dir = Path(self.args.output_dir)
-        tmp = run_dir / f"{TMP_PREFIX}checkpoint-{step}"
-        final = run_dir / f"checkpoint-{step}"
+        run_dir = Run(self.args.output_dir)
+        tmp = run_dir.tmp_checkpoint_path(step)
+        final = run_dir.checkpoint_path(step)
         main = self.args.should_save
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -796,15 +789,8 @@ class ExpertTrainer(SFTTrainer):
         atomic_write_text(folder / CHAT_TEMPLATE_NAME, self.expert.contract.chat_template())
         shutil.copyfile(self.expert.root / MANIFEST_NAME, folder / MANIFEST_NAME)
         lr = self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler is not None else None
-        atomic_write_json(folder / RECORD_NAME, {
-            **self.record,
-            "step": step,
-            "loss": self.loss_log.losses.get(step),
-            "learning_rate": lr,
-            "epoch": self.state.epoch,
-            "saved": _now(),
-            WEIGHTS_SHA256: {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))},
-        })
+        CheckpointRecord(**self.record, step=step, loss=self.loss_log.losses.get(step), learning_rate=lr,
+                         epoch=self.state.epoch, saved=_now(), weights_sha256=weights_digests(folder)).write(folder)
 
 
 def build_trainer(
@@ -880,7 +866,7 @@ def build_trainer(
         "base_path": plan.base_path,
         **_batch_record(plan),
     }
-    loss_log = LossLog(out_dir / LOSS_LOG_NAME)
+    loss_log = LossLog(Run(out_dir).loss_log_path)
     train_dataset = data.dataset
     if plan.packed:
         train_dataset = Dataset.from_dict({"rows": pack_batches(
@@ -945,27 +931,6 @@ def _batch_record(plan: TrainPlan) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the entry point
-def _trim_loss_log(path: Path, last_step: int) -> None:
-    """Keep the lines of steps up to ``last_step`` (a resumed run logs the later ones again)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
-            kept.append(line + "\n")
-    atomic_write_text(path, "".join(kept))
-
-
-def _remove_tmp_checkpoints(out: Path) -> None:
-    for child in out.iterdir():
-        if child.is_dir() and child.name.startswith(TMP_PREFIX + "checkpoint-"):
-            shutil.rmtree(child, ignore_errors=True)
-
-
 def train_expert(expert: Expert, options: TrainOptions) -> TrainResult:
     """Lint, encode, train and checkpoint; see the module docstring for resume and continue semantics."""
     with _quiet_library_bars():
@@ -979,40 +944,42 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     if out.exists() and not out.is_dir():
         raise ExpertkitError("not a folder", path=out, key="--out")
     extending = options.resume or options.continue_to is not None
-    run: dict[str, Any] = read_run(out) if out.is_dir() else {}
-    if extending and not run:
+    folder = Run(out)
+    run = folder.record
+    if extending and run is None:
         raise ExpertkitError("no run to resume here (no run.json)", path=out, key="--out")
-    if not extending and _run_exists(out):
+    if not extending and folder.holds_run():
         raise ExpertkitError("already holds a run; pass --resume or --continue-to N to extend it, "
                              "or choose another --out", path=out, key="--out")
     if options.resume and options.continue_to is not None:
         raise ExpertkitError("give --resume or --continue-to, not both", key="--continue-to")
-    if extending and run.get("expert") != expert.name:
-        raise ExpertkitError(f"the run trains expert {run.get('expert')!r}, not {expert.name!r}", path=out)
+    if extending and run is not None and run.expert != expert.name:
+        raise ExpertkitError(f"the run trains expert {run.expert!r}, not {expert.name!r}", path=out)
 
     resume_from = None
     if extending:
+        assert run is not None
         plan = _resumed_plan(run, options, out, expert.manifest)
         _refuse_changed_inputs(expert, run, plan, options, out)
-        checkpoints = list_checkpoints(out)
-        if checkpoints:
-            latest = checkpoints[-1]
-            changes = check_contract(latest, expert, allow_drift=options.allow_drift)
+        progress = folder.progress(run)
+        resume_from = progress.latest
+        if resume_from is not None:
+            changes = check_contract(resume_from, expert, allow_drift=options.allow_drift)
             if changes:
-                _say(f"[yellow]contract changed since {latest.name}: {'; '.join(changes)}[/yellow]")
-            resume_from = latest
-        done = resume_from.step if resume_from else 0
+                _say(f"[yellow]contract changed since {resume_from.name}: {'; '.join(changes)}[/yellow]")
+        done = progress.done
         if options.continue_to is not None:
             if options.continue_to <= done:
                 raise ExpertkitError(f"the run is at step {done}; --continue-to must be larger",
                                      key="--continue-to")
             plan.training.steps = options.continue_to
-        elif done >= plan.steps:
+        elif progress.stopped_early:
+            assert progress.stopped is not None
+            raise ExpertkitError(f"the run stopped early at step {progress.stopped.step} (no rise of the "
+                                 "metric); use --continue-to N to train further", path=out, key="--resume")
+        elif progress.finished:
             raise ExpertkitError(f"the run finished at step {done}; use --continue-to N to extend it",
                                  path=out, key="--resume")
-        elif isinstance(run.get("stopped"), dict):
-            raise ExpertkitError(f"the run stopped early at step {run['stopped'].get('step')} (no rise of the "
-                                 "metric); use --continue-to N to train further", path=out, key="--resume")
         base_path = plan.base_path
     else:
         values, names = options.overrides()  # refused before anything is loaded
@@ -1032,7 +999,8 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     non_finite = StopOnNonFinite()
     out.mkdir(parents=True, exist_ok=True)
     start_step = resume_from.step if resume_from else 0
-    history = trim_eval_log(out, start_step) if extending and int(os.environ.get("RANK", "0")) == 0 else []
+    history = (folder.trim_log(folder.eval_log_path, start_step) if extending and int(os.environ.get("RANK", "0")) == 0
+               else [])
     evaluator = make_evaluator(expert, plan.evaluation, out, tokenizer, seed=plan.seed, history=history,
                                score_fn=options.score_fn)
     callbacks = [stopper, non_finite, *([evaluator] if evaluator is not None else []), *options.callbacks]
@@ -1041,26 +1009,24 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     trainer.accelerator.wait_for_everyone()
     if main:
         if extending:
-            _remove_tmp_checkpoints(out)
-            _trim_loss_log(out / LOSS_LOG_NAME, start_step)
-        actions = [*run.get("history", []), {
-            "action": "continue" if options.continue_to is not None else "resume" if extending else "train",
-            "from_step": start_step, "to_step": plan.steps, "started": _now(),
-        }]
-        atomic_write_json(out / RUN_RECORD_NAME, {
-            "expert": expert.name,
-            "expert_root": str(expert.root.resolve()),
-            "base": plan.base,
-            "method": plan.method,
-            "fingerprint": expert.fingerprint,
-            "contract": expert.contract.canonical(),
+            folder.remove_tmp_checkpoints()
+            folder.trim_log(folder.loss_log_path, start_step)
+        action = RunAction(action="continue" if options.continue_to is not None else "resume" if extending
+                           else "train", from_step=start_step, to_step=plan.steps, started=_now())
+        folder.write_record(RunRecord(
+            expert=expert.name,
+            expert_root=str(expert.root.resolve()),
+            base=plan.base,
+            method=plan.method,
+            fingerprint=expert.fingerprint,
+            contract=expert.contract.canonical(),
             **_batch_record(plan),
-            "options": plan.to_record(),
-            "data": {"train": str(expert.train_path.resolve()), "records": data.examples,
-                     "skipped": dict(data.skipped), "sha256": data.sha256},
-            "created": run.get("created", _now()),
-            "history": actions,
-        })
+            options=plan.to_record(),
+            data=DataRecord(train=str(expert.train_path.resolve()), records=data.examples,
+                            skipped=dict(data.skipped), sha256=data.sha256),
+            created=run.created if run is not None and run.created is not None else _now(),
+            history=[*(run.history if run is not None else []), action],
+        ))
         if evaluator is not None:
             evaluator.write_run_record()
     trainer.accelerator.wait_for_everyone()
@@ -1072,7 +1038,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     seconds = time.perf_counter() - prepared
     if non_finite.bad is not None:
         step, key, value = non_finite.bad
-        kept = list_checkpoints(out)
+        kept = folder.checkpoints()
         raise ExpertkitError(f"training stopped at step {step}: the {key.replace('_', ' ')} is {value} (lower the "
                              f"learning rate?); the last good checkpoint is "
                              f"{kept[-1].name if kept else 'none (no checkpoint was saved before)'}", path=out)
@@ -1085,7 +1051,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         steps=final_step,
         planned_steps=plan.steps,
         final_loss=losses[max(losses)] if losses else None,
-        checkpoints=[c.name for c in list_checkpoints(out)],
+        checkpoints=[c.name for c in folder.checkpoints()],
         seconds=seconds,
         prepare_seconds=prepared - t0,
         tokens=trainer.loss_log.tokens,

@@ -30,10 +30,8 @@ Under several processes only the main one scores; the stop is agreed on by all (
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +41,9 @@ import torch
 from rich.console import Console
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, list_checkpoints, read_run
+from expertkit.core.checkpoints import Run, StopRecord, load_checkpoint
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import atomic_write_json, atomic_write_jsonl
+from expertkit.core.fileio import atomic_write_jsonl
 from expertkit.core.options import check_count, check_number
 
 if TYPE_CHECKING:
@@ -53,7 +51,6 @@ if TYPE_CHECKING:
     from expertkit.expert import Expert
     from expertkit.kinds.scoring import Score
 
-EVAL_LOG_NAME = "eval.jsonl"
 _NOT_RATES = {"cases", "mean_output_tokens", "mean_latency_s", "outputs_per_s"}
 KEEP = ("all", "best", "last")
 #: What ``quickstart`` trains with (the tiny base's 1200 steps, a checkpoint every 100): every
@@ -262,7 +259,8 @@ class CheckpointEvaluator(TrainerCallback):
         from expertkit.evaluation.checkpoint_scores import cases_digest, write_checkpoint_eval
         from expertkit.kinds.scoring import SCORER_VERSION, pick_best
 
-        folder = self.run_dir / f"checkpoint-{step}"
+        run = Run(self.run_dir)
+        folder = run.checkpoint_path(step)
         summary, cases, scores, seconds = self._score(model, step)
         self.seconds += seconds
         rates = {key: value for key, value in summary.items()  # every rate compare has (and breaks ties on)
@@ -274,13 +272,13 @@ class CheckpointEvaluator(TrainerCallback):
         }
         if folder.is_dir():
             manifest = self.expert.manifest
-            write_checkpoint_eval(folder, self.expert, cases, scores, max_new_tokens=manifest.decoding.max_new_tokens,
+            checkpoint = load_checkpoint(folder)
+            write_checkpoint_eval(checkpoint, self.expert, cases, scores,
+                                  max_new_tokens=manifest.decoding.max_new_tokens,
                                   stop_strings=self.expert.contract.stop_strings, summary=summary)
-            record_path = folder / RECORD_NAME
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-            atomic_write_json(record_path, {**record, "eval": row})
+            checkpoint.update_record(eval=row)
         self.history.append(row)
-        atomic_write_jsonl(self.run_dir / EVAL_LOG_NAME, self.history)  # a dozen lines: rewritten whole
+        atomic_write_jsonl(run.eval_log_path, self.history)  # a dozen lines: rewritten whole
         best = pick_best(self.history, self.metric)
         stop = self._stopper is not None and self._stopper.update(step, row.get(self.metric)) and not last
         if stop:
@@ -308,21 +306,20 @@ class CheckpointEvaluator(TrainerCallback):
 
     def write_run_record(self) -> None:
         """``evaluations``, ``best`` and ``stopped`` into ``run.json`` (atomically)."""
-        run = read_run(self.run_dir)
-        if not run:
+        folder = Run(self.run_dir)
+        run = folder.record
+        if run is None:
             return
-        run["evaluations"] = self.history
-        run["best"] = self.best
-        if self.stopped is not None:
-            run["stopped"] = {"step": self.stopped.step, "reason": self.stopped.reason}
-        else:
-            run.pop("stopped", None)
-        atomic_write_json(self.run_dir / RUN_RECORD_NAME, run)
+        run.evaluations = self.history
+        run.best = self.best
+        run.stopped = None if self.stopped is None else StopRecord(step=self.stopped.step, reason=self.stopped.reason)
+        folder.write_record(run)
 
     def _apply_keep(self) -> None:
         if self.settings.keep == "all":
             return
-        checkpoints = list_checkpoints(self.run_dir)
+        run = Run(self.run_dir)
+        checkpoints = run.checkpoints()
         if not checkpoints:
             return
         keep = {checkpoints[-1].step}
@@ -331,37 +328,10 @@ class CheckpointEvaluator(TrainerCallback):
             keep.add(int(best["step"]))
         for ck in checkpoints:
             if ck.step not in keep:
-                doomed = ck.path.with_name(f"tmp-{ck.path.name}")
-                os.replace(ck.path, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
+                run.remove_checkpoint(ck)
 
 
-# ---------------------------------------------------------------------- resume support
-def read_eval_log(run_dir: Path, last_step: int | None = None) -> list[dict[str, Any]]:
-    """The evaluations of ``eval.jsonl`` up to ``last_step`` (all when ``None``); cut lines are skipped."""
-    path = run_dir / EVAL_LOG_NAME
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and (last_step is None
-                                                                          or row["step"] <= last_step):
-            rows.append(row)
-    return rows
-
-
-def trim_eval_log(run_dir: Path, last_step: int) -> list[dict[str, Any]]:
-    """Keep the evaluations up to ``last_step`` (a resumed run scores the later ones again); return them."""
-    rows = read_eval_log(run_dir, last_step)
-    if (run_dir / EVAL_LOG_NAME).is_file():
-        atomic_write_jsonl(run_dir / EVAL_LOG_NAME, rows)
-    return rows
-
-
+# ---------------------------------------------------------------------- the callback for a run
 def make_evaluator(expert: Expert, settings: EvalSettings, run_dir: Path, tokenizer: Any, *, seed: int,
                    history: Sequence[dict[str, Any]] = (), score_fn: ScoreFn | None = None
                    ) -> CheckpointEvaluator | None:

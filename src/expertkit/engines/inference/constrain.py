@@ -5,32 +5,28 @@ A :class:`Constraint` is an EBNF grammar (xgrammar's dialect), so both engines t
 ``xgrammar.contrib.hf.LogitsProcessor`` (one processor per ``generate`` call, one compiled grammar per
 row); the ``vllm`` engine hands the text to vLLM's structured outputs.
 
-``schema`` grammars are plug-ins by output kind (:func:`expertkit.kinds.grammars.schema_grammar`): the
-``elastic_dsl`` one is in :mod:`expertkit.kinds.elastic.grammar`; the ``json`` kind uses the expert's JSON
-Schema. A schema grammar is written in the exact compact form the training data uses (key order, no
-spaces): a grammar that admits other spellings pushes a small model off its own distribution.
+``schema`` grammars belong to the output kind (:meth:`expertkit.kinds.OutputKind.schema_grammar`: one EBNF
+per index for Query DSL, the expert's JSON Schema for JSON). A schema grammar is written in the exact
+compact form the training data uses (key order, no spaces): a grammar that admits other spellings pushes
+a small model off its own distribution.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.kinds.grammars import SCHEMA_GRAMMARS as _SCHEMA_GRAMMARS
-from expertkit.kinds.grammars import schema_grammar
+from expertkit.kinds.json.grammar import json_ebnf
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
 
 CONSTRAIN_MODES: tuple[str, ...] = ("none", "json", "schema")
-#: Modules holding the shipped schema grammars (imported on first lookup: they self-register).
-BUILTIN_GRAMMAR_MODULES = ("expertkit.kinds.elastic.grammar",)
-
+#: The modes by meaning: free decoding, any JSON, the output kind's schema grammar.
+FREE, ANY_JSON, SCHEMA = CONSTRAIN_MODES
 _LOCK = threading.Lock()
 
 
@@ -52,37 +48,10 @@ def check_mode(mode: str) -> str:
 def resolve_mode(expert: Expert, given: str | None) -> str:
     """``--constrain`` if given, else the manifest's ``decoding.constrain``; ``schema`` needs a grammar."""
     mode = check_mode(given if given is not None else expert.manifest.decoding.constrain)
-    if mode == "schema":
-        _load_builtins()
-        if expert.manifest.output.kind not in _SCHEMA_GRAMMARS:
-            raise ExpertkitError(f"no schema grammar for output kind {expert.manifest.output.kind!r} "
-                                 "(use --constrain json or none)", key="--constrain")
+    if mode == SCHEMA and not expert.kind.has_schema_grammar():
+        raise ExpertkitError(f"no schema grammar for output kind {expert.kind.name!r} "
+                             "(use --constrain json or none)", key="--constrain")
     return mode
-
-
-def _load_builtins() -> None:
-    for module in BUILTIN_GRAMMAR_MODULES:
-        importlib.import_module(module)
-
-
-def json_ebnf() -> str:
-    """xgrammar's built-in JSON grammar, as EBNF text."""
-    import xgrammar as xgr
-
-    return str(xgr.Grammar.builtin_json_grammar())
-
-
-def json_schema_ebnf(schema: Mapping[str, Any]) -> str:
-    """A JSON Schema as compact EBNF (no spaces, properties in the schema's order)."""
-    import xgrammar as xgr
-
-    return str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":")))
-
-
-@schema_grammar("json")
-def _json_kind(expert: Expert, fields: Mapping[str, str]) -> str | None:
-    schema = getattr(getattr(expert.validator, "_schema_validator", None), "schema", None)
-    return json_schema_ebnf(schema) if isinstance(schema, Mapping) else json_ebnf()
 
 
 _CACHE: dict[tuple[str, str, tuple[tuple[str, str], ...]], Constraint | None] = {}
@@ -90,22 +59,19 @@ _CACHE: dict[tuple[str, str, tuple[tuple[str, str], ...]], Constraint | None] = 
 
 def constraint_for(expert: Expert, mode: str, fields: Mapping[str, str]) -> Constraint | None:
     """The grammar one output with these canonical ``fields`` must follow under ``mode`` (``None``: free)."""
-    if mode == "none":
+    if mode == FREE:
         return None
     key = (expert.fingerprint + str(expert.root), mode, tuple(sorted(fields.items())))
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    if mode == "json":
-        found: Constraint | None = Constraint("json", json_ebnf())
-    elif mode == "schema":
-        _load_builtins()
-        builder = _SCHEMA_GRAMMARS.get(expert.manifest.output.kind)
-        if builder is None:
-            raise ExpertkitError(f"no schema grammar for output kind {expert.manifest.output.kind!r}",
-                                 key="--constrain")
-        ebnf = builder(expert, fields)
-        found = Constraint("schema", ebnf) if ebnf is not None else Constraint("json", json_ebnf())
+    if mode == ANY_JSON:
+        found: Constraint | None = Constraint(ANY_JSON, json_ebnf())
+    elif mode == SCHEMA:
+        if not expert.kind.has_schema_grammar():
+            raise ExpertkitError(f"no schema grammar for output kind {expert.kind.name!r}", key="--constrain")
+        ebnf = expert.kind.schema_grammar(fields)
+        found = Constraint(SCHEMA, ebnf) if ebnf is not None else Constraint(ANY_JSON, json_ebnf())
     else:
         check_mode(mode)
         found = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from expertkit.core.checkpoints import checkpoint_kind
 from expertkit.core.errors import ExpertkitError
 from expertkit.models.base import load_model, load_tokenizer
 
@@ -47,15 +48,6 @@ class Sampling:
     temperature: float
     top_p: float
     seed: int = 0
-
-
-def checkpoint_kind(path: Path) -> str:
-    """``adapter`` (PEFT folder) or ``full`` (a whole model folder)."""
-    if (path / "adapter_config.json").is_file():
-        return "adapter"
-    if (path / "config.json").is_file():
-        return "full"
-    raise ExpertkitError("neither a PEFT adapter nor a model folder", path=path)
 
 
 class Engine:

@@ -108,7 +108,7 @@ class PostgresServer:
     # ------------------------------------------------------------------ lifecycle
     @staticmethod
     def _fail(why: str, what: str) -> ExpertkitError:
-        return ExpertkitError(f"the embedded PostgreSQL server cannot start: {why}; {what}", key="Dialect")
+        return ExpertkitError(f"the embedded PostgreSQL server cannot start: {why}; {what}")
 
     def _prune_dead_users(self) -> list[int]:
         """Drop processes that died without stopping the server from its list of users; the dead pids."""

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import read_text
-from expertkit.kinds.correctness import Matcher, Part, grounded, register
+from expertkit.kinds.correctness import Matcher, Part, grounded
 
 if TYPE_CHECKING:
-    from expertkit.kinds.validation import Validator
+    from expertkit.kinds import OutputKind
 
 _CLAUSE = {"must": "and", "filter": "and", "should": "or", "must_not": "not"}
 _MAIN_PARAMS = ("value", "query")
@@ -186,13 +186,10 @@ def _walk_once(answer: str) -> _Walker | None:
     return walker
 
 
-@register
 class ElasticMatcher(Matcher):
-    """Parts of Query DSL bodies; literals against the question and ``<values>/<Index>.json``."""
+    """Parts of Query DSL bodies; literals against the question and ``<values>/<index>.json``."""
 
-    kind = "elastic_dsl"
-
-    def __init__(self, validator: Validator) -> None:
+    def __init__(self, validator: OutputKind) -> None:
         super().__init__(validator)
         self._values: dict[str, dict[str, set[str]]] = {}
 
@@ -230,7 +227,7 @@ class ElasticMatcher(Matcher):
         walker = _walk(answer)
         if walker is None:
             return []
-        known = self.known_values(fields.get("Index"))
+        known = self.known_values(self.validator.value(fields, "index"))
         out: list[str] = []
         for field, value in walker.literals:
             values = known.get(field, set()) | known.get(field.removesuffix(".keyword"), set())

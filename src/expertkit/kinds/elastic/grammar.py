@@ -15,10 +15,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from expertkit.kinds.grammars import schema_grammar
-
 if TYPE_CHECKING:
-    from expertkit.expert import Expert
+    from expertkit.kinds.elastic.validator import ElasticDslValidator
 
 NUMERIC = frozenset({"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float",
                      "unsigned_long"})
@@ -91,17 +89,18 @@ def _sample(ftype: str) -> Any:
 class _Probe:
     """Asks the validator which bodies it accepts for one index."""
 
-    def __init__(self, expert: Expert, fields: Mapping[str, str]) -> None:
-        self.validator = expert.validator
+    def __init__(self, validator: ElasticDslValidator, fields: Mapping[str, str]) -> None:
+        self.validator = validator
         self.fields = dict(fields)
 
     def ok(self, body: dict[str, Any]) -> bool:
         return bool(self.validator.validate(json.dumps(body, separators=(",", ":")), self.fields).valid)
 
 
-def build_index_grammar(expert: Expert, fields: Mapping[str, str], types: Mapping[str, str]) -> str:
-    """The EBNF of search bodies on an index whose flattened mapping is ``types`` (path -> type)."""
-    probe = _Probe(expert, fields)
+def build_index_grammar(validator: ElasticDslValidator, fields: Mapping[str, str], types: Mapping[str, str]) -> str:
+    """The EBNF of search bodies on an index whose flattened mapping is ``types`` (path -> type), asking
+    ``validator`` (the expert's) which fields each query, aggregation and sort may name."""
+    probe = _Probe(validator, fields)
     leaves = {path: t for path, t in types.items() if t not in ("object", "nested", "alias")}
     rules: dict[str, str] = {}
     leaf_alts: list[str] = []
@@ -190,20 +189,3 @@ def build_index_grammar(expert: Expert, fields: Mapping[str, str], types: Mappin
     rules["root"] = f"\"{{\" (({query}) | ({sized})) \"}}\""
     order = ["root", *[name for name in rules if name != "root"]]
     return "\n".join(f"{name} ::= {rules[name]}" for name in order) + "\n" + _PRIMITIVES
-
-
-_GRAMMARS: dict[tuple[str, str], str | None] = {}
-
-
-@schema_grammar("elastic_dsl")
-def elastic_grammar(expert: Expert, fields: Mapping[str, str]) -> str | None:
-    """The grammar for the prompt's ``Index`` (``None`` when the expert has no mapping for it)."""
-    index = fields.get("Index")
-    validator = expert.validator
-    mapping = validator.mapping(index) if index and hasattr(validator, "mapping") else None
-    if mapping is None:
-        return None
-    cache_key = (expert.fingerprint + str(expert.root), index or "")
-    if cache_key not in _GRAMMARS:
-        _GRAMMARS[cache_key] = build_index_grammar(expert, fields, mapping.types)
-    return _GRAMMARS[cache_key]

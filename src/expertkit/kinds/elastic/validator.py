@@ -27,15 +27,20 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from expertkit.kinds import OutputKind, Role
+from expertkit.kinds.elastic.correctness import ElasticMatcher
 from expertkit.kinds.elastic.spec import shorthand_main, subquery_params
-from expertkit.kinds.validation import ValidationResult, Validator, too_long
+from expertkit.kinds.json.validator import find_json
+from expertkit.kinds.validation import ValidationResult, too_long
 
 if TYPE_CHECKING:
+    from expertkit.core.contract import FieldSpec
     from expertkit.core.manifest import OutputSpec
 
 # ---------------------------------------------------------------------------- vocabulary
@@ -284,15 +289,26 @@ def canonical_body(body: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- the validator
-class ElasticDslValidator(Validator):
-    """Validates Elasticsearch search bodies against the expert's index mappings."""
+_OBJECT_OPENER = re.compile(r"\{")
 
-    kind = "elastic_dsl"
-    needs = ("Index",)
 
-    def __init__(self, expert_root: Path, output: OutputSpec) -> None:
-        super().__init__(expert_root, output)
+class ElasticDslValidator(OutputKind):
+    """The ``elastic_dsl`` kind: Elasticsearch search bodies, validated against the expert's index mappings."""
+
+    name = "elastic_dsl"
+    roles = (Role("index", "Index", "the index the question is about: its mapping is <mappings>/<value>.json",
+                  needed=True),)
+    example_answer = '{"query": {"match_all": {}}}'
+    resource_notes = ("Add the index mappings the validator checks fields against: a folder of `<index>.json` "
+                      "files and `output.resources.mappings: mappings`.")
+    matcher_class = ElasticMatcher
+    direct_openers: ClassVar[tuple[str, ...]] = ("{", "[")
+    keeps_trailing_text = True
+
+    def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
+        super().__init__(expert_root, output, fields)
         self._mappings: dict[str, IndexMapping | None] = {}
+        self._grammars: dict[str, str | None] = {}
 
     def index_names(self) -> list[str]:
         """Indices with a mapping file in the mappings resource."""
@@ -326,7 +342,7 @@ class ElasticDslValidator(Validator):
             return ValidationResult(False, [error or "not a JSON object"])
         errors: list[str] = []
         mapping: IndexMapping | None = None
-        index = fields.get("Index")
+        index = self.value(fields, "index")
         if index and self.output.resources.get("mappings"):
             mapping = self.mapping(index)
             if mapping is None:
@@ -353,3 +369,20 @@ class ElasticDslValidator(Validator):
             return canonical_body(ba) == canonical_body(bb)
         except RecursionError:
             return False
+
+    @classmethod
+    def find_answer(cls, text: str) -> tuple[int, str] | None:
+        """The first complete JSON object."""
+        return find_json(text, _OBJECT_OPENER)
+
+    def schema_grammar(self, fields: Mapping[str, str]) -> str | None:
+        """The grammar for the prompt's index (``None`` when the expert has no mapping for it)."""
+        from expertkit.kinds.elastic.grammar import build_index_grammar
+
+        index = self.value(fields, "index")
+        mapping = self.mapping(index) if index else None
+        if mapping is None or index is None:
+            return None
+        if index not in self._grammars:
+            self._grammars[index] = build_index_grammar(self, fields, mapping.types)
+        return self._grammars[index]

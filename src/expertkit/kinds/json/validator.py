@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.kinds.validation import ValidationResult, Validator, too_long
+from expertkit.kinds import OutputKind
+from expertkit.kinds.validation import ValidationResult, too_long
 
 if TYPE_CHECKING:
+    from expertkit.core.contract import FieldSpec
     from expertkit.core.manifest import OutputSpec
 
 #: Schema violations reported per output (the rest are counted).
@@ -64,13 +67,34 @@ def _where(path: Any) -> str:
     return out
 
 
-class JsonValidator(Validator):
-    """Any JSON value is valid; with a ``json_schema`` resource it must also fit that schema."""
+def find_json(text: str, opener: re.Pattern[str]) -> tuple[int, str] | None:
+    """Start offset and text of the first complete JSON value in ``text`` that starts at an ``opener``."""
+    decoder = json.JSONDecoder()
+    for m in opener.finditer(text):
+        try:
+            _, end = decoder.raw_decode(text, m.start())
+        except json.JSONDecodeError:
+            continue
+        except RecursionError:  # every opener inside would recurse as deep again: give up
+            return None
+        return m.start(), text[m.start() : end]
+    return None
 
-    kind = "json"
 
-    def __init__(self, expert_root: Path, output: OutputSpec) -> None:
-        super().__init__(expert_root, output)
+_VALUE_OPENER = re.compile(r"[{\[]")
+
+
+class JsonValidator(OutputKind):
+    """The ``json`` kind: any JSON value is valid; with a ``json_schema`` resource it must also fit that schema."""
+
+    name = "json"
+    example_answer = '{"answer": "example"}'
+    resource_notes = "Optionally add a JSON Schema the answers must fit: `output.resources.json_schema: schema.json`."
+    direct_openers: ClassVar[tuple[str, ...]] = ("{", "[")
+    keeps_trailing_text = True
+
+    def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
+        super().__init__(expert_root, output, fields)
         self._schema_validator: Any = None
         path = self.resource("json_schema")
         if path is not None:
@@ -105,6 +129,18 @@ class JsonValidator(Validator):
             return bool(_tagged(va) == _tagged(vb))
         except RecursionError:
             return False
+
+    @classmethod
+    def find_answer(cls, text: str) -> tuple[int, str] | None:
+        """The first complete JSON object or array."""
+        return find_json(text, _VALUE_OPENER)
+
+    def schema_grammar(self, fields: Mapping[str, str]) -> str | None:
+        """The expert's JSON Schema as a grammar (any JSON without one)."""
+        from expertkit.kinds.json.grammar import json_ebnf, json_schema_ebnf
+
+        schema = getattr(self._schema_validator, "schema", None)
+        return json_schema_ebnf(schema) if isinstance(schema, Mapping) else json_ebnf()
 
 
 def load_schema_validator(path: Path) -> Any:

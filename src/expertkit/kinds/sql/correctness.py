@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from expertkit.kinds.correctness import Matcher, Part, grounded, register
+from expertkit.kinds.correctness import Matcher, Part, grounded
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -159,11 +159,9 @@ def _parents(node: exp.Expression) -> list[Any]:
     return out
 
 
-@register
 class SqlMatcher(Matcher):
     """Parts of SQL statements (sqlglot) in the manifest's dialect; literals against the question."""
 
-    kind = "sql"
     broken = "broken_sql"
 
     def _dialect(self) -> str | None:

@@ -38,7 +38,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -62,9 +62,12 @@ from expertkit.engines.sql.statements import (
     read_only_problems,
     sql_dialect,
 )
-from expertkit.kinds.validation import ValidationResult, Validator
+from expertkit.kinds import OutputKind, Role
+from expertkit.kinds.sql.correctness import SqlMatcher
+from expertkit.kinds.validation import ValidationResult
 
 if TYPE_CHECKING:
+    from expertkit.core.contract import FieldSpec
     from expertkit.core.manifest import OutputSpec
 
 # ---------------------------------------------------------------------------- schema
@@ -374,36 +377,82 @@ def registered_database(schema_text: str) -> Path | None:
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
-class SqlValidator(Validator):
-    """Validates SQL answers with the dialect's engine; runs them on fixtures for execution match."""
+_CTE = r"\s+(?:RECURSIVE\s+)?\w+\s*(?:\([^()]*\)\s*)?AS\s*(?:NOT\s+)?(?:MATERIALIZED\s+)?\("
+#: Where an SQL statement may start in a raw output (group 1), most trusted first: an upper-case ``SELECT``
+#: or ``WITH name AS (`` anywhere, then either in any case at the start of a line or after a colon.
+_SQL_STARTS = (
+    re.compile(r"\b(SELECT\b|WITH" + _CTE + ")"),
+    re.compile(r"(?:^|(?<=:))[ \t]*(SELECT\b|WITH" + _CTE + ")", re.I | re.M),
+)
 
-    kind = "sql"
+
+class SqlValidator(OutputKind):
+    """The ``sql`` kind: validates SQL answers with the dialect's engine; runs them on fixtures for
+    execution match."""
+
+    name = "sql"
+    roles = (
+        Role("dialect", "Dialect", "the SQL dialect of the answer (else the manifest's output.dialect)"),
+        Role("schema", "Schema", "the database's CREATE TABLE statements"),
+    )
+    example_answer = "SELECT 1;"
+    resource_notes = ("Add the schemas the validator runs queries against: a folder of `<name>.sql` (DDL) and "
+                      "`<name>.data.sql` (fixture rows) and `output.resources.schemas: schemas`.")
+    matcher_class = SqlMatcher
     #: Seeded variants of each fixture that execution match also runs on (0: the fixture only).
     variants = 3
 
-    def __init__(self, expert_root: Path, output: OutputSpec) -> None:
-        super().__init__(expert_root, output)
+    def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
+        super().__init__(expert_root, output, fields)
         self._fixtures: dict[str, tuple[Path, Path]] | None = None
         self._built: dict[tuple[str, str], Database | None] = {}
         self._variant_dbs: dict[tuple[str, int], list[tuple[str, Database]]] = {}
         self._results: dict[tuple[str, str], QueryResult] = {}
         self._outcomes: dict[tuple[str, str, str, int], ExecutionOutcome] = {}
 
+    @classmethod
+    def find_answer(cls, text: str) -> tuple[int, str] | None:
+        """The first SQL statement: up to ``;`` (kept), a blank line, or the end."""
+        for pattern in _SQL_STARTS:
+            m = pattern.search(text)
+            if m is None:
+                continue
+            start = m.start(1)
+            body = text[start:]
+            ends = [i + 1 for i in (body.find(";"),) if i != -1] + [i for i in (body.find("\n\n"),) if i != -1]
+            return start, body[: min(ends)].strip() if ends else body.strip()
+        return None
+
+    def schema_text(self, fields: Mapping[str, str]) -> str | None:
+        """The prompt's schema (the field playing the ``schema`` role)."""
+        return self.value(fields, "schema")
+
     def dialect_value(self, fields: Mapping[str, str]) -> str | None:
-        """The prompt's Dialect value (else the manifest's)."""
-        value = fields.get("Dialect")
+        """The prompt's dialect value (the ``dialect`` role's field, else the manifest's)."""
+        value = self.value(fields, "dialect")
         return value if value and value.strip() else self.output.dialect
 
     def dialect(self, fields: Mapping[str, str]) -> str | None:
-        """The sqlglot dialect of the prompt (``Dialect`` field, else the manifest's)."""
-        return sql_dialect(fields.get("Dialect")) or sql_dialect(self.output.dialect)
+        """The sqlglot dialect of the prompt (the ``dialect`` role's field, else the manifest's)."""
+        return sql_dialect(self.value(fields, "dialect")) or sql_dialect(self.output.dialect)
+
+    def register_case(self, record: Mapping[str, Any], folder: Path) -> None:
+        """A case naming its database file (``"database"``, relative to ``folder``, as ``data import spider``
+        writes) has it registered for the case's schema."""
+        database = record.get("database")
+        fields = record.get("fields")
+        schema = self.schema_text(fields) if isinstance(fields, dict) else None
+        if isinstance(database, str) and isinstance(schema, str):
+            path = (folder / database).resolve()
+            if path.is_file():
+                register_database(schema, path)
 
     def engine(self, fields: Mapping[str, str]) -> SqlEngine | None:
         """The engine the prompt's Dialect picks (None: no engine runs it; static checks only)."""
         return get_engine(self.dialect_value(fields))
 
     def schema(self, fields: Mapping[str, str], dialect: str | None) -> SchemaInfo | str | None:
-        text = fields.get("Schema")
+        text = self.schema_text(fields)
         if not text or not text.strip():
             return None
         return parse_schema(text, dialect)
@@ -419,7 +468,7 @@ class SqlValidator(Validator):
             if errors:
                 return ValidationResult(False, errors)
             engine = self.engine(fields)
-            schema_text = fields.get("Schema") or ""
+            schema_text = self.schema_text(fields) or ""
             if engine is not None and schema_text.strip():
                 try:
                     message = engine.explain(output, schema_text)
@@ -429,7 +478,8 @@ class SqlValidator(Validator):
                     return ValidationResult(message is None, [message] if message else [])
             info = self.schema(fields, dialect)
             if isinstance(info, str):
-                return ValidationResult(True, [], [*warnings, f"the Schema field does not parse ({info}); "
+                field = self.field_name("schema")
+                return ValidationResult(True, [], [*warnings, f"the {field} field does not parse ({info}); "
                                                    f"tables and columns not checked"])
             if info is not None:
                 errors = schema_problems(expr, info, dialect, output)
@@ -506,7 +556,7 @@ class SqlValidator(Validator):
                           variants: int | None = None) -> ExecutionOutcome:
         """Execution match on the fixture and its seeded variants, and which database decided it."""
         count = self.variants if variants is None else variants
-        schema_text = fields.get("Schema") or ""
+        schema_text = self.schema_text(fields) or ""
         key = (output, gold, _ws(schema_text), count)
         if key in self._outcomes:
             return self._outcomes[key]
@@ -518,9 +568,9 @@ class SqlValidator(Validator):
 
     def _execution_outcome(self, output: str, gold: str, fields: Mapping[str, str], count: int) -> ExecutionOutcome:
         engine = self.engine(fields)
-        db = self.fixture_db(fields.get("Schema"), fields)
+        db = self.fixture_db(self.schema_text(fields), fields)
         if engine is None or db is None:
-            return ExecutionOutcome(None, error="no fixture database for this Schema")
+            return ExecutionOutcome(None, error=f"no fixture database for this {self.field_name('schema')}")
         gold_expr, _ = parse_statement(gold, engine.name)
         ordered = gold_expr is not None and has_top_level_order(gold_expr)
         databases = [("fixture", db)]
