@@ -10,7 +10,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,12 +24,13 @@ def make_lora_run(expert: Any, base_path: str, run_dir: Path, steps: Sequence[in
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from expertkit.core.checkpoints import CHAT_TEMPLATE_NAME, RECORD_NAME, RUN_RECORD_NAME
+    from expertkit.core.checkpoints import CHAT_TEMPLATE_NAME, CheckpointRecord, Run, RunRecord
     from expertkit.core.manifest import MANIFEST_NAME
 
     spec = expert.manifest.training
+    run = Run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    common = {
+    common: dict[str, Any] = {
         "expert": expert.name,
         "expert_version": expert.manifest.version,
         "fingerprint": expert.fingerprint,
@@ -39,8 +39,8 @@ def make_lora_run(expert: Any, base_path: str, run_dir: Path, steps: Sequence[in
         "base": base_path,
         "base_path": base_path,
     }
-    (run_dir / RUN_RECORD_NAME).write_text(json.dumps({**common, "options": {"base": base_path,
-                                                                             "base_path": base_path}}))
+    run.write_record(RunRecord(**{k: v for k, v in common.items() if k not in ("expert_version", "base_path")},
+                               options={"base": base_path, "base_path": base_path}))
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     config = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
@@ -53,9 +53,9 @@ def make_lora_run(expert: Any, base_path: str, run_dir: Path, steps: Sequence[in
                 for name, param in peft_model.named_parameters():
                     if "lora_" in name:
                         torch.nn.init.kaiming_uniform_(param, a=math.sqrt(5))  # nn.Linear's own init
-        folder = run_dir / f"checkpoint-{step}"
+        folder = run.checkpoint_path(step)
         peft_model.save_pretrained(str(folder))
         (folder / CHAT_TEMPLATE_NAME).write_text(expert.contract.chat_template())
         shutil.copyfile(expert.root / MANIFEST_NAME, folder / MANIFEST_NAME)
-        (folder / RECORD_NAME).write_text(json.dumps({**common, "step": step}))
+        CheckpointRecord(**common, step=step).write(folder)
     return run_dir

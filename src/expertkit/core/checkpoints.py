@@ -570,14 +570,8 @@ class Run:
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
-    """``Run(run_dir).checkpoints()`` (kept while callers move to :class:`Run`)."""
+    """The complete checkpoints of the run folder ``run_dir``: ``Run(run_dir).checkpoints()``."""
     return Run(run_dir).checkpoints()
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """``run.json`` as a plain dict, empty if absent (kept while callers move to :attr:`Run.record`)."""
-    record = Run(run_dir).record
-    return record.to_json() if record is not None else {}
 
 
 # ---------------------------------------------------------------------- the contract and the base

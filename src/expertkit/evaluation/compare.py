@@ -8,7 +8,8 @@ by :func:`~expertkit.kinds.scoring.score_output`, which also gives each output i
 
 The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
 metric — ties broken by :data:`~expertkit.kinds.scoring.TIE_BREAKS`, then the earliest step.
-``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
+``drift`` scores drifted prompts — the contract's drift variants
+(:meth:`~expertkit.core.contract.PromptContract.drift_variants`), each one ``check-prompt`` refuses — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
 
 Scores recorded while training (``train --eval-every``) are reused for unchanged checkpoints, cases,
@@ -19,22 +20,18 @@ decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.en
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from expertkit.core.checkpoints import Run, check_contract
-from expertkit.core.contract import QWEN_THINK_OFF, PromptContract
+from expertkit.core.contract import DRIFT_KINDS
 from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import check_output_dir
+from expertkit.core.log import say, warn
 from expertkit.core.options import check_count
 from expertkit.engines.inference import (
     InferenceEngine,
@@ -54,21 +51,29 @@ if TYPE_CHECKING:
     from expertkit.expert import Expert
 
 __all__ = [  # scoring lives in expertkit.kinds.scoring, the small-model rules in expertkit.engines.inference.hf
-    "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output", "summarize",
-    "verdict_of",
+    "DRIFT_KINDS", "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output",
+    "summarize", "verdict_of",
 ]
-DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
-DRIFT_DESCRIPTIONS: dict[str, str] = {
-    "alias": "a field's canonical value replaced by one of its aliases",
-    "order": "the first two field lines swapped",
-    "missing": "the last single-line field left out",
-    "other_wrapper": "the prompt in the other wrapper (tags <-> qwen3)",
-    "thinking": "the empty think block left out (thinking allowed)",
-}
 BASE_NAME = "base"
+#: The manifest sections compare's ``--set`` overrides.
+SETTINGS_SECTIONS = ("decoding", "evaluation")
 REPORT_VERSION = 1
 
-_console = Console(stderr=True)
+
+class Progress(Protocol):
+    """Progress bars (``rich.progress.Progress`` is one): a task per model scored, advanced per batch."""
+
+    def add_task(self, description: str, *, total: float | None) -> Any: ...
+
+    def advance(self, task_id: Any, advance: float) -> None: ...
+
+
+class _NoProgress:
+    def add_task(self, description: str, *, total: float | None) -> int:
+        return 0
+
+    def advance(self, task_id: Any, advance: float) -> None:
+        pass
 
 
 @dataclass
@@ -84,7 +89,6 @@ class CompareOptions:
     engine: str = "hf"
     max_cases: int | None = None
     allow_drift: bool = False
-    as_json: bool = False
     batch_size: int | None = None
     #: Ignore the scores recorded while training and generate again.
     rescore: bool = False
@@ -92,6 +96,9 @@ class CompareOptions:
     samples: int = 1
     #: none | json | schema (None: the manifest's ``decoding.constrain``)
     constrain: str | None = None
+    #: ``SECTION.KEY -> value`` overrides of the manifest's decoding and evaluation settings (``--set``); the
+    #: named options above win over them.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,61 +154,6 @@ def lint_cases(expert: Expert, path: Path) -> list[str]:
             for f in report.findings]
 
 
-def _field_lines(contract: PromptContract, fields: Mapping[str, str]) -> list[str]:
-    """The single-line ``Name: value`` lines of the system block, in order."""
-    single = {f.name for f in contract.fields if not f.multiline}
-    return [f"{name}: {value}" for name, value in fields.items() if name in single]
-
-
-def _alias_for(contract: PromptContract, fields: Mapping[str, str]) -> tuple[str, str, str] | None:
-    """``(name, canonical, alias)`` for the first field with a declared alias, else a case variant."""
-    for spec in contract.fields:
-        value = fields.get(spec.name)
-        if value is not None and not spec.multiline:
-            aliases = [a for a, target in spec.aliases.items() if target == value]
-            if aliases:
-                return spec.name, value, aliases[0]
-    for spec in contract.fields:
-        value = fields.get(spec.name)
-        if value is not None and spec.values is not None and value.upper() != value:
-            return spec.name, value, value.upper()
-    return None
-
-
-def drift_prompt(contract: PromptContract, case: Case, kind: str) -> str | None:
-    """The case's prompt drifted in one way, as raw text; ``None`` where the drift does not apply.
-
-    The text is made by editing the rendered prompt, never by the contract (which would refuse it).
-    """
-    block = contract.system_block(case.fields)
-    lines = _field_lines(contract, case.fields)
-    if kind == "alias":
-        found = _alias_for(contract, case.fields)
-        if found is None:
-            return None
-        name, value, alias = found
-        return case.prompt.replace(block, block.replace(f"{name}: {value}", f"{name}: {alias}", 1), 1)
-    if kind == "order":
-        if len(lines) < 2:
-            return None
-        swapped = block.replace(lines[0], "\x00", 1).replace(lines[1], lines[0], 1).replace("\x00", lines[1], 1)
-        return case.prompt.replace(block, swapped, 1)
-    if kind == "missing":
-        if len(lines) < 2:
-            return None
-        kept = "\n".join(line for line in block.split("\n") if line != lines[-1])
-        return case.prompt.replace(block, kept, 1)
-    if kind == "other_wrapper":
-        other = "tags" if contract.wrapper == "qwen3" else "qwen3"
-        return PromptContract(contract.spec.model_copy(update={"wrapper": other})).render_prompt(
-            case.fields, case.question)
-    if kind == "thinking":
-        if not case.prompt.endswith(QWEN_THINK_OFF):
-            return None
-        return case.prompt[: -len(QWEN_THINK_OFF)]
-    raise ValueError(f"unknown drift kind {kind!r}")
-
-
 # ---------------------------------------------------------------------- generation backends
 Advance = Callable[[int], None]
 
@@ -254,11 +206,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_console, transient=False)
-
-
 def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
                      cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
     task = progress.add_task(label, total=len(prompts))
@@ -304,9 +251,11 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
                  clean: Sequence[Score], metric: str, progress: Progress) -> dict[str, Any]:
     """Score drifted prompts on ``target`` and the drop from its clean scores on the same cases."""
     kinds: list[dict[str, Any]] = []
-    for kind in DRIFT_KINDS:
-        picked = [(i, p) for i, c in enumerate(cases) if (p := drift_prompt(expert.contract, c, kind)) is not None]
-        entry: dict[str, Any] = {"kind": kind, "description": DRIFT_DESCRIPTIONS[kind], "cases": len(picked)}
+    variants = [expert.contract.drift_variants(c.fields, c.question) for c in cases]
+    for k, kind in enumerate(DRIFT_KINDS):
+        picked = [(i, p) for i, vs in enumerate(variants) if (p := vs[k].prompt) is not None]
+        description = variants[0][k].description if variants else kind
+        entry: dict[str, Any] = {"kind": kind, "description": description, "cases": len(picked)}
         if not picked:
             entry.update(applicable=False, baseline=None, drifted=None, drop=None, valid_drop=None,
                          example_prompt=None, outputs=[])
@@ -329,14 +278,18 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
     return {"model": target["name"], "step": target["step"], "metric": metric, "kinds": kinds}
 
 
-def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
-    """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
-    from expertkit.evaluation.report import REPORT_NAMES, print_summary, write_reports
+def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress | None = None) -> CompareResult:
+    """Score base and checkpoints, pick the best, optionally sweep drift, and write the reports; the result holds
+    the report (the command line prints it). Progress lines and warnings are logged (:mod:`expertkit.core.log`);
+    ``progress`` shows the generation of each model."""
+    from expertkit.evaluation.report import REPORT_NAMES, write_reports
 
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
     folder = Run(run_dir)
+    if options.settings:
+        expert = expert.with_settings(options.settings, SETTINGS_SECTIONS)
     check_count(options.max_cases, "--max-cases")
     check_count(options.batch_size, "--batch-size")
     check_count(options.samples, "--samples")
@@ -359,20 +312,19 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     cases = load_cases(expert, cases_path, max_cases)
     base = folder.base(options.base, checkpoints, same=same_base)  # after the inputs: their errors come first
     for warning in case_warnings:
-        _console.print(warning, style="yellow", markup=False, highlight=False)
+        warn(warning)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
-        _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
+        warn(f"skipping {name}: incomplete (its save did not finish)")
     for name, found in changes.items():
         if found:
-            _console.print(f"[yellow]{name} was trained on another contract (--allow-drift): "
-                           f"{'; '.join(found)}[/yellow]")
+            warn(f"{name} was trained on another contract (--allow-drift): {'; '.join(found)}")
     metric = expert.manifest.evaluation.metric
     max_new = expert.manifest.decoding.max_new_tokens
     batch_size = options.batch_size or expert.manifest.evaluation.batch_size
     stops = expert.contract.stop_strings
 
-    _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
-                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}, constrain {constrain}")
+    say(f"compare: {len(cases)} cases from {cases_path}, base {base}, {len(checkpoints)} checkpoint(s), "
+        f"engine {options.engine}, constrain {constrain}", highlight=True)
     engine = create_engine(options.engine, base, {ck.name: ck.path for ck in checkpoints})
     backend: Backend = EngineBackend(engine, expert, max_new_tokens=max_new, batch_size=batch_size,
                                      constrain=constrain)
@@ -387,50 +339,50 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     rows: list[dict[str, Any]] = []
     per_model: dict[str, list[Score]] = {}
     per_model_votes: dict[str, list[dict[str, Any]]] = {}
-    with _progress() as progress:
-        for ck in [None, *checkpoints]:
-            name = ck.name if ck else BASE_NAME
-            reused = {}
-            rescored = False
-            if ck is not None and sampling is None and not options.rescore and constrain == "none":
-                recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
-                reused, rescored = recorded.scores, recorded.rescored
-            todo = [i for i in range(len(cases)) if i not in reused]
-            seconds = 0.0
-            if sampling is not None:
-                scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
-                                                         cases, sampling, progress)
-                per_model_votes[name] = votes
-            else:
-                fresh: list[Score] = []
-                if todo:
-                    fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
-                                                      [prompts[i] for i in todo], [cases[i] for i in todo],
-                                                      progress)
-                fresh_by = dict(zip(todo, fresh, strict=True))
-                scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
-            if reused:
-                _console.print(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded "
-                               "while training" + (" (scored again: the scorer changed)" if rescored else ""))
-            per_model[name] = scores
-            summary = summarize(scores)
-            summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
-            rows.append({
-                "name": name,
-                "step": ck.step if ck else None,
-                "path": str(ck.path) if ck else base,
-                "kind": ck.kind if ck else "base",
-                "contract_changes": changes.get(name, []),
-                "generation_s": round(seconds, 3),
-                "reused": len(reused),
-                "samples": options.samples,
-                **summary,
-            })
-        best = pick_best(rows, metric)
-        drift = None
-        if options.drift:
-            target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
-            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
+    progress = progress if progress is not None else _NoProgress()
+    for ck in [None, *checkpoints]:
+        name = ck.name if ck else BASE_NAME
+        reused = {}
+        rescored = False
+        if ck is not None and sampling is None and not options.rescore and constrain == "none":
+            recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
+            reused, rescored = recorded.scores, recorded.rescored
+        todo = [i for i in range(len(cases)) if i not in reused]
+        seconds = 0.0
+        if sampling is not None:
+            scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
+                                                     cases, sampling, progress)
+            per_model_votes[name] = votes
+        else:
+            fresh: list[Score] = []
+            if todo:
+                fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
+                                                  [prompts[i] for i in todo], [cases[i] for i in todo],
+                                                  progress)
+            fresh_by = dict(zip(todo, fresh, strict=True))
+            scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
+        if reused:
+            say(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded while training"
+                + (" (scored again: the scorer changed)" if rescored else ""), highlight=True)
+        per_model[name] = scores
+        summary = summarize(scores)
+        summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
+        rows.append({
+            "name": name,
+            "step": ck.step if ck else None,
+            "path": str(ck.path) if ck else base,
+            "kind": ck.kind if ck else "base",
+            "contract_changes": changes.get(name, []),
+            "generation_s": round(seconds, 3),
+            "reused": len(reused),
+            "samples": options.samples,
+            **summary,
+        })
+    best = pick_best(rows, metric)
+    drift = None
+    if options.drift:
+        target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
+        drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
 
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -472,12 +424,4 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         report["drift"] = drift
     if run is not None and run.evaluations:
         report["training"] = run.model_dump(mode="json", include={"evaluations", "best", "stopped"})
-    paths = write_reports(report, out_dir)
-    result = CompareResult(report, paths)
-    if options.as_json:
-        print_summary(report, _console)
-        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(report, Console(soft_wrap=True))
-        Console(soft_wrap=True).print(f"reports: {', '.join(str(p) for p in paths.values())}")
-    return result
+    return CompareResult(report, write_reports(report, out_dir))

@@ -11,7 +11,7 @@ final checkpoint is always scored. Each evaluation:
 * adds an ``eval`` block (the metrics, cases, seconds, scorer version) to the checkpoint's record and
   writes the per-case outputs and scores to its ``eval.json`` (:mod:`expertkit.evaluation.checkpoint_scores`),
   which ``compare`` reuses;
-* appends a line to ``eval.jsonl`` (``loss.jsonl``'s companion) and prints one console line;
+* appends a line to ``eval.jsonl`` (``loss.jsonl``'s companion) and logs one line (:mod:`expertkit.core.log`);
 * updates ``run.json``: ``evaluations`` (the lines so far) and ``best`` — the best checkpoint by the
   expert's ``evaluation.metric``, picked by :func:`expertkit.evaluation.compare.pick_best` as ``compare`` does.
 
@@ -30,7 +30,6 @@ Under several processes only the main one scores; the stop is agreed on by all (
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,12 +37,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from rich.console import Console
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from expertkit.core.checkpoints import Run, StopRecord, load_checkpoint
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_jsonl
+from expertkit.core.log import say, warn
 from expertkit.core.options import check_count, check_number
 
 if TYPE_CHECKING:
@@ -58,15 +57,9 @@ KEEP = ("all", "best", "last")
 #: 3 evaluations without a rise of the metric.
 QUICKSTART_EVAL: dict[str, Any] = {"eval_every": 100, "eval_cases": None, "early_stop": 3, "min_delta": 0.0}
 
-_console = Console(stderr=True)
-
 #: ``(model, step) -> (summary, cases, scores, seconds)``; tests script the metric through it.
 ScoreFn = Callable[[Any, int], tuple[dict[str, Any], list["Case"], list["Score"], float]]
 
-
-def _say(message: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:
-        _console.print(message, highlight=False)
 
 
 @dataclass
@@ -289,11 +282,11 @@ class CheckpointEvaluator(TrainerCallback):
                                        f"({self.metric} {value}), {kept}")
         mark = " (best so far)" if best is not None and best["step"] == step else ""
         lead = "" if self.metric in ("valid", "correct") else f"{self.metric} {_fmt(row.get(self.metric))}, "
-        _say(f"eval {folder.name}: {lead}valid {_fmt(row['valid'])}, "
+        say(f"eval {folder.name}: {lead}valid {_fmt(row['valid'])}, "
              f"correct {_fmt(row['correct'])}, reasoning {_fmt(row['reasoning'])} "
              f"({len(cases)} cases, {seconds:.1f} s){mark}")
         if self.stopped is not None:
-            _say(f"[yellow]{self.stopped.reason}[/yellow]")
+            warn(self.stopped.reason)
         self.write_run_record()
         return stop
 
