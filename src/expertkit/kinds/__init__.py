@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.kinds.validation import ValidationResult
+from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
 if TYPE_CHECKING:
     from expertkit.core.contract import FieldSpec
@@ -145,8 +145,17 @@ class OutputKind(ABC):
     def equivalent(self, a: str, b: str, fields: Mapping[str, str]) -> bool:
         """Do two answers mean the same (canonical forms equal)?"""
 
+    #: Kinds that run answers: seeded variants of each database execution match also runs on (``expertkit
+    #: score --variants``); ``None`` for kinds without.
+    variants: int | None = None
+
     def execution_match(self, output: str, gold: str, fields: Mapping[str, str]) -> bool | None:
         """Do both answers give the same result when run? ``None`` where the kind cannot run."""
+        return None
+
+    def execution_outcome(self, output: str, gold: str, fields: Mapping[str, str],
+                          variants: int | None = None) -> ExecutionOutcome | None:
+        """Execution match and which database decided it; ``None`` for a kind that does not run answers."""
         return None
 
     @cached_property
