@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from transformers.utils.chat_template_utils import render_jinja_template
 
+import expertkit
 from expertkit.core.contract import (
     ContractSpec,
     PromptContract,
     PromptParseError,
+    Wrapper,
     diff_contracts,
+    get_wrapper,
     parse_prompt,
+    wrapper_names,
+    wrappers,
 )
 from expertkit.core.errors import ContractError
 
@@ -195,3 +202,92 @@ def test_empty_optional_field_counts_as_absent() -> None:
     assert c.render_prompt({**fields, "Note": ""}, "q") == c.render_prompt(fields, "q")
     with pytest.raises(ContractError):
         c.normalize({**fields, "Task": " "})
+
+
+# ---------------------------------------------------------------------- the wrapper as a strategy object
+def test_wrappers_are_strategy_objects_registered_by_name() -> None:
+    assert wrapper_names()[:2] == ("qwen3", "tags")
+    for name in ("qwen3", "tags"):
+        c = contract(name)
+        assert isinstance(c.wrapper, Wrapper) and c.wrapper.name == name == str(c.wrapper)
+        assert c.end_of_turn == c.wrapper.end_of_turn and c.stop_strings == list(c.wrapper.stop_strings)
+        assert c.chat_template() == c.wrapper.chat_template(c.fingerprint)
+    assert contract("qwen3").stop_strings == ["<|im_end|>", "<|endoftext|>"]
+    assert contract("tags").end_of_turn == "\n<|end|>"
+    with pytest.raises(ContractError, match="unknown wrapper 'chatml'"):
+        get_wrapper("chatml")
+    with pytest.raises(ValidationError, match="Input should be 'qwen3' or 'tags'"):
+        ContractSpec(wrapper="chatml", fields=ES_FIELDS)
+
+
+def test_a_wrapper_defined_elsewhere_registers_itself_and_renders_parses_and_exports() -> None:
+    import re
+
+    from expertkit.core import contract as module
+
+    class Angle(Wrapper):
+        name = "angle-test"
+        end_of_turn = "<|stop|>"
+        stop_strings = ("<|stop|>",)
+        markers = ("<|sys|>",)
+        _RE = re.compile(r"<\|(sys|usr|bot)\|>(.*?)(?:<\|stop\|>|$)", re.S)
+
+        def prompt_parts(self, block: str, question: str, *, thinking: bool = False) -> list[tuple[str, bool]]:
+            return [("<|sys|>", False), (block, True), ("<|stop|><|usr|>", False), (question, True),
+                    ("<|stop|><|bot|>", False)]
+
+        def chat_template(self, fingerprint: str) -> str:
+            return "{#- " + fingerprint + " -#}"
+
+        def turns(self, text: str) -> list[tuple[str, str, bool]]:
+            roles = {"sys": "system", "usr": "user", "bot": "assistant"}
+            return [(roles[m.group(1)], m.group(2), m.group(0).endswith("<|stop|>")) for m in self._RE.finditer(text)]
+
+    try:
+        c = contract("angle-test")
+        prompt = c.render_prompt(es_fields(), "Find x")
+        assert prompt.startswith("<|sys|>Dialect: elastic\n") and prompt.endswith("<|stop|><|bot|>")
+        parsed = parse_prompt(prompt + "{}<|stop|>")
+        assert parsed.wrapper == "angle-test" and parsed.answer == "{}" and parsed.field_dict() == es_fields()
+        assert c.check_wrapper(parsed) == [] and c.chat_template() == "{#- " + c.fingerprint + " -#}"
+        assert {v.kind: v.prompt is not None for v in c.drift_variants(es_fields(), "Find x")}["thinking"] is False
+        assert [f.code for f in contract("qwen3").check_wrapper(parsed)] == ["wrapper_mismatch", "thinking_mismatch"]
+    finally:
+        module._WRAPPERS.pop("angle-test")
+
+
+def test_field_by_name() -> None:
+    c = contract("qwen3", SQL_FIELDS)
+    assert c.field("Schema").multiline and c.field("Dialect").aliases == {"postgresql": "postgres"}
+    with pytest.raises(ContractError, match="'Colour' is not in the contract"):
+        c.field("Colour")
+
+
+#: String constants outside core/contract.py that equal a wrapper's name but are not wrappers.
+NOT_A_WRAPPER = {("generators/elastic.py", "tags"): "an Elasticsearch field of the shipped elastic indices"}
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_no_module_outside_the_contract_names_a_wrapper_or_its_tokens() -> None:
+    """Wrapper names (a string constant equal to one: ``qwen3-shape``, a model shape, is not) and the wrappers'
+    end-of-turn, control and marker tokens (a string constant holding one) live in ``core/contract.py`` only."""
+    root = Path(expertkit.__file__).parent
+    names = set(wrapper_names())
+    tokens = {t.strip() for w in wrappers() for t in (w.end_of_turn, *w.stop_strings, *w.control_tokens, *w.markers,
+                                                      w.eos_token or "", w.pad_token or "") if t.strip()}
+    assert {"<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|end|>"} <= tokens and {"qwen3", "tags"} <= names
+    leaks = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "core/contract.py":
+            continue
+        for line, value in _string_constants(path):
+            if value in names and (rel, value) not in NOT_A_WRAPPER:
+                leaks.append(f"{rel}:{line}: wrapper name {value!r}")
+            leaks.extend(f"{rel}:{line}: token {t!r}" for t in sorted(tokens) if t in value)
+    assert leaks == []

@@ -19,10 +19,8 @@ from expertkit.core.errors import DriftError, ExpertkitError
 from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import (
     DRIFT_KINDS,
-    Case,
     CompareOptions,
     compare_run,
-    drift_prompt,
     load_cases,
     pick_best,
     score_output,
@@ -150,32 +148,34 @@ def test_shipped_experts_are_picked_by_correctness() -> None:
 
 
 # ---------------------------------------------------------------------- drifted prompts
-def _case(expert: Expert, fields: dict[str, str], question: str = "Only trips flagged as delayed") -> Case:
-    canonical = expert.contract.normalize(fields)
-    return Case(1, canonical, question, GOLD, expert.contract.render_prompt(canonical, question))
+def _drift(expert: Expert, fields: dict[str, str], question: str = "Only trips flagged as delayed") -> dict[str, Any]:
+    return {v.kind: v for v in expert.contract.drift_variants(fields, question)}
 
 
-def test_drift_prompts_are_raw_text_the_contract_rejects(elastic: Expert) -> None:
-    case = _case(elastic, FIELDS)
-    prompts = {kind: drift_prompt(elastic.contract, case, kind) for kind in DRIFT_KINDS}
-    assert "Dialect: elasticsearch\n" in prompts["alias"]  # type: ignore[operator]
-    assert "Task: query_dsl\nDialect: elastic\nIndex:" in prompts["order"]  # type: ignore[operator]
-    assert "Index:" not in prompts["missing"]  # type: ignore[operator]
-    assert prompts["other_wrapper"].startswith("<|system|>\nDialect: elastic")  # type: ignore[union-attr]
-    assert prompts["thinking"].endswith("<|im_start|>assistant\n")  # type: ignore[union-attr]
-    expected = {"alias": "alias_value", "order": "field_order", "missing": "missing_field",
-                "other_wrapper": "wrapper_mismatch", "thinking": "thinking_mismatch"}
-    for kind, text in prompts.items():  # every drift is one that check-prompt refuses
-        assert text is not None and text != case.prompt
-        assert expected[kind] in {f.code for f in elastic.check_prompt(text) if f.severity == "error"}, kind
+def test_drift_variants_come_from_the_contract_and_each_raises_its_code(elastic: Expert) -> None:
+    variants = _drift(elastic, FIELDS)
+    assert list(variants) == list(DRIFT_KINDS)
+    prompts = {kind: v.prompt for kind, v in variants.items()}
+    clean = elastic.contract.render_prompt(FIELDS, "Only trips flagged as delayed")
+    assert "Dialect: elasticsearch\n" in prompts["alias"]
+    assert "Task: query_dsl\nDialect: elastic\nIndex:" in prompts["order"]
+    assert "Index:" not in prompts["missing"]
+    assert prompts["other_wrapper"].startswith("<|system|>\nDialect: elastic")
+    assert prompts["thinking"].endswith("<|im_start|>assistant\n")
+    assert variants["other_wrapper"].description == "the prompt in the other wrapper (tags <-> qwen3)"
+    for kind, v in variants.items():  # every drift is one that check-prompt refuses, with the code it names
+        assert v.prompt is not None and v.prompt != clean
+        assert v.code in {f.code for f in elastic.check_prompt(v.prompt) if f.severity == "error"}, kind
+    assert [v.code for v in variants.values()] == [
+        "alias_value", "field_order", "missing_field", "wrapper_mismatch", "thinking_mismatch"]
 
 
 def test_drift_kinds_that_do_not_apply(sql_expert: Expert, tmp_path: Path) -> None:
     schema = (SHIPPED / "sql" / "schemas" / "shop.sql").read_text()
-    case = _case(sql_expert, {"Dialect": "postgres", "Task": "text_to_sql", "Schema": schema}, "How many orders?")
+    sql = _drift(sql_expert, {"Dialect": "postgres", "Task": "text_to_sql", "Schema": schema}, "How many orders?")
     # Schema is multi-line: "missing" drops Task, the last single-line field; "order" swaps Dialect and Task
-    assert "Task:" not in drift_prompt(sql_expert.contract, case, "missing")  # type: ignore[operator]
-    assert "Task: text_to_sql\nDialect: postgres\nSchema:" in drift_prompt(sql_expert.contract, case, "order")  # type: ignore[operator]
+    assert "Task:" not in sql["missing"].prompt
+    assert "Task: text_to_sql\nDialect: postgres\nSchema:" in sql["order"].prompt
     tags = tmp_path / "tags"
     shutil.copytree(SHIPPED / "elastic", tags, ignore=shutil.ignore_patterns("data"))
     manifest = yaml.safe_load((tags / "expert.yaml").read_text())
@@ -183,12 +183,13 @@ def test_drift_kinds_that_do_not_apply(sql_expert: Expert, tmp_path: Path) -> No
     manifest["contract"]["fields"] = [{"name": "Task", "values": ["query_dsl"]}]
     (tags / "expert.yaml").write_text(yaml.safe_dump(manifest))
     tagged = Expert.load(tags)
-    one = _case(tagged, {"Task": "query_dsl"})
-    assert drift_prompt(tagged.contract, one, "thinking") is None
-    assert drift_prompt(tagged.contract, one, "order") is None
-    assert drift_prompt(tagged.contract, one, "missing") is None
-    assert drift_prompt(tagged.contract, one, "alias") == one.prompt.replace("Task: query_dsl", "Task: QUERY_DSL")
-    assert drift_prompt(tagged.contract, one, "other_wrapper").startswith("<|im_start|>system\n")  # type: ignore[union-attr]
+    one = _drift(tagged, {"Task": "query_dsl"})
+    assert one["thinking"].prompt is None and one["order"].prompt is None and one["missing"].prompt is None
+    clean = tagged.contract.render_prompt({"Task": "query_dsl"}, "Only trips flagged as delayed")
+    assert one["alias"].prompt == clean.replace("Task: query_dsl", "Task: QUERY_DSL")
+    assert one["other_wrapper"].prompt.startswith("<|im_start|>system\n")
+    for v in (one["alias"], one["other_wrapper"]):
+        assert v.code in {f.code for f in tagged.check_prompt(v.prompt) if f.severity == "error"}
 
 
 # ---------------------------------------------------------------------- a run made by hand

@@ -12,7 +12,6 @@ from safetensors.torch import load_file
 from expertkit.core.contract import ContractSpec, FieldSpec, PromptContract
 from expertkit.core.errors import ExpertkitError
 from expertkit.models.base import (
-    SPECIAL_TOKENS,
     THINK_TOKENS,
     TINY_SHAPE,
     build_tiny_base,
@@ -50,9 +49,10 @@ def test_tiny_base_is_deterministic_and_qwen3_shaped(tiny: Path, tmp_path: Path)
 
 def test_tiny_tokenizer_keeps_control_tokens_whole(tiny: Path) -> None:
     tok = load_tokenizer(str(tiny))
-    for token in [*SPECIAL_TOKENS, *THINK_TOKENS]:
+    for token in [*CONTRACT.wrapper.control_tokens, *THINK_TOKENS]:  # the default wrapper's control tokens
         assert len(tok(token, add_special_tokens=False)["input_ids"]) == 1
     assert tok.pad_token == "<|endoftext|>" and tok.eos_token == "<|im_end|>"
+    assert tok.convert_ids_to_tokens([0, 1, 2]) == ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # as always
     text = CORPUS[0]
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     prompt = CONTRACT.encode_prompt(tok, {"Task": "query_dsl"}, "Find orders of customer Gwen")

@@ -77,8 +77,8 @@ def test_qwen3_shape_trains_compares_serves_and_packages(tmp_path: Path) -> None
     run = tmp_path / "run"
     result = train_expert(expert, TrainOptions(base=str(base), out_dir=run, steps=2, save_every=2, batch_size=2))
     assert result.method == "lora" and result.steps == 2 and result.final_loss is not None
-    record = Run(run).record
-    assert record is not None and record.padding_free is True
+    run_record = Run(run).record
+    assert run_record is not None and run_record.padding_free is True
     (checkpoint,) = Run(run).checkpoints()
     adapter = json.loads((checkpoint.path / "adapter_config.json").read_text())
     # "all-linear", resolved on Qwen3's layer names: every linear layer of both blocks, nothing else

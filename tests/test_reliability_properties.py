@@ -83,11 +83,11 @@ def test_parse_of_render_gives_back_the_fields_and_question(request: tuple[Promp
         assume(False)
         return
     parsed = parse_prompt(prompt)
-    assert parsed.wrapper == contract.wrapper
+    assert parsed.wrapper == contract.wrapper.name
     assert parsed.fields == list(canonical.items())
     assert parsed.question == question.strip()
     assert parsed.answer is None and parsed.stray_lines == []
-    assert parsed.thinking is (False if contract.wrapper == "qwen3" else None)
+    assert parsed.thinking is (False if contract.wrapper.thinking_switch else None)
     assert contract.check_fields(parsed.fields, strict=True) == []
     assume("<think>" not in answer and "</think>" not in answer)  # a think block in an answer is split off
     whole = parse_prompt(conversation)

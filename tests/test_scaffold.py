@@ -23,7 +23,7 @@ def test_the_scaffold_loads_and_its_example_fits(tmp_path: Path, kind: str) -> N
     assert sorted(str(p.relative_to(path)) for p in path.rglob("*")) == [
         "README.md", "data", "data/eval.jsonl", "data/train.jsonl", "expert.yaml"]
     expert = Expert.load(path)
-    assert expert.manifest.output.kind == kind and expert.contract.wrapper == "qwen3"
+    assert expert.manifest.output.kind == kind and expert.contract.wrapper.name == "qwen3"
     assert [(f.name, f.required, f.values) for f in expert.contract.fields] == [
         ("Dialect", True, ["postgres"]), ("Task", True, ["text_to_sql"]), ("Schema", True, None), ("Hint", False, None)]
     assert expert.train_path.read_text() == ""

@@ -108,7 +108,7 @@ def render(
         _print_json({
             "prompt": prompt,
             "fingerprint": expert.fingerprint,
-            "wrapper": expert.contract.wrapper,
+            "wrapper": expert.contract.wrapper.name,
             "fields": expert.contract.normalize(fields),
             "messages": expert.contract.messages(fields, question),
         })

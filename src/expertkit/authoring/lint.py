@@ -10,7 +10,6 @@ fields have; the answers that cannot be are counted in one ``not_validated`` war
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,9 +118,9 @@ def lint_examples(
         report.shapes[ex.shape] += 1
         if ex.wrapper:
             report.wrappers[ex.wrapper] += 1
-            if ex.wrapper != contract.wrapper:
+            if ex.wrapper != contract.wrapper.name:
                 add(Finding("mixed_wrapper", "error",
-                            f"record is in the {ex.wrapper!r} wrapper; the contract uses {contract.wrapper!r}",
+                            f"record is in the {ex.wrapper!r} wrapper; the contract uses {contract.wrapper.name!r}",
                             line=ex.line))
         for stray in ex.stray_lines:
             add(Finding("unknown_field", "error", f"system line {stray[:60]!r} is not a 'Name: value' field",
@@ -237,7 +236,6 @@ def lint_file(
 
 
 # ---------------------------------------------------------------------- check-prompt
-_THINK_SWITCH_RE = re.compile(r"(^|\s)/think\b")
 
 
 def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
@@ -247,21 +245,7 @@ def check_prompt_text(expert: Expert, text: str) -> list[Finding]:
         parsed = parse_prompt(text)
     except PromptParseError as exc:
         return [Finding("parse_error", "error", str(exc))]
-    findings: list[Finding] = []
-    if parsed.wrapper != contract.wrapper:
-        findings.append(
-            Finding("wrapper_mismatch", "error",
-                    f"prompt uses the {parsed.wrapper!r} wrapper; the expert was trained on {contract.wrapper!r}",
-                    suggestion=contract.wrapper)
-        )
-    # only a qwen3 prompt that opens the assistant turn with the empty think block keeps Qwen3 from thinking
-    lets_think = parsed.thinking if parsed.wrapper == "qwen3" else True
-    if contract.wrapper == "qwen3" and (lets_think or _THINK_SWITCH_RE.search(parsed.question)):
-        findings.append(
-            Finding("thinking_mismatch", "error",
-                    "the prompt lets Qwen3 think: the assistant turn must open with the empty "
-                    "'<think>\\n\\n</think>\\n\\n' block (enable_thinking=False)")
-        )
+    findings = contract.check_wrapper(parsed)  # wrapper_mismatch, thinking_mismatch
     findings.extend(_check_pairs(expert, parsed.fields, parsed.stray_lines))
     findings.extend(field_format_findings(contract, parsed.system))
     return findings

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from expertkit.core.contract import DEFAULT_WRAPPER
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.expert import Expert
 from expertkit.core.fileio import usual_dir_mode
@@ -51,7 +52,7 @@ def _manifest_data(name: str, dialect: str, task: str, fields: list[dict[str, An
         "description": f"Answers {task} questions in {dialect}, directly, without reasoning.",
         "base_model": "Qwen/Qwen3-0.6B",
         "output": {"kind": output_kind},
-        "contract": {"wrapper": "qwen3", "fields": fields},
+        "contract": {"wrapper": DEFAULT_WRAPPER, "fields": fields},
         "data": {"train": "data/train.jsonl", "eval": "data/eval.jsonl"},
     }
 
@@ -99,7 +100,7 @@ The exact generation prompt for one example
 {contract.render_prompt(fields, question)}
 ```
 
-The model answers with the answer alone, then `<|im_end|>`. As chat messages (what an OpenAI-compatible
+The model answers with the answer alone, then `{contract.end_of_turn}`. As chat messages (what an OpenAI-compatible
 client sends to `expertkit serve`, checked like `expertkit check-prompt`):
 
 ```json

@@ -3,6 +3,11 @@
 A contract is a wrapper (``qwen3`` ChatML in non-thinking mode, or the ``tags`` form) and an ordered
 list of system-block fields (``Name: value`` lines). Dataset building, training, evaluation, serving
 and the chat template exported with every adapter all go through :class:`PromptContract`.
+
+A wrapper is a strategy object (:class:`Wrapper`, after litgpt's ``PromptStyle``): one class per wrapper owns
+its template parts, generation prompt, chat-template export, end-of-turn token, stop strings, tokenizer control
+tokens and parser, and registers itself by name on definition; the manifest names it (``wrapper: qwen3``) and
+``contract.wrapper`` is the object. This module is the only one that knows a wrapper's name or tokens.
 """
 
 from __future__ import annotations
@@ -11,18 +16,18 @@ import hashlib
 import json
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from expertkit.core.errors import ContractError
 from expertkit.core.findings import Finding
 
-Wrapper = Literal["qwen3", "tags"]
-WRAPPERS: tuple[str, ...] = ("qwen3", "tags")
-
+#: The empty think block: an assistant turn that opens with it does not think (Qwen3's non-thinking mode).
 QWEN_THINK_OFF = "<think>\n\n</think>\n\n"
 #: Strings that must never come from user or field text: ChatML/tags markers, think and tool tags.
 CONTROL_TOKEN_RE = re.compile(r"<\|[^|<>\s]{1,64}\|>|</?(?:think|tool_call|tool_response)>")
@@ -66,13 +71,205 @@ class FieldSpec(BaseModel):
         return self
 
 
+# ---------------------------------------------------------------------- wrappers (prompt styles)
+_WRAPPERS: dict[str, type[Wrapper]] = {}
+
+
+class Wrapper(ABC):
+    """A prompt style: how the system block, the question and the answer are laid out as one text.
+
+    A subclass with a ``name`` registers itself on definition (``wrapper: NAME`` in a manifest selects it);
+    it owns its template parts (:meth:`prompt_parts`), the chat template it exports, the text that ends an
+    answer, the stop strings, the tokenizer's control tokens and the parser of its turns.
+    """
+
+    #: The name a manifest gives (``contract.wrapper``).
+    name: ClassVar[str] = ""
+    #: Text that ends an answer: training puts loss on it, generation stops at it.
+    end_of_turn: ClassVar[str] = ""
+    #: Strings generation stops at (a single-token one becomes a stop token).
+    stop_strings: ClassVar[tuple[str, ...]] = ()
+    #: Special tokens a tokenizer built for this wrapper holds, in id order; its end-of-sequence and padding.
+    control_tokens: ClassVar[tuple[str, ...]] = ()
+    eos_token: ClassVar[str | None] = None
+    pad_token: ClassVar[str | None] = None
+    #: Text whose presence marks a prompt as written in this wrapper.
+    markers: ClassVar[tuple[str, ...]] = ()
+    #: The wrapper switches the model's thinking off (a prompt that leaves it on is drift).
+    thinking_switch: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            _WRAPPERS[cls.name] = cls
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    @abstractmethod
+    def prompt_parts(self, block: str, question: str, *, thinking: bool = False) -> list[tuple[str, bool]]:
+        """The generation prompt as ``(text, is_user_text)`` segments; ``thinking`` leaves the model's thinking
+        on where the wrapper can switch it off (only drift variants do)."""
+
+    @abstractmethod
+    def chat_template(self, fingerprint: str) -> str:
+        """A Jinja chat template that renders a contract's messages byte-identically to :meth:`prompt_parts`."""
+
+    @abstractmethod
+    def turns(self, text: str) -> list[tuple[str, str, bool]]:
+        """``(role, content, closed)`` for each turn of ``text`` rendered in this wrapper."""
+
+    def detect(self, text: str) -> bool:
+        return any(marker in text for marker in self.markers)
+
+    def thinking(self, empty_think_first: bool | None) -> bool | None:
+        """Whether a parsed prompt lets the model think (``empty_think_first``: None without an assistant turn);
+        None where the wrapper has no thinking switch."""
+        return None
+
+    def thinking_finding(self, parsed: ParsedPrompt) -> Finding | None:
+        """A ``thinking_mismatch`` error for a prompt that leaves thinking on (wrappers with a thinking switch)."""
+        return None
+
+
+class Qwen3Wrapper(Wrapper):
+    """Qwen3's ChatML in non-thinking mode: the assistant turn opens with the empty think block."""
+
+    name = "qwen3"
+    end_of_turn = "<|im_end|>"
+    stop_strings = ("<|im_end|>", "<|endoftext|>")
+    control_tokens = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+    eos_token = "<|im_end|>"
+    pad_token = "<|endoftext|>"
+    markers = ("<|im_start|>",)
+    thinking_switch = True
+    #: Qwen3's soft switch in a user turn.
+    _THINK_SWITCH_RE = re.compile(r"(^|\s)/think\b")
+    _TURN_RE = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.S)
+
+    def prompt_parts(self, block: str, question: str, *, thinking: bool = False) -> list[tuple[str, bool]]:
+        return [
+            ("<|im_start|>system\n", False),
+            (block, True),
+            ("<|im_end|>\n<|im_start|>user\n", False),
+            (question, True),
+            ("<|im_end|>\n<|im_start|>assistant\n" + ("" if thinking else QWEN_THINK_OFF), False),
+        ]
+
+    def chat_template(self, fingerprint: str) -> str:
+        return (
+            "{#- expertkit contract " + fingerprint + " (qwen3, non-thinking) -#}\n"
+            "{%- for message in messages %}\n"
+            "{%- if message.role == 'assistant' %}\n"
+            "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}"
+            "{%- generation %}{{- message.content | trim }}{{- '<|im_end|>' }}{%- endgeneration %}"
+            "{{- '\\n' }}\n"
+            "{%- else %}\n"
+            "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}\n"
+            "{%- endif %}\n"
+            "{%- endfor %}\n"
+            "{%- if add_generation_prompt %}\n"
+            "{{- '<|im_start|>assistant\\n' }}\n"
+            "{%- if not (enable_thinking is defined and enable_thinking) %}"
+            "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}\n"
+            "{%- endif %}\n"
+        )
+
+    def turns(self, text: str) -> list[tuple[str, str, bool]]:
+        return [(m.group(1), m.group(2), m.group(0).rstrip("\n").endswith("<|im_end|>"))
+                for m in self._TURN_RE.finditer(text)]
+
+    def thinking(self, empty_think_first: bool | None) -> bool | None:
+        return True if empty_think_first is None else not empty_think_first
+
+    def thinking_finding(self, parsed: ParsedPrompt) -> Finding | None:
+        # only a prompt that opens the assistant turn with the empty think block keeps Qwen3 from thinking
+        if parsed.thinking is not False or self._THINK_SWITCH_RE.search(parsed.question):
+            return Finding("thinking_mismatch", "error",
+                           "the prompt lets Qwen3 think: the assistant turn must open with the empty "
+                           "'<think>\\n\\n</think>\\n\\n' block (enable_thinking=False)")
+        return None
+
+
+class TagsWrapper(Wrapper):
+    """``<|system|>`` / ``<|user|>`` / ``<|assistant|>`` turns, each closed by ``<|end|>`` on its own line."""
+
+    name = "tags"
+    end_of_turn = "\n<|end|>"
+    stop_strings = ("<|end|>",)
+    markers = ("<|system|>", "<|user|>", "<|assistant|>")
+    _TURN_RE = re.compile(
+        r"<\|(system|user|assistant)\|>\n?(.*?)(?:\n?<\|end\|>\n?|(?=<\|(?:system|user|assistant)\|>)|$)", re.S
+    )
+
+    def prompt_parts(self, block: str, question: str, *, thinking: bool = False) -> list[tuple[str, bool]]:
+        return [
+            ("<|system|>\n", False),
+            (block, True),
+            ("\n<|end|>\n<|user|>\n", False),
+            (question, True),
+            ("\n<|end|>\n<|assistant|>\n", False),
+        ]
+
+    def chat_template(self, fingerprint: str) -> str:
+        return (
+            "{#- expertkit contract " + fingerprint + " (tags) -#}\n"
+            "{%- for message in messages %}\n"
+            "{%- if message.role == 'assistant' %}\n"
+            "{{- '<|assistant|>\\n' }}{%- generation %}{{- message.content | trim }}"
+            "{{- '\\n<|end|>' }}{%- endgeneration %}{{- '\\n' }}\n"
+            "{%- else %}\n"
+            "{{- '<|' + message.role + '|>\\n' + message.content + '\\n<|end|>\\n' }}\n"
+            "{%- endif %}\n"
+            "{%- endfor %}\n"
+            "{%- if add_generation_prompt %}{{- '<|assistant|>\\n' }}{%- endif %}\n"
+        )
+
+    def turns(self, text: str) -> list[tuple[str, str, bool]]:
+        return [(m.group(1), m.group(2), m.group(0).rstrip("\n").endswith("<|end|>"))
+                for m in self._TURN_RE.finditer(text)]
+
+
+#: The wrapper a manifest gets when it names none.
+DEFAULT_WRAPPER = Qwen3Wrapper.name
+
+
+def wrapper_names() -> tuple[str, ...]:
+    """The registered wrappers' names, in registration order."""
+    return tuple(_WRAPPERS)
+
+
+def get_wrapper(name: str) -> Wrapper:
+    """The registered wrapper called ``name``; :class:`ContractError` for an unknown one."""
+    cls = _WRAPPERS.get(name)
+    if cls is None:
+        raise ContractError(f"unknown wrapper {name!r} (registered: {', '.join(_WRAPPERS)})", key="contract.wrapper")
+    return cls()
+
+
+def wrappers() -> list[Wrapper]:
+    """Every registered wrapper."""
+    return [cls() for cls in _WRAPPERS.values()]
+
+
 class ContractSpec(BaseModel):
     """The manifest's ``contract:`` section."""
 
     model_config = ConfigDict(extra="forbid")
 
-    wrapper: Wrapper = "qwen3"
+    wrapper: str = DEFAULT_WRAPPER
     fields: list[FieldSpec] = Field(min_length=1)
+
+    @field_validator("wrapper")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in _WRAPPERS:  # worded as pydantic words a Literal
+            raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                      {"expected": " or ".join(repr(n) for n in _WRAPPERS)})
+        return name
 
     @field_validator("fields")
     @classmethod
@@ -91,11 +288,11 @@ class ContractSpec(BaseModel):
 class ParsedPrompt:
     """Rendered text taken apart: wrapper, fields in their order, question, answer."""
 
-    wrapper: str  # qwen3 | tags | plain
+    wrapper: str  # a registered wrapper's name, or plain
     fields: list[tuple[str, str]]
     question: str
     answer: str | None = None
-    #: qwen3 only: True when the prompt lets the model think (no empty think block).
+    #: Wrappers with a thinking switch: True when the prompt lets the model think (no empty think block).
     thinking: bool | None = None
     #: Text inside a ``<think>`` block of the answer, if any.
     reasoning: str | None = None
@@ -138,7 +335,8 @@ class PromptContract:
 
     def __init__(self, spec: ContractSpec) -> None:
         self.spec = spec
-        self.wrapper: str = spec.wrapper
+        #: The wrapper strategy (``spec.wrapper`` is its name).
+        self.wrapper: Wrapper = get_wrapper(spec.wrapper)
         self.fields: list[FieldSpec] = list(spec.fields)
         self._by_name = {f.name: f for f in self.fields}
 
@@ -162,14 +360,23 @@ class PromptContract:
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
 
+    def field(self, name: str) -> FieldSpec:
+        """The field called ``name``; :class:`ContractError` naming the contract's fields for another name."""
+        spec = self._by_name.get(name)
+        if spec is None:
+            raise ContractError(f"field {name!r} is not in the contract ({', '.join(self.field_names)})",
+                                [Finding("unknown_field", "error", f"field {name!r} is not in the contract",
+                                         field=name)], key=name)
+        return spec
+
     @property
     def end_of_turn(self) -> str:
         """The text that ends an answer; training puts loss on it, generation stops at it."""
-        return "<|im_end|>" if self.wrapper == "qwen3" else "\n<|end|>"
+        return self.wrapper.end_of_turn
 
     @property
     def stop_strings(self) -> list[str]:
-        return ["<|im_end|>", "<|endoftext|>"] if self.wrapper == "qwen3" else ["<|end|>"]
+        return list(self.wrapper.stop_strings)
 
     # ------------------------------------------------------------------ values
     def canonical_value(self, spec: FieldSpec, value: str) -> tuple[str | None, bool]:
@@ -351,23 +558,7 @@ class PromptContract:
 
     def _prompt_parts(self, fields: Mapping[str, Any], question: str) -> list[tuple[str, bool]]:
         """The generation prompt as ``(text, is_user_text)`` segments."""
-        block = self.system_block(fields)
-        q = self._clean_question(question)
-        if self.wrapper == "qwen3":
-            return [
-                ("<|im_start|>system\n", False),
-                (block, True),
-                ("<|im_end|>\n<|im_start|>user\n", False),
-                (q, True),
-                ("<|im_end|>\n<|im_start|>assistant\n" + QWEN_THINK_OFF, False),
-            ]
-        return [
-            ("<|system|>\n", False),
-            (block, True),
-            ("\n<|end|>\n<|user|>\n", False),
-            (q, True),
-            ("\n<|end|>\n<|assistant|>\n", False),
-        ]
+        return self.wrapper.prompt_parts(self.system_block(fields), self._clean_question(question))
 
     def render_prompt(self, fields: Mapping[str, Any], question: str) -> str:
         """The exact generation prompt (what inference feeds the model)."""
@@ -429,46 +620,115 @@ class PromptContract:
         """A Jinja chat template that renders :meth:`messages` byte-identically to this contract.
 
         The assistant answer and its end-of-turn marker sit inside ``{% generation %}`` so TRL's
-        ``assistant_only_loss`` masks the same tokens as expertkit does. For ``qwen3`` the generation
-        prompt carries the empty think block unless ``enable_thinking`` is passed as true.
+        ``assistant_only_loss`` masks the same tokens as expertkit does. A wrapper with a thinking switch
+        (``qwen3``) puts the empty think block in the generation prompt unless ``enable_thinking`` is true.
         """
-        if self.wrapper == "qwen3":
-            return (
-                "{#- expertkit contract " + self.fingerprint + " (qwen3, non-thinking) -#}\n"
-                "{%- for message in messages %}\n"
-                "{%- if message.role == 'assistant' %}\n"
-                "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}"
-                "{%- generation %}{{- message.content | trim }}{{- '<|im_end|>' }}{%- endgeneration %}"
-                "{{- '\\n' }}\n"
-                "{%- else %}\n"
-                "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}\n"
-                "{%- endif %}\n"
-                "{%- endfor %}\n"
-                "{%- if add_generation_prompt %}\n"
-                "{{- '<|im_start|>assistant\\n' }}\n"
-                "{%- if not (enable_thinking is defined and enable_thinking) %}"
-                "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}\n"
-                "{%- endif %}\n"
+        return self.wrapper.chat_template(self.fingerprint)
+
+    # ------------------------------------------------------------------ drift
+    def check_wrapper(self, parsed: ParsedPrompt) -> list[Finding]:
+        """``wrapper_mismatch`` for a prompt in another wrapper, ``thinking_mismatch`` for one that lets the
+        model think where the contract's wrapper switches thinking off."""
+        findings: list[Finding] = []
+        if parsed.wrapper != self.wrapper.name:
+            findings.append(
+                Finding("wrapper_mismatch", "error",
+                        f"prompt uses the {parsed.wrapper!r} wrapper; the expert was trained on {self.wrapper.name!r}",
+                        suggestion=self.wrapper.name)
             )
-        return (
-            "{#- expertkit contract " + self.fingerprint + " (tags) -#}\n"
-            "{%- for message in messages %}\n"
-            "{%- if message.role == 'assistant' %}\n"
-            "{{- '<|assistant|>\\n' }}{%- generation %}{{- message.content | trim }}"
-            "{{- '\\n<|end|>' }}{%- endgeneration %}{{- '\\n' }}\n"
-            "{%- else %}\n"
-            "{{- '<|' + message.role + '|>\\n' + message.content + '\\n<|end|>\\n' }}\n"
-            "{%- endif %}\n"
-            "{%- endfor %}\n"
-            "{%- if add_generation_prompt %}{{- '<|assistant|>\\n' }}{%- endif %}\n"
-        )
+        thinking = self.wrapper.thinking_finding(parsed)
+        if thinking is not None:
+            findings.append(thinking)
+        return findings
+
+    def _field_line(self, name: str, value: str) -> str:
+        return f"{name}:\n{value}" if self._by_name[name].multiline else f"{name}: {value}"
+
+    def _raw_prompt(self, lines: Sequence[str], question: str, *, wrapper: Wrapper | None = None,
+                    thinking: bool = False) -> str:
+        """A prompt from system lines as given (not normalised: drift variants)."""
+        style = wrapper or self.wrapper
+        return "".join(t for t, _ in style.prompt_parts("\n".join(lines), self._clean_question(question),
+                                                        thinking=thinking))
+
+    def drift_variants(self, fields: Mapping[str, Any], question: str) -> list[DriftVariant]:
+        """The prompt for ``fields`` and ``question`` drifted in each way of :data:`DRIFT_KINDS`, with the
+        finding code ``check-prompt`` raises for it; a variant's ``prompt`` is None where the drift does not
+        apply (no alias to use, fewer than two single-line fields, no other wrapper, no thinking switch)."""
+        canonical = self.normalize(fields)
+        lines = [self._field_line(n, v) for n, v in canonical.items()]
+        single = [i for i, n in enumerate(canonical) if not self._by_name[n].multiline]
+        variants: dict[str, str | None] = dict.fromkeys(DRIFT_KINDS)
+        alias = self._alias_for(canonical)
+        if alias is not None:
+            name, alias_value = alias
+            variants["alias"] = self._raw_prompt(
+                [f"{name}: {alias_value}" if n == name else line for n, line in zip(canonical, lines, strict=True)],
+                question)
+        if len(single) >= 2:
+            first, second = single[0], single[1]
+            swapped = list(lines)
+            swapped[first], swapped[second] = lines[second], lines[first]
+            variants["order"] = self._raw_prompt(swapped, question)
+        droppable = [i for i in single if self._by_name[list(canonical)[i]].required
+                     and self._by_name[list(canonical)[i]].default is None]
+        if len(single) >= 2 and droppable:
+            variants["missing"] = self._raw_prompt([ln for i, ln in enumerate(lines) if i != droppable[-1]], question)
+        other = next((w for w in wrappers() if w.name != self.wrapper.name), None)
+        if other is not None:
+            variants["other_wrapper"] = self._raw_prompt(lines, question, wrapper=other)
+        if self.wrapper.thinking_switch:
+            variants["thinking"] = self._raw_prompt(lines, question, thinking=True)
+        descriptions = {**DRIFT_DESCRIPTIONS, "other_wrapper": DRIFT_DESCRIPTIONS["other_wrapper"].format(
+            other=other.name if other is not None else "none", this=self.wrapper.name)}
+        return [DriftVariant(kind, descriptions[kind], DRIFT_CODES[kind], variants[kind]) for kind in DRIFT_KINDS]
+
+    def _alias_for(self, canonical: Mapping[str, str]) -> tuple[str, str] | None:
+        """``(name, alias)`` for the first single-line field with a declared alias of its value, else the first
+        with a case variant of its value."""
+        for spec in self.fields:
+            value = canonical.get(spec.name)
+            if value is not None and not spec.multiline:
+                aliases = [a for a, target in spec.aliases.items() if target == value]
+                if aliases:
+                    return spec.name, aliases[0]
+        for spec in self.fields:
+            value = canonical.get(spec.name)
+            if value is not None and spec.values is not None and value.upper() != value:
+                return spec.name, value.upper()
+        return None
+
+
+#: The ways a prompt drifts from the contract, in report order, with what each does and the finding it raises.
+DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
+DRIFT_DESCRIPTIONS: dict[str, str] = {
+    "alias": "a field's canonical value replaced by one of its aliases",
+    "order": "the first two field lines swapped",
+    "missing": "the last single-line field left out",
+    "other_wrapper": "the prompt in the other wrapper ({other} <-> {this})",
+    "thinking": "the empty think block left out (thinking allowed)",
+}
+DRIFT_CODES: dict[str, str] = {
+    "alias": "alias_value",
+    "order": "field_order",
+    "missing": "missing_field",
+    "other_wrapper": "wrapper_mismatch",
+    "thinking": "thinking_mismatch",
+}
+
+
+@dataclass(frozen=True)
+class DriftVariant:
+    """A prompt drifted from the contract in one way, and the finding code ``check-prompt`` gives it."""
+
+    kind: str
+    description: str
+    code: str
+    #: The drifted prompt as raw text; None where this drift does not apply to the prompt.
+    prompt: str | None
 
 
 # ---------------------------------------------------------------------- parsing helpers
-_QWEN_TURN_RE = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.S)
-_TAGS_TURN_RE = re.compile(
-    r"<\|(system|user|assistant)\|>\n?(.*?)(?:\n?<\|end\|>\n?|(?=<\|(?:system|user|assistant)\|>)|$)", re.S
-)
 _PLAIN_TURN_RE = re.compile(r"^(System|User|Assistant):[ \t]*", re.M)
 
 
@@ -516,43 +776,44 @@ def split_think(answer: str) -> tuple[str | None, str, bool]:
     return ("\n".join(reasoning) or None), rest.strip(), empty_first
 
 
+def _detect(text: str) -> list[Wrapper]:
+    return [w for w in wrappers() if w.detect(text)]
+
+
 def detect_wrapper(text: str) -> str | None:
-    has_qwen = "<|im_start|>" in text
-    has_tags = any(t in text for t in ("<|system|>", "<|user|>", "<|assistant|>"))
-    if has_qwen and has_tags:
+    """The name of the wrapper ``text`` is written in, ``"mixed"``, ``"plain"`` (``System:``/``User:``) or None."""
+    found = _detect(text)
+    if len(found) > 1:
         return "mixed"
-    if has_qwen:
-        return "qwen3"
-    if has_tags:
-        return "tags"
+    if found:
+        return found[0].name
     if _PLAIN_TURN_RE.search(text):
         return "plain"
     return None
 
 
+def _plain_turns(text: str) -> list[tuple[str, str, bool]]:
+    turns: list[tuple[str, str, bool]] = []
+    starts = list(_PLAIN_TURN_RE.finditer(text))
+    for k, m in enumerate(starts):
+        end = starts[k + 1].start() if k + 1 < len(starts) else len(text)
+        content = text[m.end() : end].strip("\n")
+        if m.group(1) == "System":
+            content = content.replace("\\n", "\n")  # a script's escaped newlines
+        turns.append((m.group(1).lower(), content, True))
+    return turns
+
+
 def parse_prompt(text: str) -> ParsedPrompt:
     """Parse a rendered prompt or conversation in any wrapper; raises :class:`PromptParseError`."""
-    wrapper = detect_wrapper(text)
-    if wrapper is None:
-        raise PromptParseError("no wrapper recognised (expected <|im_start|>, <|system|> or System:/User: turns)")
-    if wrapper == "mixed":
-        raise PromptParseError("text mixes the qwen3 and tags wrappers")
-    turns: list[tuple[str, str, bool]] = []  # role, content, closed
-    if wrapper == "qwen3":
-        for m in _QWEN_TURN_RE.finditer(text):
-            closed = m.group(0).rstrip("\n").endswith("<|im_end|>")
-            turns.append((m.group(1), m.group(2), closed))
-    elif wrapper == "tags":
-        for m in _TAGS_TURN_RE.finditer(text):
-            turns.append((m.group(1), m.group(2), m.group(0).rstrip("\n").endswith("<|end|>")))
-    else:
-        starts = list(_PLAIN_TURN_RE.finditer(text))
-        for k, m in enumerate(starts):
-            end = starts[k + 1].start() if k + 1 < len(starts) else len(text)
-            content = text[m.end() : end].strip("\n")
-            if m.group(1) == "System":
-                content = content.replace("\\n", "\n")  # a script's escaped newlines
-            turns.append((m.group(1).lower(), content, True))
+    found = _detect(text)
+    if len(found) > 1:
+        raise PromptParseError(f"text mixes the {' and '.join(w.name for w in found)} wrappers")
+    style = found[0] if found else None
+    if style is None and not _PLAIN_TURN_RE.search(text):
+        expected = ", ".join(w.markers[0] for w in wrappers() if w.markers)
+        raise PromptParseError(f"no wrapper recognised (expected {expected} or System:/User: turns)")
+    turns = style.turns(text) if style is not None else _plain_turns(text)  # role, content, closed
     roles = [t[0] for t in turns]
     if "system" not in roles or "user" not in roles:
         raise PromptParseError(f"expected a system and a user turn, found {roles or 'none'}")
@@ -561,21 +822,16 @@ def parse_prompt(text: str) -> ParsedPrompt:
     pairs, stray = parse_system_block(system)
     answer: str | None = None
     reasoning: str | None = None
-    thinking: bool | None = None
+    empty_think: bool | None = None
     assistant = [t for t in turns if t[0] == "assistant"]
-    if wrapper == "qwen3":
-        thinking = True
     if assistant:
         _, content, closed = assistant[-1]
         reasoning, rest, empty_think = split_think(content)
-        if wrapper == "qwen3":
-            thinking = not empty_think
         if rest or closed:
             answer = rest
-    elif wrapper == "plain":
-        thinking = True
+    thinking = style.thinking(empty_think) if style is not None else (None if assistant else True)
     return ParsedPrompt(
-        wrapper=wrapper,
+        wrapper=style.name if style is not None else "plain",
         fields=pairs,
         question=user.strip(),
         answer=answer,

@@ -8,7 +8,8 @@ by :func:`~expertkit.evaluation.scoring.score_output`, which also gives each out
 
 The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
 metric — ties broken by :data:`~expertkit.evaluation.scoring.TIE_BREAKS`, then the earliest step.
-``drift`` scores drifted prompts — raw text, deliberately not produced by the contract — on the best
+``drift`` scores drifted prompts — the contract's drift variants
+(:meth:`~expertkit.core.contract.PromptContract.drift_variants`), each one ``check-prompt`` refuses — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
 
 Scores recorded while training (``train --eval-every``) are reused for unchanged checkpoints, cases,
@@ -31,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from expertkit.core.checkpoints import Run, check_contract
-from expertkit.core.contract import QWEN_THINK_OFF, PromptContract
+from expertkit.core.contract import DRIFT_KINDS
 from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.expert import Expert
@@ -51,17 +52,9 @@ from expertkit.engines.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
 from expertkit.evaluation.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
 
 __all__ = [  # scoring lives in expertkit.evaluation.scoring, the small-model rules in expertkit.engines.inference.hf
-    "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output", "summarize",
-    "verdict_of",
+    "DRIFT_KINDS", "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output",
+    "summarize", "verdict_of",
 ]
-DRIFT_KINDS: tuple[str, ...] = ("alias", "order", "missing", "other_wrapper", "thinking")
-DRIFT_DESCRIPTIONS: dict[str, str] = {
-    "alias": "a field's canonical value replaced by one of its aliases",
-    "order": "the first two field lines swapped",
-    "missing": "the last single-line field left out",
-    "other_wrapper": "the prompt in the other wrapper (tags <-> qwen3)",
-    "thinking": "the empty think block left out (thinking allowed)",
-}
 BASE_NAME = "base"
 REPORT_VERSION = 1
 
@@ -142,61 +135,6 @@ def lint_cases(expert: Expert, path: Path) -> list[str]:
         raise ExpertkitError(f"{first.code}: {first.message}{more}", path=path, line=first.line, key="--cases")
     return [f"{path}:{f.line}: {f.code}: {f.message}" if f.line else f"{path}: {f.code}: {f.message}"
             for f in report.findings]
-
-
-def _field_lines(contract: PromptContract, fields: Mapping[str, str]) -> list[str]:
-    """The single-line ``Name: value`` lines of the system block, in order."""
-    single = {f.name for f in contract.fields if not f.multiline}
-    return [f"{name}: {value}" for name, value in fields.items() if name in single]
-
-
-def _alias_for(contract: PromptContract, fields: Mapping[str, str]) -> tuple[str, str, str] | None:
-    """``(name, canonical, alias)`` for the first field with a declared alias, else a case variant."""
-    for spec in contract.fields:
-        value = fields.get(spec.name)
-        if value is not None and not spec.multiline:
-            aliases = [a for a, target in spec.aliases.items() if target == value]
-            if aliases:
-                return spec.name, value, aliases[0]
-    for spec in contract.fields:
-        value = fields.get(spec.name)
-        if value is not None and spec.values is not None and value.upper() != value:
-            return spec.name, value, value.upper()
-    return None
-
-
-def drift_prompt(contract: PromptContract, case: Case, kind: str) -> str | None:
-    """The case's prompt drifted in one way, as raw text; ``None`` where the drift does not apply.
-
-    The text is made by editing the rendered prompt, never by the contract (which would refuse it).
-    """
-    block = contract.system_block(case.fields)
-    lines = _field_lines(contract, case.fields)
-    if kind == "alias":
-        found = _alias_for(contract, case.fields)
-        if found is None:
-            return None
-        name, value, alias = found
-        return case.prompt.replace(block, block.replace(f"{name}: {value}", f"{name}: {alias}", 1), 1)
-    if kind == "order":
-        if len(lines) < 2:
-            return None
-        swapped = block.replace(lines[0], "\x00", 1).replace(lines[1], lines[0], 1).replace("\x00", lines[1], 1)
-        return case.prompt.replace(block, swapped, 1)
-    if kind == "missing":
-        if len(lines) < 2:
-            return None
-        kept = "\n".join(line for line in block.split("\n") if line != lines[-1])
-        return case.prompt.replace(block, kept, 1)
-    if kind == "other_wrapper":
-        other = "tags" if contract.wrapper == "qwen3" else "qwen3"
-        return PromptContract(contract.spec.model_copy(update={"wrapper": other})).render_prompt(
-            case.fields, case.question)
-    if kind == "thinking":
-        if not case.prompt.endswith(QWEN_THINK_OFF):
-            return None
-        return case.prompt[: -len(QWEN_THINK_OFF)]
-    raise ValueError(f"unknown drift kind {kind!r}")
 
 
 # ---------------------------------------------------------------------- generation backends
@@ -301,9 +239,11 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
                  clean: Sequence[Score], metric: str, progress: Progress) -> dict[str, Any]:
     """Score drifted prompts on ``target`` and the drop from its clean scores on the same cases."""
     kinds: list[dict[str, Any]] = []
-    for kind in DRIFT_KINDS:
-        picked = [(i, p) for i, c in enumerate(cases) if (p := drift_prompt(expert.contract, c, kind)) is not None]
-        entry: dict[str, Any] = {"kind": kind, "description": DRIFT_DESCRIPTIONS[kind], "cases": len(picked)}
+    variants = [expert.contract.drift_variants(c.fields, c.question) for c in cases]
+    for k, kind in enumerate(DRIFT_KINDS):
+        picked = [(i, p) for i, vs in enumerate(variants) if (p := vs[k].prompt) is not None]
+        description = variants[0][k].description if variants else kind
+        entry: dict[str, Any] = {"kind": kind, "description": description, "cases": len(picked)}
         if not picked:
             entry.update(applicable=False, baseline=None, drifted=None, drop=None, valid_drop=None,
                          example_prompt=None, outputs=[])

@@ -18,8 +18,7 @@ from expertkit.core.errors import ExpertkitError
 
 TINY = "tiny"
 TINY_VERSION = 1
-#: Qwen3's control tokens: special ones first, then the think tags, plain added tokens as in Qwen3.
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+#: The think tags: plain added tokens (after the wrapper's special control tokens), as in Qwen3.
 THINK_TOKENS = ["<think>", "</think>"]
 #: Qwen2/Qwen3's pre-tokenizer pattern: digits one by one, words, punctuation runs, newlines.
 QWEN_SPLIT_PATTERN = (
@@ -77,12 +76,15 @@ def default_tiny_corpus() -> list[str]:
 
 
 def build_tokenizer(corpus: Iterable[str], vocab_size: int = TINY_VOCAB) -> Any:
-    """A byte-level BPE tokenizer with Qwen's pre-tokenizer and control tokens, trained on ``corpus``."""
+    """A byte-level BPE tokenizer with Qwen's pre-tokenizer, trained on ``corpus``; its control tokens, special
+    tokens and chat template are the default wrapper's (the contract's)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     from expertkit.core.contract import ContractSpec, FieldSpec, PromptContract
 
+    contract = PromptContract(ContractSpec(fields=[FieldSpec(name="Task")]))
+    wrapper = contract.wrapper
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(QWEN_SPLIT_PATTERN), behavior="isolated"),
@@ -91,23 +93,22 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = TINY_VOCAB) -> Any:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=list(wrapper.control_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(list(corpus), trainer=trainer)
     tok.add_tokens(THINK_TOKENS)
-    template = PromptContract(ContractSpec(fields=[FieldSpec(name="Task")])).chat_template()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=wrapper.eos_token,
+        pad_token=wrapper.pad_token,
         unk_token=None,
         bos_token=None,
         model_max_length=TINY_SHAPE["max_position_embeddings"],
         clean_up_tokenization_spaces=False,
     )
-    fast.chat_template = template
+    fast.chat_template = contract.chat_template()
     return fast
 
 
@@ -124,8 +125,8 @@ def build_tiny_base(
     check_output_dir(out, key="--out", ours=[TINY_MARKER])  # before the work: never someone else's folder
     texts = list(corpus) if corpus is not None else default_tiny_corpus()
     tokenizer = build_tokenizer(texts, vocab_size)
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    eos = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    pad = tokenizer.convert_tokens_to_ids(tokenizer.pad_token)
     config = Qwen3Config(
         vocab_size=len(tokenizer),
         tie_word_embeddings=True,
@@ -296,8 +297,11 @@ def load_tokenizer(base: str) -> Any:
         tok = AutoTokenizer.from_pretrained(name, **hub)
     except Exception as exc:
         raise _load_error(base, exc) from None
-    if tok.pad_token is None:
-        tok.pad_token = "<|endoftext|>" if "<|endoftext|>" in tok.get_vocab() else tok.eos_token
+    if tok.pad_token is None:  # a registered wrapper's padding token where the vocabulary has it
+        from expertkit.core.contract import wrappers
+
+        vocab = tok.get_vocab()
+        tok.pad_token = next((w.pad_token for w in wrappers() if w.pad_token and w.pad_token in vocab), tok.eos_token)
     return tok
 
 
