@@ -13,7 +13,7 @@ from _reliability import WEIGHTS, assert_one_line_error, run_main, write_checkpo
 
 from expertkit.core.checkpoints import CheckpointRecord, Run, RunRecord, StopRecord, load_checkpoint
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 
 #: A checkpoint record as ``train`` writes it (every key), plus one a later version might add.
 CHECKPOINT_RECORD: dict[str, Any] = {

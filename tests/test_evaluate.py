@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from expertkit.console import print_compared
 from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, Run
 from expertkit.core.data import load_examples
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import (
     DRIFT_KINDS,
     CompareOptions,
@@ -27,7 +27,8 @@ from expertkit.evaluation.compare import (
     summarize,
     verdict_of,
 )
-from expertkit.evaluation.scoring import SCORER_VERSION
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import SCORER_VERSION
 from expertkit.models.base import build_tiny_base, shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()
@@ -310,11 +311,20 @@ def test_engine_choice(tmp_path: Path, run_dir: Path, small_expert: Expert) -> N
                 compare_run(small_expert, CompareOptions(run_dir=run_dir, engine="vllm", out_dir=tmp_path))
 
 
+def test_compare_takes_decoding_and_evaluation_settings(tmp_path: Path, run_dir: Path, small_expert: Expert) -> None:
+    report = compare_run(small_expert, CompareOptions(run_dir=run_dir, out_dir=tmp_path / "cmp", checkpoints="4",
+                                                      max_cases=2, settings={"decoding.max_new_tokens": 3,
+                                                                             "evaluation.metric": "correct"})).report
+    assert (report["max_new_tokens"], report["metric"], len(report["cases"])) == (3, "correct", 2)
+    assert all(0 < out["new_tokens"] <= 3 for case in report["cases"] for out in case["outputs"].values())
+
+
 def test_compare_end_to_end(tmp_path: Path, run_dir: Path, small_expert: Expert,
                             capsys: pytest.CaptureFixture[str]) -> None:
-    result = compare_run(small_expert, CompareOptions(run_dir=run_dir, out_dir=tmp_path / "cmp", drift=True,
-                                                      as_json=True))
+    result = compare_run(small_expert, CompareOptions(run_dir=run_dir, out_dir=tmp_path / "cmp", drift=True))
     report = result.report
+    assert capsys.readouterr().out == ""  # the library returns the report; the command line prints it
+    print_compared(result, as_json=True)
     printed = json.loads(capsys.readouterr().out)  # --json: compare.json on stdout, nothing else
     assert printed == json.loads((tmp_path / "cmp" / "compare.json").read_text()) == report
     assert {"expert", "fingerprint", "metric", "models", "cases", "best", "drift"} <= report.keys()

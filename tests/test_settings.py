@@ -80,3 +80,27 @@ def test_resume_compares_plans_setting_by_setting(tmp_path: Path) -> None:
     old = {k: v for k, v in plan.to_record().items() if k not in ("lora_r", "lora_alpha", "lora_dropout", "epochs")}
     assert TrainPlan.from_record(old, edited.training, tmp_path).settings() == {
         **plan.settings(), "epochs": edited.training.epochs}
+
+
+@pytest.mark.parametrize(("command", "setting"), [
+    (["compare", "{expert}", "--run", "{run}"], "training.learning_rate=1"),
+    (["serve", "{expert}"], "evaluation.batch_size=2"),
+    (["ask", "{expert}", "why?"], "decoding.max_new_token=2"),
+])
+def test_each_command_sets_only_the_settings_it_uses(command: list[str], setting: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    args = [a.format(expert=BADINPUT / "expert", run=tmp_path) for a in command]
+    result = run_main([*args, "--set", setting], capsys, monkeypatch)
+    assert_one_line_error(result, "--set", f"unknown setting {setting.split('=')[0]!r}")
+
+
+def test_an_expert_with_settings_overridden(tmp_path: Path) -> None:
+    from expertkit.expert import Expert
+
+    expert = Expert.load(BADINPUT / "expert")
+    changed = expert.with_settings({"decoding.max_new_tokens": 7, "evaluation.metric": "correct"})
+    assert (changed.manifest.decoding.max_new_tokens, changed.manifest.evaluation.metric) == (7, "correct")
+    assert expert.manifest.decoding.max_new_tokens == 256 and changed.fingerprint == expert.fingerprint
+    with pytest.raises(ExpertkitError, match=r"decoding\.top_p: must be at most 1, got 2"):
+        expert.with_settings({"decoding.top_p": 2})

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import test_evaluate
 
+from expertkit.console import print_compared
 from expertkit.core.data import load_examples
-from expertkit.core.expert import Expert
 from expertkit.engines.inference import Stops
 from expertkit.engines.inference.generation import Engine, Generation, Sampling
+from expertkit.engines.inference.voting import vote
 from expertkit.evaluation.compare import CompareOptions, compare_run
-from expertkit.evaluation.voting import vote
+from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
 
 small_expert = test_evaluate.small_expert  # the shipped elastic expert, 6 cases, and a run on a tiny base
@@ -104,7 +105,8 @@ def test_sampling_is_seeded_and_gives_log_probabilities(run_dir: Path) -> None:
 def test_compare_with_samples_records_the_vote(tmp_path: Path, run_dir: Path, small_expert: Expert,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     result = compare_run(small_expert, CompareOptions(run_dir=run_dir, out_dir=tmp_path / "cmp", checkpoints="4",
-                                                      max_cases=3, samples=3, as_json=True))
+                                                      max_cases=3, samples=3))
+    print_compared(result, as_json=True)
     printed = json.loads(capsys.readouterr().out)
     assert printed == result.report and printed["samples"] == 3
     assert printed["sampling"] == {"temperature": small_expert.manifest.decoding.temperature,

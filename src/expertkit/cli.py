@@ -57,7 +57,7 @@ def _root(
 
 
 def _load(expert_dir: Path) -> Any:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
     return Expert.load(expert_dir)
 
@@ -442,17 +442,25 @@ def compare(
     samples: Annotated[int, typer.Option(
         "--samples", help="Validator-guided decoding: N sampled candidates per case, chosen by vote.")] = 1,
     constrain: ConstrainOption = None,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="SECTION.KEY=VALUE", help="Override a decoding or evaluation setting of the manifest "
+        "(repeatable), e.g. decoding.max_new_tokens=128; the named options win.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score the base and every checkpoint on the eval set; pick the best; write reports."""
-    from expertkit.evaluation.compare import CompareOptions, compare_run
+    from expertkit.console import print_compared, progress
+    from expertkit.core.settings import parse_set
+    from expertkit.evaluation.compare import SETTINGS_SECTIONS, CompareOptions, compare_run
 
+    overrides = parse_set(settings or [], SETTINGS_SECTIONS)
     expert = _load(expert_dir)
-    compare_run(expert, CompareOptions(
-        run_dir=run, base=base, cases=cases, checkpoints=checkpoints, out_dir=out_dir, drift=drift,
-        engine=engine, max_cases=max_cases, allow_drift=allow_drift, as_json=as_json, rescore=rescore,
-        samples=samples, constrain=constrain,
-    ))
+    with progress() as bars:
+        result = compare_run(expert, CompareOptions(
+            run_dir=run, base=base, cases=cases, checkpoints=checkpoints, out_dir=out_dir, drift=drift,
+            engine=engine, max_cases=max_cases, allow_drift=allow_drift, rescore=rescore, samples=samples,
+            constrain=constrain, settings=overrides,
+        ), progress=bars)
+    print_compared(result, as_json=as_json)
 
 
 @app.command()
@@ -481,12 +489,18 @@ def serve(
     constrain: ConstrainOption = None,
     samples: Annotated[int, typer.Option(
         "--samples", help="Validator-guided decoding: N sampled candidates per request, chosen by vote.")] = 1,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="decoding.KEY=VALUE", help="Override a decoding setting of every expert's manifest "
+        "(repeatable), e.g. decoding.temperature=0.5; the named options win.")] = None,
 ) -> None:
     """Serve several experts over one base model (REST + OpenAI-compatible, streaming too)."""
+    from expertkit.core.settings import parse_set
     from expertkit.serving.serve import ServeOptions, run_server
 
+    overrides = parse_set(settings or [], ["decoding"])
     run_server(experts, ServeOptions(base=base, host=host, port=port, api_key_file=api_key_file,
-                                     engine=engine, allow_drift=allow_drift, constrain=constrain, samples=samples))
+                                     engine=engine, allow_drift=allow_drift, constrain=constrain, samples=samples,
+                                     settings=overrides))
 
 
 # ---------------------------------------------------------------------- asking (ask.py)
@@ -508,13 +522,20 @@ def ask(
                                           "latency (and the vote, with --samples).")] = False,
     samples: Annotated[int, typer.Option(
         "--samples", help="Validator-guided decoding: N sampled candidates per question, chosen by vote.")] = 1,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="SECTION.KEY=VALUE", help="Override a decoding or evaluation setting of the manifest "
+        "(repeatable), e.g. decoding.max_new_tokens=64 or evaluation.batch_size=8.")] = None,
 ) -> None:
     """Ask a trained expert: one question, an interactive session, or a JSONL file in batches."""
+    from expertkit.core.settings import parse_set
     from expertkit.serving.ask import Asker, AskOptions, Question, canonical_fields, read_questions, resolve_target
 
     if question is not None and jsonl is not None:
         raise ExpertkitError("give a question or --jsonl FILE, not both", key="--jsonl")
+    overrides = parse_set(settings or [], ["decoding", "evaluation"])
     loaded, ck = resolve_target(expert, checkpoint)
+    if overrides:
+        loaded = loaded.with_settings(overrides)
     defaults = _parse_field_options(field)
     if jsonl is not None:
         items = read_questions(jsonl, defaults)
@@ -645,6 +666,9 @@ def main() -> None:
     debug = "--debug" in sys.argv or os.environ.get("EXPERTKIT_DEBUG") == "1"
     # idle OpenMP threads sleep instead of spinning: small models on shared CPU cores train several times faster
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from expertkit.console import print_messages
+
+    print_messages()  # the library logs its progress and warnings; the command line prints them
     try:
         try:
             rc = app(standalone_mode=False)

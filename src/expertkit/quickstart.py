@@ -18,19 +18,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
+from expertkit import console
 from expertkit.core.checkpoints import Run
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
 from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
 from expertkit.evaluation.report import headline
+from expertkit.expert import Expert
 from expertkit.models.base import TINY, shipped_experts_dir
 from expertkit.training.train_eval import QUICKSTART_EVAL
 
 QUICKSTART_EXPERT = "elastic"
-
-_console = Console(stderr=True)
 
 
 @dataclass
@@ -43,7 +40,7 @@ class QuickstartResult:
 
 
 def _say(message: str) -> None:
-    _console.print(message, highlight=False)
+    console.stderr.print(message, highlight=False)
 
 
 def _passive_openmp_threads() -> None:
@@ -112,6 +109,7 @@ def run_quickstart(
     """
     t0 = time.perf_counter()
     _passive_openmp_threads()
+    console.print_messages()  # a command-line orchestrator: it prints what the library logs
     out = Path(out_dir)
     check_output_dir(out, key="--out", ours=["run", "compare"])  # a folder of someone else's files is refused
     expert = Expert.load(expert_dir if expert_dir is not None else shipped_experts_dir() / QUICKSTART_EXPERT)
@@ -141,7 +139,10 @@ def run_quickstart(
     _print_recorded(run_dir)
 
     _say("[bold]4/4 comparing[/bold] the base and every checkpoint on the held-out eval set")
-    compared = compare_run(expert, CompareOptions(run_dir=run_dir, out_dir=out / "compare", max_cases=max_cases))
+    with console.progress() as bars:
+        compared = compare_run(expert, CompareOptions(run_dir=run_dir, out_dir=out / "compare", max_cases=max_cases),
+                               progress=bars)
+    console.print_compared(compared)
     seconds = time.perf_counter() - t0
     best = compared.best
     _say(f"\n[bold green]done in {seconds / 60:.1f} min[/bold green]: run in {run_dir}, reports in {out / 'compare'}")

@@ -1,6 +1,6 @@
 """Dataset lint and inference-prompt drift checks, against the contract and the training data.
 
-Gold answers are judged by :func:`~expertkit.evaluation.scoring.score_output`, like model outputs: reasoning in them
+Gold answers are judged by :func:`~expertkit.kinds.scoring.score_output`, like model outputs: reasoning in them
 is ``reasoning_in_answer`` (a query in another language, such as EQL or KQL, is not reasoning), text
 around a valid answer (a fence, a label, trailing prose) is ``text_in_answer``, and an answer the
 validator rejects is ``invalid_answer``. An answer is validated whenever its record carries the fields
@@ -28,10 +28,10 @@ from expertkit.core.data import Example, read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.findings import Finding
 from expertkit.core.reasoning import analyze_output
-from expertkit.evaluation.scoring import Score, score_output
+from expertkit.kinds.scoring import Score, score_output
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 def _question_key(question: str) -> str:
     return " ".join(question.lower().split())

@@ -70,6 +70,13 @@ def _split(key: str, sections: Iterable[str], option: str) -> tuple[str, str]:
     raise ExpertkitError(f"unknown setting {key!r}{hint}", key=option)
 
 
+def check_sections(overrides: Mapping[str, Any], sections: Iterable[str], option: str = "--set") -> None:
+    """Refuse a key outside ``sections`` (a command's ``--set`` takes the settings it uses)."""
+    sections = list(sections)
+    for key in overrides:
+        _split(key, sections, option)
+
+
 def parse_set(items: Iterable[str], sections: Iterable[str] = SECTIONS, option: str = "--set") -> dict[str, Any]:
     """``["training.learning_rate=2e-4", ...]`` as ``{"training.learning_rate": 2e-4}``; values are read as YAML
     scalars or flow collections (``null`` unsets, ``[q_proj, v_proj]`` is a list)."""

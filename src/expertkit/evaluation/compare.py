@@ -4,39 +4,34 @@ The base is loaded once; checkpoints are switched in without reloading it
 (:class:`~expertkit.engines.inference.generation.Engine`, or vLLM's multi-LoRA engine). Every prompt
 comes from the expert's contract. Each output is split into reasoning and answer, validated, compared with
 the gold answer and, for SQL, executed on the fixture,
-by :func:`~expertkit.evaluation.scoring.score_output`, which also gives each output its verdict.
+by :func:`~expertkit.kinds.scoring.score_output`, which also gives each output its verdict.
 
 The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
-metric — ties broken by :data:`~expertkit.evaluation.scoring.TIE_BREAKS`, then the earliest step.
+metric — ties broken by :data:`~expertkit.kinds.scoring.TIE_BREAKS`, then the earliest step.
 ``drift`` scores drifted prompts — the contract's drift variants
 (:meth:`~expertkit.core.contract.PromptContract.drift_variants`), each one ``check-prompt`` refuses — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
 
 Scores recorded while training (``train --eval-every``) are reused for unchanged checkpoints, cases,
 contract and scorer (:mod:`expertkit.evaluation.checkpoint_scores`; ``rescore`` generates again). ``samples`` > 1
-decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.evaluation.voting`).
+decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.engines.inference.voting`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any, Protocol
 
 from expertkit.core.checkpoints import Run, check_contract
 from expertkit.core.contract import DRIFT_KINDS
 from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
+from expertkit.core.log import say, warn
 from expertkit.core.options import check_count
 from expertkit.engines.inference import (
     InferenceEngine,
@@ -49,16 +44,36 @@ from expertkit.engines.inference import (
 from expertkit.engines.inference.constrain import resolve_mode
 from expertkit.engines.inference.generation import Generation, Sampling
 from expertkit.engines.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
-from expertkit.evaluation.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.kinds.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.models.base import same_base
 
-__all__ = [  # scoring lives in expertkit.evaluation.scoring, the small-model rules in expertkit.engines.inference.hf
+if TYPE_CHECKING:
+    from expertkit.expert import Expert
+
+__all__ = [  # scoring lives in expertkit.kinds.scoring, the small-model rules in expertkit.engines.inference.hf
     "DRIFT_KINDS", "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output",
     "summarize", "verdict_of",
 ]
 BASE_NAME = "base"
+#: The manifest sections compare's ``--set`` overrides.
+SETTINGS_SECTIONS = ("decoding", "evaluation")
 REPORT_VERSION = 1
 
-_console = Console(stderr=True)
+
+class Progress(Protocol):
+    """Progress bars (``rich.progress.Progress`` is one): a task per model scored, advanced per batch."""
+
+    def add_task(self, description: str, *, total: float | None) -> Any: ...
+
+    def advance(self, task_id: Any, advance: float) -> None: ...
+
+
+class _NoProgress:
+    def add_task(self, description: str, *, total: float | None) -> int:
+        return 0
+
+    def advance(self, task_id: Any, advance: float) -> None:
+        pass
 
 
 @dataclass
@@ -74,7 +89,6 @@ class CompareOptions:
     engine: str = "hf"
     max_cases: int | None = None
     allow_drift: bool = False
-    as_json: bool = False
     batch_size: int | None = None
     #: Ignore the scores recorded while training and generate again.
     rescore: bool = False
@@ -82,6 +96,9 @@ class CompareOptions:
     samples: int = 1
     #: none | json | schema (None: the manifest's ``decoding.constrain``)
     constrain: str | None = None
+    #: ``SECTION.KEY -> value`` overrides of the manifest's decoding and evaluation settings (``--set``); the
+    #: named options above win over them.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,11 +206,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_console, transient=False)
-
-
 def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
                      cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
     task = progress.add_task(label, total=len(prompts))
@@ -211,7 +223,7 @@ def _generate_voted(backend: Backend, expert: Expert, name: str | None, label: s
                     prompts: Sequence[Sequence[int]], cases: Sequence[Case], sampling: Sampling,
                     progress: Progress) -> tuple[list[Score], list[dict[str, Any]], float]:
     """Validator-guided decoding: ``sampling.n`` candidates per case, voted; greedy where none is valid."""
-    from expertkit.evaluation.voting import vote_or_greedy
+    from expertkit.engines.inference.voting import vote_or_greedy
 
     task = progress.add_task(f"{label} x{sampling.n}", total=len(prompts))
     t0 = time.perf_counter()
@@ -266,14 +278,18 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
     return {"model": target["name"], "step": target["step"], "metric": metric, "kinds": kinds}
 
 
-def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
-    """Score base and checkpoints, pick the best, optionally sweep drift, print, and write the reports."""
-    from expertkit.evaluation.report import REPORT_NAMES, print_summary, write_reports
+def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress | None = None) -> CompareResult:
+    """Score base and checkpoints, pick the best, optionally sweep drift, and write the reports; the result holds
+    the report (the command line prints it). Progress lines and warnings are logged (:mod:`expertkit.core.log`);
+    ``progress`` shows the generation of each model."""
+    from expertkit.evaluation.report import REPORT_NAMES, write_reports
 
     run_dir = Path(options.run_dir)
     if not run_dir.is_dir():
         raise ExpertkitError("no such run folder", path=run_dir, key="--run")
     folder = Run(run_dir)
+    if options.settings:
+        expert = expert.with_settings(options.settings, SETTINGS_SECTIONS)
     check_count(options.max_cases, "--max-cases")
     check_count(options.batch_size, "--batch-size")
     check_count(options.samples, "--samples")
@@ -294,22 +310,21 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     max_cases = options.max_cases or expert.manifest.evaluation.max_cases
     case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
     cases = load_cases(expert, cases_path, max_cases)
-    base = folder.base(options.base, checkpoints)  # after the inputs: their errors come first
+    base = folder.base(options.base, checkpoints, same=same_base)  # after the inputs: their errors come first
     for warning in case_warnings:
-        _console.print(warning, style="yellow", markup=False, highlight=False)
+        warn(warning)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)
-        _console.print(f"[yellow]skipping {name}: incomplete (its save did not finish)[/yellow]")
+        warn(f"skipping {name}: incomplete (its save did not finish)")
     for name, found in changes.items():
         if found:
-            _console.print(f"[yellow]{name} was trained on another contract (--allow-drift): "
-                           f"{'; '.join(found)}[/yellow]")
+            warn(f"{name} was trained on another contract (--allow-drift): {'; '.join(found)}")
     metric = expert.manifest.evaluation.metric
     max_new = expert.manifest.decoding.max_new_tokens
     batch_size = options.batch_size or expert.manifest.evaluation.batch_size
     stops = expert.contract.stop_strings
 
-    _console.print(f"compare: {len(cases)} cases from {cases_path}, base {base}, "
-                   f"{len(checkpoints)} checkpoint(s), engine {options.engine}, constrain {constrain}")
+    say(f"compare: {len(cases)} cases from {cases_path}, base {base}, {len(checkpoints)} checkpoint(s), "
+        f"engine {options.engine}, constrain {constrain}", highlight=True)
     engine = create_engine(options.engine, base, {ck.name: ck.path for ck in checkpoints})
     backend: Backend = EngineBackend(engine, expert, max_new_tokens=max_new, batch_size=batch_size,
                                      constrain=constrain)
@@ -324,50 +339,50 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
     rows: list[dict[str, Any]] = []
     per_model: dict[str, list[Score]] = {}
     per_model_votes: dict[str, list[dict[str, Any]]] = {}
-    with _progress() as progress:
-        for ck in [None, *checkpoints]:
-            name = ck.name if ck else BASE_NAME
-            reused = {}
-            rescored = False
-            if ck is not None and sampling is None and not options.rescore and constrain == "none":
-                recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
-                reused, rescored = recorded.scores, recorded.rescored
-            todo = [i for i in range(len(cases)) if i not in reused]
-            seconds = 0.0
-            if sampling is not None:
-                scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
-                                                         cases, sampling, progress)
-                per_model_votes[name] = votes
-            else:
-                fresh: list[Score] = []
-                if todo:
-                    fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
-                                                      [prompts[i] for i in todo], [cases[i] for i in todo],
-                                                      progress)
-                fresh_by = dict(zip(todo, fresh, strict=True))
-                scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
-            if reused:
-                _console.print(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded "
-                               "while training" + (" (scored again: the scorer changed)" if rescored else ""))
-            per_model[name] = scores
-            summary = summarize(scores)
-            summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
-            rows.append({
-                "name": name,
-                "step": ck.step if ck else None,
-                "path": str(ck.path) if ck else base,
-                "kind": ck.kind if ck else "base",
-                "contract_changes": changes.get(name, []),
-                "generation_s": round(seconds, 3),
-                "reused": len(reused),
-                "samples": options.samples,
-                **summary,
-            })
-        best = pick_best(rows, metric)
-        drift = None
-        if options.drift:
-            target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
-            drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
+    progress = progress if progress is not None else _NoProgress()
+    for ck in [None, *checkpoints]:
+        name = ck.name if ck else BASE_NAME
+        reused = {}
+        rescored = False
+        if ck is not None and sampling is None and not options.rescore and constrain == "none":
+            recorded = recorded_scores(ck, expert, cases, max_new_tokens=max_new, stop_strings=stops)
+            reused, rescored = recorded.scores, recorded.rescored
+        todo = [i for i in range(len(cases)) if i not in reused]
+        seconds = 0.0
+        if sampling is not None:
+            scores, votes, seconds = _generate_voted(backend, expert, ck.name if ck else None, name, prompts,
+                                                     cases, sampling, progress)
+            per_model_votes[name] = votes
+        else:
+            fresh: list[Score] = []
+            if todo:
+                fresh, seconds = _generate_scored(backend, expert, ck.name if ck else None, name,
+                                                  [prompts[i] for i in todo], [cases[i] for i in todo],
+                                                  progress)
+            fresh_by = dict(zip(todo, fresh, strict=True))
+            scores = [reused[i] if i in reused else fresh_by[i] for i in range(len(cases))]
+        if reused:
+            say(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded while training"
+                + (" (scored again: the scorer changed)" if rescored else ""), highlight=True)
+        per_model[name] = scores
+        summary = summarize(scores)
+        summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
+        rows.append({
+            "name": name,
+            "step": ck.step if ck else None,
+            "path": str(ck.path) if ck else base,
+            "kind": ck.kind if ck else "base",
+            "contract_changes": changes.get(name, []),
+            "generation_s": round(seconds, 3),
+            "reused": len(reused),
+            "samples": options.samples,
+            **summary,
+        })
+    best = pick_best(rows, metric)
+    drift = None
+    if options.drift:
+        target = rows[-1] if best is None else next(r for r in rows if r["name"] == best["name"])
+        drift = _drift_sweep(backend, expert, target, cases, per_model[target["name"]], metric, progress)
 
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
@@ -409,12 +424,4 @@ def compare_run(expert: Expert, options: CompareOptions) -> CompareResult:
         report["drift"] = drift
     if run is not None and run.evaluations:
         report["training"] = run.model_dump(mode="json", include={"evaluations", "best", "stopped"})
-    paths = write_reports(report, out_dir)
-    result = CompareResult(report, paths)
-    if options.as_json:
-        print_summary(report, _console)
-        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    else:
-        print_summary(report, Console(soft_wrap=True))
-        Console(soft_wrap=True).print(f"reports: {', '.join(str(p) for p in paths.values())}")
-    return result
+    return CompareResult(report, write_reports(report, out_dir))

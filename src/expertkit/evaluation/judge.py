@@ -1,7 +1,7 @@
 """``expertkit score``: judge outputs that came from anywhere against a cases file.
 
 Outputs are one per line, or JSONL objects with an ``output`` key, aligned with the cases (the
-``N``-th output answers the ``N``-th case). Each pair goes through :func:`expertkit.evaluation.scoring.score_output`,
+``N``-th output answers the ``N``-th case). Each pair goes through :func:`expertkit.kinds.scoring.score_output`,
 the same function ``compare`` uses; for SQL, execution match runs on the fixture and ``variants``
 seeded variants of it, and the case also says which database decided it. The output kind makes what a
 case names usable before scoring (:meth:`~expertkit.kinds.OutputKind.register_case`: for SQL, a database
@@ -21,7 +21,7 @@ from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import iter_jsonl, read_text
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _register_cases(expert: Expert, cases_path: Path) -> dict[int, str]:
 def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants: int | None = None) -> ScoreReport:
     """Score each output against its case; the summary has the counts and rates."""
     from expertkit.core.data import load_examples
-    from expertkit.evaluation.scoring import score_output, summarize
+    from expertkit.kinds.scoring import score_output, summarize
 
     examples = load_examples(cases_path)
     outputs = read_outputs(outputs_path)

@@ -20,13 +20,12 @@ import hmac
 import json
 import queue
 import socket
-import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +44,15 @@ from expertkit.authoring.lint import check_messages
 from expertkit.core.checkpoints import (
     Checkpoint,
     check_contract,
-    choose_base,
     is_checkpoint,
     load_checkpoint,
     verify_checksums,
 )
 from expertkit.core.contract import parse_system_block
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import read_text
 from expertkit.core.findings import Finding
+from expertkit.core.log import warn
 from expertkit.core.options import check_count
 from expertkit.engines.inference import (
     InferenceEngine,
@@ -67,7 +65,9 @@ from expertkit.engines.inference import (
 )
 from expertkit.engines.inference.constrain import resolve_mode
 from expertkit.engines.inference.generation import Generation, Sampling
-from expertkit.evaluation.scoring import score_output
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import score_output
+from expertkit.models.base import choose_base
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"
@@ -104,6 +104,8 @@ class ServeOptions:
     #: Validator-guided decoding: candidates per request (1: greedy), temperature, top-p and seed from each
     #: expert's manifest ``decoding``; the voted answer is returned, the vote in the ``expertkit`` block.
     samples: int = 1
+    #: ``decoding.KEY -> value`` overrides of every served expert's manifest (``--set``).
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -947,12 +949,15 @@ def run_server(specs: Sequence[str], options: ServeOptions) -> None:
     if options.api_key_file is not None:
         read_api_key(options.api_key_file)  # before the base is loaded: a bad key file fails fast
     experts = [resolve_expert(spec, allow_drift=options.allow_drift) for spec in specs]
+    if options.settings:
+        experts = [replace(served, expert=served.expert.with_settings(options.settings, ("decoding",)))
+                   for served in experts]
     for served in experts:
         if served.drift:
-            sys.stderr.write(f"expertkit: warning: {served.name} serves a checkpoint of another contract: "
-                             f"{'; '.join(served.drift)}\n")
+            warn(f"expertkit: warning: {served.name} serves a checkpoint of another contract: "
+                 f"{'; '.join(served.drift)}")
     if options.api_key_file is None and options.host not in ("127.0.0.1", "localhost", "::1"):
-        sys.stderr.write(f"expertkit: warning: serving on {options.host} without --api-key-file\n")
+        warn(f"expertkit: warning: serving on {options.host} without --api-key-file")
     for served in experts:  # a bad --constrain fails before the base is loaded
         resolve_mode(served.expert, options.constrain)
     app = create_app(experts, build_engine(experts, options), options)

@@ -80,7 +80,6 @@ import numpy as np
 import torch
 from datasets import Dataset
 from pydantic import ValidationError
-from rich.console import Console
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 from trl import SFTConfig, SFTTrainer
@@ -99,11 +98,12 @@ from expertkit.core.checkpoints import (
 )
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import atomic_write_text
+from expertkit.core.log import say, warn
 from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
 from expertkit.core.options import check_count
 from expertkit.core.settings import PROFILES, check_setting, diff_settings, resolve_settings
+from expertkit.expert import Expert
 from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
 from expertkit.training.train_eval import EvalSettings, make_evaluator
@@ -118,8 +118,6 @@ NO_PROFILE = "none"
 RESUMABLE = ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")
 #: Named options whose flag is not ``--`` plus the setting's name with dashes.
 _FLAGS = {"learning_rate": "--lr", "question_noise": "training.question_noise"}
-
-_console = Console(stderr=True)
 
 
 def eval_settings(spec: TrainingSpec) -> EvalSettings:
@@ -336,11 +334,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------- small helpers
-def _say(message: str) -> None:
-    """A progress line on stderr, from the main process only."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        _console.print(message, highlight=False)
-
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -461,9 +454,9 @@ def _resumed_plan(run: RunRecord, options: TrainOptions, out: Path, manifest: Ma
     if not Path(plan.base_path).exists() and plan.base != plan.base_path:
         plan.base_path = resolve_base(plan.base)
     if _world_size() != plan.world_size:
-        _say(f"[yellow]the run was trained by {plan.world_size} process(es), this one by {_world_size()}: the "
+        warn(f"the run was trained by {plan.world_size} process(es), this one by {_world_size()}: the "
              f"global batch changes ({plan.global_batch} {plan.global_batch_unit} per step before), and the data "
-             "order after the checkpoint differs from an uninterrupted run[/yellow]")
+             "order after the checkpoint differs from an uninterrupted run")
         plan.world_size = _world_size()
         per_device = plan.max_tokens_per_batch or plan.batch_size
         plan.global_batch = per_device * plan.gradient_accumulation_steps * plan.world_size
@@ -486,7 +479,7 @@ def _refuse_changed_inputs(expert: Expert, run: RunRecord, plan: TrainPlan, opti
     if not options.force:
         raise ExpertkitError("; ".join(changes) + " (start a new run, or pass --force to go on with the run's "
                              "base and the data as it is now)", path=out, key=option)
-    _say(f"[yellow]{'; '.join(changes)}: going on anyway (--force) with base {plan.base!r}[/yellow]")
+    warn(f"{'; '.join(changes)}: going on anyway (--force) with base {plan.base!r}")
 
 
 # ---------------------------------------------------------------------- data
@@ -509,14 +502,14 @@ def _lint_or_refuse(expert: Expert, tokenizer: Any, force: bool) -> None:
     report = lint_file(expert, expert.train_path, eval_path=expert.eval_path, tokenizer=tokenizer, bad_lines="raise")
     errors = Counter(f.code for f in report.findings if f.severity == "error")
     if not errors:
-        _say(f"lint: {report.records} records, no errors ({report.warnings} warnings)")
+        say(f"lint: {report.records} records, no errors ({report.warnings} warnings)")
         return
     counts = ", ".join(f"{code} {n}" for code, n in errors.most_common())
     message = f"lint found {report.errors} error(s) in {report.records} records ({counts})"
     if not force:
         raise ExpertkitError(f"{message}; fix them (expertkit lint {expert.root}) or pass --force",
                              path=expert.train_path)
-    _say(f"[yellow]{message}; training anyway (--force)[/yellow]")
+    warn(f"{message}; training anyway (--force)")
 
 
 def _question_span(tokenizer: Any, prompt_ids: list[int], question: str) -> list[int]:
@@ -699,7 +692,7 @@ def _sigint_stops(stopper: StopOnInterrupt) -> Iterator[None]:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         stopper.requested = True
-        _say("[yellow]interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)[/yellow]")
+        warn("interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
 
     signal.signal(signal.SIGINT, handler)
     try:
@@ -781,7 +774,7 @@ class ExpertTrainer(SFTTrainer):
             if final.exists():  # a folder without a record left by an earlier, killed run
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            _say(f"saved {final.name}")
+            say(f"saved {final.name}")
         self.accelerator.wait_for_everyone()
 
     def _write_expertkit_files(self, folder: Path, step: int) -> None:
@@ -894,7 +887,7 @@ def build_trainer(
         trainer.data_collator = noise
     if plan.question_noise > 0:
         trainer.add_callback(noise)
-    _say(f"batches: {_describe_batches(plan)}; attention {attn}; {liger_note}")
+    say(f"batches: {_describe_batches(plan)}; attention {attn}; {liger_note}")
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_QuietProgress())
@@ -966,7 +959,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
         if resume_from is not None:
             changes = check_contract(resume_from, expert, allow_drift=options.allow_drift)
             if changes:
-                _say(f"[yellow]contract changed since {resume_from.name}: {'; '.join(changes)}[/yellow]")
+                warn(f"contract changed since {resume_from.name}: {'; '.join(changes)}")
         done = progress.done
         if options.continue_to is not None:
             if options.continue_to <= done:
@@ -993,7 +986,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     if not extending:
         plan = plan_run(expert, options, base_path, data.examples, data.lengths)
     if data.skipped:
-        _say(f"[yellow]left out {sum(data.skipped.values())} records: {dict(data.skipped)}[/yellow]")
+        warn(f"left out {sum(data.skipped.values())} records: {dict(data.skipped)}")
 
     stopper = StopOnInterrupt()
     non_finite = StopOnNonFinite()
@@ -1032,7 +1025,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     trainer.accelerator.wait_for_everyone()
     prepared = time.perf_counter()
     if resume_from is not None:
-        _say(f"resuming from {resume_from.name} to step {plan.steps}")
+        say(f"resuming from {resume_from.name} to step {plan.steps}")
     with _sigint_stops(stopper):
         trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
     seconds = time.perf_counter() - prepared

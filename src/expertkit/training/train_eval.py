@@ -11,7 +11,7 @@ final checkpoint is always scored. Each evaluation:
 * adds an ``eval`` block (the metrics, cases, seconds, scorer version) to the checkpoint's record and
   writes the per-case outputs and scores to its ``eval.json`` (:mod:`expertkit.evaluation.checkpoint_scores`),
   which ``compare`` reuses;
-* appends a line to ``eval.jsonl`` (``loss.jsonl``'s companion) and prints one console line;
+* appends a line to ``eval.jsonl`` (``loss.jsonl``'s companion) and logs one line (:mod:`expertkit.core.log`);
 * updates ``run.json``: ``evaluations`` (the lines so far) and ``best`` — the best checkpoint by the
   expert's ``evaluation.metric``, picked by :func:`expertkit.evaluation.compare.pick_best` as ``compare`` does.
 
@@ -30,7 +30,6 @@ Under several processes only the main one scores; the stop is agreed on by all (
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,18 +37,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from rich.console import Console
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from expertkit.core.checkpoints import Run, StopRecord, load_checkpoint
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_jsonl
+from expertkit.core.log import say, warn
 from expertkit.core.options import check_count, check_number
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
     from expertkit.evaluation.compare import Case
-    from expertkit.evaluation.scoring import Score
+    from expertkit.expert import Expert
+    from expertkit.kinds.scoring import Score
 
 _NOT_RATES = {"cases", "mean_output_tokens", "mean_latency_s", "outputs_per_s"}
 KEEP = ("all", "best", "last")
@@ -58,15 +57,9 @@ KEEP = ("all", "best", "last")
 #: 3 evaluations without a rise of the metric.
 QUICKSTART_EVAL: dict[str, Any] = {"eval_every": 100, "eval_cases": None, "early_stop": 3, "min_delta": 0.0}
 
-_console = Console(stderr=True)
-
 #: ``(model, step) -> (summary, cases, scores, seconds)``; tests script the metric through it.
 ScoreFn = Callable[[Any, int], tuple[dict[str, Any], list["Case"], list["Score"], float]]
 
-
-def _say(message: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:
-        _console.print(message, highlight=False)
 
 
 @dataclass
@@ -204,7 +197,7 @@ class CheckpointEvaluator(TrainerCallback):
 
         from expertkit.engines.inference.hf import HfEngine
         from expertkit.evaluation.compare import EngineBackend, _generate_scored
-        from expertkit.evaluation.scoring import summarize
+        from expertkit.kinds.scoring import summarize
 
         cases = self.cases
         if self._prompts is None:
@@ -257,7 +250,7 @@ class CheckpointEvaluator(TrainerCallback):
     def _evaluate(self, model: Any, step: int, last: bool = False) -> bool:
         """Score the checkpoint of ``step``; whether training should stop early (never at the ``last`` step)."""
         from expertkit.evaluation.checkpoint_scores import cases_digest, write_checkpoint_eval
-        from expertkit.evaluation.scoring import SCORER_VERSION, pick_best
+        from expertkit.kinds.scoring import SCORER_VERSION, pick_best
 
         run = Run(self.run_dir)
         folder = run.checkpoint_path(step)
@@ -289,18 +282,18 @@ class CheckpointEvaluator(TrainerCallback):
                                        f"({self.metric} {value}), {kept}")
         mark = " (best so far)" if best is not None and best["step"] == step else ""
         lead = "" if self.metric in ("valid", "correct") else f"{self.metric} {_fmt(row.get(self.metric))}, "
-        _say(f"eval {folder.name}: {lead}valid {_fmt(row['valid'])}, "
+        say(f"eval {folder.name}: {lead}valid {_fmt(row['valid'])}, "
              f"correct {_fmt(row['correct'])}, reasoning {_fmt(row['reasoning'])} "
              f"({len(cases)} cases, {seconds:.1f} s){mark}")
         if self.stopped is not None:
-            _say(f"[yellow]{self.stopped.reason}[/yellow]")
+            warn(self.stopped.reason)
         self.write_run_record()
         return stop
 
     # -------------------------------------------------------------- the run folder
     @property
     def best(self) -> dict[str, Any] | None:
-        from expertkit.evaluation.scoring import pick_best
+        from expertkit.kinds.scoring import pick_best
 
         return pick_best(self.history, self.metric)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,12 +12,13 @@ from expertkit.core.contract import FieldSpec, PromptContract
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.findings import Finding
 from expertkit.core.manifest import Manifest, load_manifest
+from expertkit.core.settings import SECTIONS, check_sections, resolve_settings
 from expertkit.kinds import OutputKind, bind_kind
 from expertkit.kinds.validation import ValidationResult
 
 if TYPE_CHECKING:
-    from expertkit.evaluation.scoring import Score
     from expertkit.kinds.correctness import Matcher
+    from expertkit.kinds.scoring import Score
 
 #: Most bytes of training data read for its field values (``unseen_value`` warnings in check-prompt and serve).
 MAX_TRAINING_VALUES_BYTES = 256 * 1024 * 1024
@@ -41,6 +42,12 @@ class Expert:
                 raise ExpertkitError(f"resource {rel!r} does not exist", path=root / "expert.yaml",
                                      key=f"output.resources.{key}")
         return cls(root, manifest)
+
+    def with_settings(self, overrides: Mapping[str, Any], sections: Sequence[str] | None = None) -> Expert:
+        """This expert with some of its manifest's settings overridden (``{"decoding.max_new_tokens": 64}``, the
+        command line's ``--set``), validated as the manifest is; ``sections`` limits which may be."""
+        check_sections(overrides, sections or list(SECTIONS))
+        return Expert(self.root, resolve_settings(self.manifest, None, overrides))
 
     # ------------------------------------------------------------------ identity and paths
     @property
@@ -117,7 +124,7 @@ class Expert:
     def score(self, raw: str, fields: Mapping[str, Any], gold: str | None = None) -> Score:
         """Judge a raw model output as ``compare`` does (reasoning, text around the answer, validity, and
         with ``gold`` equivalence and execution match); fields are normalised through the contract."""
-        from expertkit.evaluation.scoring import score_output
+        from expertkit.kinds.scoring import score_output
 
         return score_output(self, raw, self.contract.normalize(fields), gold)
 
