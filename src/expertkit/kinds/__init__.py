@@ -117,6 +117,11 @@ class OutputKind(ABC):
         rel = self.output.resources.get(name)
         return (self.expert_root / rel) if rel else None
 
+    @classmethod
+    def default_field(cls, role: str) -> str:
+        """The field that plays ``role`` when no contract field declares it."""
+        return next(r.default for r in cls.roles if r.name == role)
+
     def field_name(self, role: str) -> str:
         """The contract field that plays ``role``."""
         return self.role_fields[role]
