@@ -24,6 +24,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/run_all.py

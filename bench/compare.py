@@ -101,7 +101,7 @@ def main() -> None:
                              "baseline's figure is extrapolated from the outputs generated")
     args = parser.parse_args()
 
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
     from expertkit.models.base import resolve_base, shipped_experts_dir
 
     expert = Expert.load(shipped_experts_dir() / "elastic")

@@ -21,8 +21,8 @@ from typing import Any
 
 from bench.common import record
 from expertkit.core.checkpoints import Run
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import CompareOptions, compare_run
+from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
 
 MODES = ("none", "json", "schema")

@@ -247,7 +247,7 @@ def part_train_expertkit(args: argparse.Namespace, model_dir: Path, work: Path, 
     from transformers import AutoTokenizer
 
     from bench import _hf
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
     from expertkit.training.train import TrainOptions, liger_available, train_expert
 
     expert = Expert.load(ELASTIC)
@@ -290,8 +290,8 @@ def part_compare(args: argparse.Namespace, model_dir: Path, work: Path) -> dict[
     score = None
     if error is None:
         from bench._run import make_lora_run
-        from expertkit.core.expert import Expert
         from expertkit.evaluation.compare import CompareOptions, compare_run, score_output
+        from expertkit.expert import Expert
 
         expert = Expert.load(ELASTIC)
         max_new = expert.manifest.decoding.max_new_tokens

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.common import record
 from expertkit.authoring.generators import generate_dataset
 from expertkit.authoring.lint import lint_file
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
 
 

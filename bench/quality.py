@@ -60,7 +60,7 @@ def _decode(expert: Any, run_dir: Path, step: int, cases_n: int, samples: list[i
     from expertkit.engines.inference import create_engine
     from expertkit.engines.inference.generation import Sampling
     from expertkit.evaluation.compare import EngineBackend, _generate_scored, _generate_voted, load_cases
-    from expertkit.evaluation.scoring import summarize
+    from expertkit.kinds.scoring import summarize
     from expertkit.training.train_eval import correct_rate
 
     ck = load_checkpoint(run_dir / f"checkpoint-{step}")
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--no-baseline-train", action="store_true", help="skip the run without scoring")
     args = parser.parse_args()
 
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
     from expertkit.models.base import shipped_experts_dir
 
     samples = [int(x) for x in args.samples.split(",") if x.strip()]

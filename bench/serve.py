@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--ready-timeout-s", type=float, default=180.0)
     args = parser.parse_args()
 
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
     from expertkit.models.base import resolve_base, shipped_experts_dir
 
     base_path = resolve_base(args.base)

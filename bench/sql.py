@@ -29,7 +29,7 @@ t0 = time.perf_counter()
 from expertkit.engines.sql.postgres import server
 server().start()
 started = time.perf_counter() - t0
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 e = Expert.load(sys.argv[1])
 records = [json.loads(l) for l in open(e.eval_path)][:200]
 fields = [e.contract.normalize(r["fields"]) for r in records]
@@ -80,7 +80,7 @@ def lint_bench(expert: Path) -> None:
 
 
 def hostile_bench(expert: Path) -> None:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
     e = Expert.load(expert)
     fields = e.contract.normalize({"Dialect": "postgres", "Task": "text_to_sql",

@@ -169,7 +169,7 @@ def main() -> None:
                              "padding-free batches of about --batch-size examples' tokens against padded ones)")
     args = parser.parse_args()
 
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
     from expertkit.models.base import load_tokenizer, resolve_base, shipped_experts_dir
     from expertkit.training.train import TINY_TRAINING, token_budget
 

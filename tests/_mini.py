@@ -6,7 +6,7 @@ from pathlib import Path
 
 from test_train import MANIFEST, _records, _write_jsonl
 
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 
 # idle OpenMP threads sleep rather than spin: tiny models on 2 shared cores train many times faster
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

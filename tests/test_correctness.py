@@ -11,10 +11,10 @@ import pytest
 
 from expertkit.authoring.generators import generate_dataset
 from expertkit.core.data import load_examples
-from expertkit.core.expert import Expert
-from expertkit.evaluation.scoring import score_output
+from expertkit.expert import Expert
 from expertkit.generators.elastic import known_values
 from expertkit.kinds.correctness import match_parts
+from expertkit.kinds.scoring import score_output
 from expertkit.models.base import shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()

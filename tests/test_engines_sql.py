@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 import psutil
 import pytest
 
-from expertkit.core.expert import Expert
 from expertkit.engines.sql import ENGINES, Database, SqlEngine, get_engine
 from expertkit.engines.sql.postgres import SANDBOX_ROLE, server
 from expertkit.engines.sql.results import same_result
 from expertkit.engines.sql.variants import build_variants, draw_tables
+from expertkit.expert import Expert
 from expertkit.kinds.sql.validator import SqlValidator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,6 @@ from expertkit.console import print_compared
 from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, Run
 from expertkit.core.data import load_examples
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import (
     DRIFT_KINDS,
     CompareOptions,
@@ -28,7 +27,8 @@ from expertkit.evaluation.compare import (
     summarize,
     verdict_of,
 )
-from expertkit.evaluation.scoring import SCORER_VERSION
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import SCORER_VERSION
 from expertkit.models.base import build_tiny_base, shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from expertkit.authoring.generators import Record, generate_dataset, generate_records, question_key
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.generators import elastic as gen_elastic
 from expertkit.generators import sql as gen_sql
 

@@ -17,10 +17,10 @@ import pytest
 from _reliability import assert_one_line_error, run_main
 from test_serve import serving
 
-from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, CheckpointRecord, RunRecord, choose_base
+from expertkit.core.checkpoints import RECORD_NAME, RUN_RECORD_NAME, CheckpointRecord, RunRecord
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
-from expertkit.models.base import build_tiny_base
+from expertkit.expert import Expert
+from expertkit.models.base import build_tiny_base, choose_base
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "experts"

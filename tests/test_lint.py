@@ -9,7 +9,7 @@ import pytest
 
 from expertkit.authoring.lint import check_messages
 from expertkit.core.contract import ContractSpec, PromptContract
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 
 POST_MORTEM_TRAINING_PROMPT = """<|system|>
 Dialect: elastic

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from expertkit.cli import app
 from expertkit.core.checkpoints import RECORD_NAME
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.packaging.package import (
     install_package,
     list_installed,

@@ -12,7 +12,7 @@ from test_train import MANIFEST
 
 from expertkit.core.checkpoints import Run
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.models.base import load_tokenizer
 from expertkit.training.packing import REAL_TOKENS, PackedCollator, pack_batches
 from expertkit.training.train import TrainOptions, build_trainer, encode_dataset, plan_run, train_expert

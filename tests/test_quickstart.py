@@ -11,8 +11,8 @@ import pytest
 from _chromium import AMBER, GREEN, RED, render_in_chromium
 
 from expertkit.core.data import load_examples
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import EngineBackend
+from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base, shipped_experts_dir
 from expertkit.quickstart import QUICKSTART_EXPERT, run_quickstart
 

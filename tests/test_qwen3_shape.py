@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from expertkit.cli import app
 from expertkit.core.checkpoints import Run
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import CompareOptions, compare_run
+from expertkit.expert import Expert
 from expertkit.models.qwen3 import QWEN3_0_6B, qwen3_chat_template
 from expertkit.packaging.package import TEMPLATE_NAME, package_expert
 from expertkit.serving.ask import CHECKPOINT_NAME, Asker, AskOptions, Question

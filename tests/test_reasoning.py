@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from expertkit.core.data import read_examples
-from expertkit.core.expert import Expert
 from expertkit.core.reasoning import analyze_output, is_prose
+from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
 
 Q = '{"query":{"term":{"FlightDelay":true}}}'

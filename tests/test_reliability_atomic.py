@@ -20,7 +20,7 @@ from test_package import make_checkpoint, make_expert
 
 from expertkit.core import fileio
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.packaging.package import install_package, list_installed, package_expert, remove_installed
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"

@@ -30,7 +30,7 @@ from _reliability import (
     write_checkpoint,
 )
 
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.packaging.package import package_expert
 
 HUGE_LINE_BYTES = 10 * 1024 * 1024

@@ -29,7 +29,7 @@ from test_serve import JSON_FIELDS, Stub, make_expert, running, write_record
 import expertkit.serving.serve
 from expertkit.core.checkpoints import load_checkpoint
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.serving.serve import ServedExpert, ServeOptions, create_app, read_api_key, server_config
 
 GEN = "/v1/experts/jsonx/generate"
@@ -239,7 +239,7 @@ def test_the_training_values_are_read_once_at_start_with_a_cap(world: dict[str, 
     """An installed manifest's ``data.train`` at a big member made every chat request re-read it on the event
     loop (3.8 s, RSS 474 -> 2,607 MB): now it is read when the app is made, at most 256 MiB, never again."""
     import expertkit.core.data
-    import expertkit.core.expert
+    import expertkit.expert
 
     expert = make_expert(tmp_path, "jsonx")
     record = {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "q"},
@@ -262,7 +262,7 @@ def test_the_training_values_are_read_once_at_start_with_a_cap(world: dict[str, 
         for _ in range(3):
             assert httpx.post(f"http://127.0.0.1:{port}{CHAT}", json=body, timeout=30).status_code == 200
     assert len(reads) == 1  # never by a request
-    monkeypatch.setattr(expertkit.core.expert, "MAX_TRAINING_VALUES_BYTES", 10)
+    monkeypatch.setattr(expertkit.expert, "MAX_TRAINING_VALUES_BYTES", 10)
     again = [ServedExpert(Expert.load(expert.root), world["served"][0].checkpoint, "jsonx")]
     with pytest.raises(ExpertkitError, match="over the 10-byte limit"):
         create_app(again, Stub(world["base"]), OPTIONS)

@@ -28,7 +28,7 @@ from _reliability import (
 import expertkit.evaluation.compare
 import expertkit.models.base
 import expertkit.training.train
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.models.base import TINY_MARKER, build_tiny_base
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from _reliability import BADINPUT, run_main
 
-from expertkit.core.expert import Expert
 from expertkit.core.reasoning import analyze_output
 from expertkit.engines.sql.sandbox import close_connections, execute_unchecked, run_query
+from expertkit.expert import Expert
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = "{out}"  # replaced by a folder that must stay empty

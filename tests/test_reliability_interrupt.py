@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from expertkit.core.checkpoints import Run
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.packaging.package import package_expert
 from expertkit.training.train import TrainOptions, train_expert
 

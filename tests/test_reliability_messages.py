@@ -21,7 +21,7 @@ import pytest
 from _reliability import BADINPUT, assert_one_line_error, read_only, run_main, snapshot, write_checkpoint
 
 import expertkit.serving.serve
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.packaging.package import install_package, package_expert
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ import yaml
 from test_package import _file, _tar, _valid_entries, _with_sums, make_checkpoint, make_expert
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.packaging.package import MAX_ENTRIES, install_package, list_installed, package_expert
 
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from expertkit.authoring.lint import LintReport, lint_file
 from expertkit.core.contract import ContractSpec, PromptContract, parse_prompt
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 
 ROUND_TRIP_EXAMPLES = 400
 LINT_EXAMPLES = 300

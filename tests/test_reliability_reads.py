@@ -20,8 +20,8 @@ import pytest
 from _reliability import BADINPUT, CliResult, assert_one_line_error, run_subprocess, write_checkpoint
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import iter_jsonl, read_text
+from expertkit.expert import Expert
 
 #: Address space each command may use: the CLI with its libraries needs well under 1 GiB here.
 MEMORY_LIMIT = 1536 * 1024 * 1024

@@ -31,8 +31,8 @@ import expertkit.evaluation.compare
 from expertkit.authoring.lint import check_messages
 from expertkit.core.checkpoints import Run, load_checkpoint, sha256_file
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.manifest import parse_manifest
+from expertkit.expert import Expert
 from expertkit.packaging.package import package_expert
 from expertkit.training.train import TrainOptions, train_expert
 

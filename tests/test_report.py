@@ -12,9 +12,9 @@ import pytest
 from _chromium import AMBER, GREEN, RED, render_in_chromium
 from rich.console import Console
 
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import DRIFT_KINDS, VERDICTS, pick_best, score_output, summarize
 from expertkit.evaluation.report import build_html, build_markdown, print_summary, write_reports
+from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
 
 FIELDS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}

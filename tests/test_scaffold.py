@@ -12,7 +12,7 @@ from expertkit.authoring.scaffold import new_expert
 from expertkit.cli import app
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 
 
 @pytest.mark.parametrize("kind", ["json", "elastic_dsl", "sql"])

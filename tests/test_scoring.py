@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from expertkit.authoring.lint import lint_file
 from expertkit.cli import app
-from expertkit.core.expert import Expert
-from expertkit.evaluation.scoring import VERDICTS, score_output, summarize
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import VERDICTS, score_output, summarize
 from expertkit.models.base import shipped_experts_dir
 
 SHIPPED = shipped_experts_dir()

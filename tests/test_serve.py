@@ -18,8 +18,8 @@ import yaml
 
 from expertkit.core.checkpoints import RECORD_NAME, load_checkpoint
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.engines.inference.generation import Generation
+from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base, load_tokenizer
 from expertkit.packaging.package import install_package, package_expert
 from expertkit.serving.serve import ServedExpert, ServeOptions, build_engine, create_app, resolve_expert

@@ -115,7 +115,7 @@ def test_each_command_sets_only_the_settings_it_uses(command: list[str], setting
 
 
 def test_an_expert_with_settings_overridden(tmp_path: Path) -> None:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
     expert = Expert.load(BADINPUT / "expert")
     changed = expert.with_settings({"decoding.max_new_tokens": 7, "evaluation.metric": "correct"})

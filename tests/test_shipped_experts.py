@@ -9,7 +9,7 @@ import pytest
 
 from expertkit.authoring.generators import generate_dataset
 from expertkit.core.data import read_examples
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.generators import sql as gen_sql
 
 REPO = Path(__file__).resolve().parents[1]

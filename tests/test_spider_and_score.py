@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from expertkit.cli import app
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.evaluation.judge import read_outputs, score_file
+from expertkit.expert import Expert
 from expertkit.kinds.sql.spider import import_spider
 
 REPO = Path(__file__).resolve().parents[1]

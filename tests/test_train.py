@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from expertkit.core.checkpoints import Run, load_checkpoint
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.models.base import build_tiny_base, load_model, load_tokenizer
 from expertkit.training.train import (
     TINY_TRAINING,

@@ -18,7 +18,7 @@ from _mini import mini_base, mini_expert
 from safetensors.torch import load_file
 
 from expertkit.core.checkpoints import Run
-from expertkit.core.expert import Expert
+from expertkit.expert import Expert
 from expertkit.training.train import TrainOptions, train_expert
 
 STEPS, PER_DEVICE = 2, 4

@@ -13,8 +13,8 @@ import test_train
 
 from expertkit.core.checkpoints import Run, load_checkpoint
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.evaluation.compare import CompareOptions, EngineBackend, compare_run
+from expertkit.expert import Expert
 from expertkit.training.train import TrainOptions, train_expert
 from expertkit.training.train_eval import EarlyStopping, EvalSettings, eval_cases
 

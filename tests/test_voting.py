@@ -11,11 +11,11 @@ import test_evaluate
 
 from expertkit.console import print_compared
 from expertkit.core.data import load_examples
-from expertkit.core.expert import Expert
 from expertkit.engines.inference import Stops
 from expertkit.engines.inference.generation import Engine, Generation, Sampling
+from expertkit.engines.inference.voting import vote
 from expertkit.evaluation.compare import CompareOptions, compare_run
-from expertkit.evaluation.voting import vote
+from expertkit.expert import Expert
 from expertkit.models.base import shipped_experts_dir
 
 small_expert = test_evaluate.small_expert  # the shipped elastic expert, 6 cases, and a run on a tiny base

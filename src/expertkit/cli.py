@@ -59,7 +59,7 @@ def _root(
 
 
 def _load(expert_dir: Path) -> Any:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
     return Expert.load(expert_dir)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from expertkit import console
 from expertkit.core.checkpoints import Run
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
 from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
 from expertkit.evaluation.report import headline
+from expertkit.expert import Expert
 from expertkit.models.base import TINY, shipped_experts_dir
 from expertkit.training.train_eval import QUICKSTART_EVAL
 

@@ -19,7 +19,7 @@ from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_text, ensure_dir
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 GENERATORS: tuple[str, ...] = ("elastic", "sql")
 Split = str  # "train" | "eval"

@@ -20,11 +20,10 @@ from typing import Any
 
 import yaml
 
-from expertkit.core.contract import DEFAULT_WRAPPER
+from expertkit.core.contract import DEFAULT_WRAPPER, PromptContract
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import usual_dir_mode
-from expertkit.core.manifest import MANIFEST_NAME, parse_manifest
+from expertkit.core.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from expertkit.kinds import DEFAULT_KIND, OutputKind, kind_class
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -68,9 +67,9 @@ def _extra_fields(extra: list[tuple[str, bool]]) -> list[dict[str, Any]]:
     return [{"name": f, "required": req, "description": "Free text."} for f, req in extra]
 
 
-def _readme(expert: Expert, fields: dict[str, str], question: str, answer: str) -> str:
-    name = expert.name
-    contract = expert.contract
+def _readme(manifest: Manifest, kind: type[OutputKind], fields: dict[str, str], question: str, answer: str) -> str:
+    name = manifest.name
+    contract = PromptContract(manifest.contract)
     rows = "\n".join(
         f"| `{f.name}` | {'yes' if f.required else 'no'} | "
         f"{', '.join(f'`{v}`' for v in f.values) if f.values else 'free text'} |"
@@ -81,9 +80,9 @@ def _readme(expert: Expert, fields: dict[str, str], question: str, answer: str) 
     messages = json.dumps(contract.messages(fields, question), indent=2, ensure_ascii=False)
     return f"""# {name}
 
-{expert.manifest.description}
+{manifest.description}
 
-## The prompt contract (fingerprint `{expert.fingerprint}`)
+## The prompt contract (fingerprint `{contract.fingerprint}`)
 
 Every prompt this expert is trained, evaluated and served with is rendered by the contract in
 `expert.yaml` (`contract:`): the `{contract.wrapper}` wrapper (ChatML, non-thinking: the assistant turn
@@ -114,7 +113,7 @@ client sends to `expertkit serve`, checked like `expertkit check-prompt`):
 * `data/eval.jsonl` — held-out eval cases, same shape. It holds one example record showing the shape:
   replace it with real cases.
 
-{expert.kind.resource_notes}
+{kind.resource_notes}
 
 ## Next steps
 
@@ -160,11 +159,10 @@ def new_expert(
     except ExpertkitError as exc:  # a value the contract refuses: name the option it came from
         options = {f"contract.fields.{i}": f"--{f['name'].lower()}" for i, f in enumerate(start)}
         raise ExpertkitError(exc.message, key=options.get(exc.key or "", "--field")) from None
-    expert = Expert(target, manifest)
     example_fields = {**{f["name"]: f["values"][0] for f in start}, **{f: f"example {f}" for f in names}}
     question = "An example question."
     answer = kind.example_answer
-    readme = _readme(expert, example_fields, question, answer)
+    readme = _readme(manifest, kind, example_fields, question, answer)
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
     try:

@@ -32,7 +32,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
@@ -44,7 +44,7 @@ from expertkit.core.errors import DriftError, ExpertkitError
 from expertkit.core.fileio import atomic_write_json, atomic_write_jsonl, read_json
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 # ---------------------------------------------------------------------- the layout
 RUN_RECORD_NAME = "run.json"
@@ -95,6 +95,10 @@ class _Record(BaseModel):
 
     def _write(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
+
+
+#: Whether two references name the same base model: ``(recorded, recorded_path, given) -> bool``.
+SameBase = Callable[[str, str | None, str], bool]
 
 
 class BaseRecord(Protocol):
@@ -432,7 +436,8 @@ class Run:
         """Whether the folder holds a run already: a record, a loss log or checkpoint folders (whole or not)."""
         if self.record_path.exists() or self.loss_log_path.exists():
             return True
-        return self.path.is_dir() and any(_ANY_CHECKPOINT_RE.match(c.name) for c in self.path.iterdir())
+        prefixes = (CHECKPOINT_PREFIX, TMP_PREFIX + CHECKPOINT_PREFIX)
+        return self.path.is_dir() and any(c.name.startswith(prefixes) for c in self.path.iterdir())
 
     # -------------------------------------------------------------- the record
     @property
@@ -500,7 +505,7 @@ class Run:
     def remove_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Remove a checkpoint: renamed to its temporary name first, so that a removal cut short is never
         listed as a checkpoint."""
-        doomed = self.tmp_checkpoint_path(checkpoint.step)
+        doomed = checkpoint.path.with_name(TMP_PREFIX + checkpoint.path.name)
         os.replace(checkpoint.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
@@ -517,13 +522,20 @@ class Run:
         return RunProgress(latest=self.latest, planned=record.planned_steps if record else 0,
                            stopped=record.stopped if record else None)
 
-    def base(self, given: str | None, checkpoints: Sequence[Checkpoint] | None = None) -> str:
+    @property
+    def finished(self) -> bool:
+        """Whether the run is finished (:attr:`RunProgress.finished`); a folder without a run is not."""
+        record = self.record
+        return record is not None and self.progress(record).finished
+
+    def base(self, given: str | None, checkpoints: Sequence[Checkpoint] | None = None, *, same: SameBase) -> str:
         """The base the run was trained on (its recorded folder when it still exists), from the run record and
-        the ``checkpoints``' records (all by default); a ``given`` base must be the same one."""
+        the ``checkpoints``' records (all by default); a ``given`` base must be the same one (as ``same`` says:
+        :func:`expertkit.models.base.same_base`)."""
         record = self.record or RunRecord()
         chosen = self.checkpoints() if checkpoints is None else checkpoints
         try:
-            return choose_base(given, [("the run", record), *((ck.name, ck.record) for ck in chosen)])
+            return choose_base(given, [("the run", record), *((ck.name, ck.record) for ck in chosen)], same)
         except ExpertkitError as exc:
             raise ExpertkitError(exc.message, path=self.path, key="--base") from None
 
@@ -600,24 +612,23 @@ def recorded_base(record: BaseRecord) -> tuple[str, str | None] | None:
     return record.base, record.base_path or None
 
 
-def choose_base(given: str | None, sources: Sequence[tuple[str, BaseRecord]]) -> str:
+def choose_base(given: str | None, sources: Sequence[tuple[str, BaseRecord]], same: SameBase) -> str:
     """The base to load for checkpoints whose records are ``sources`` (``(label, record)``).
 
     The recorded base (its folder when that still exists, else its name) unless ``given``; a ``given``
     base other than the recorded one, or records naming different bases, are refused in one line
-    naming both.
+    naming both. ``same`` says whether two references name the same base
+    (:func:`expertkit.models.base.same_base`: resolving a name to its files is the models' business).
     """
-    from expertkit.models.base import same_base
-
     recorded = [(label, found) for label, record in sources if (found := recorded_base(record)) is not None]
     for label, (base, path) in recorded[1:]:
         first_label, (first, first_path) = recorded[0]
-        if not same_base(first, first_path, path or base):
+        if not same(first, first_path, path or base):
             raise ExpertkitError(f"{first_label} was trained on base {first!r} but {label} on {base!r}: "
                                  "they cannot share one base model", key="--base")
     if given is not None:
         for label, (base, path) in recorded:
-            if not same_base(base, path, given):
+            if not same(base, path, given):
                 raise ExpertkitError(f"{label} was trained on base {base!r}, not on --base {given!r} "
                                      f"(leave --base out to use {base!r})", key="--base")
         return given

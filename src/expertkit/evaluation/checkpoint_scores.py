@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from expertkit.core.checkpoints import Checkpoint
-    from expertkit.core.expert import Expert
     from expertkit.evaluation.compare import Case
-    from expertkit.evaluation.scoring import Score
+    from expertkit.expert import Expert
+    from expertkit.kinds.scoring import Score
 
 EVAL_FILE_VERSION = 1
 
@@ -51,7 +51,7 @@ def generation_key(expert: Expert, max_new_tokens: int, stop_strings: Sequence[s
 def write_checkpoint_eval(checkpoint: Checkpoint, expert: Expert, cases: Sequence[Case], scores: Sequence[Score], *,
                           max_new_tokens: int, stop_strings: Sequence[str], summary: Mapping[str, Any]) -> None:
     """Write the checkpoint's ``eval.json`` (atomically)."""
-    from expertkit.evaluation.scoring import SCORER_VERSION
+    from expertkit.kinds.scoring import SCORER_VERSION
 
     checkpoint.write_scores({
         "version": EVAL_FILE_VERSION,
@@ -80,7 +80,7 @@ def _read(checkpoint: Checkpoint) -> dict[str, Any] | None:
 
 
 def _score_from(expert: Expert, case: Case, row: Mapping[str, Any], same_scorer: bool) -> Score:
-    from expertkit.evaluation.scoring import Score, score_output
+    from expertkit.kinds.scoring import Score, score_output
 
     timing = {"new_tokens": int(row.get("new_tokens", 0)), "finished": bool(row.get("finished", True)),
               "latency_s": float(row.get("latency_s", 0.0))}
@@ -96,7 +96,7 @@ def _score_from(expert: Expert, case: Case, row: Mapping[str, Any], same_scorer:
 def recorded_scores(checkpoint: Checkpoint, expert: Expert, cases: Sequence[Case], *, max_new_tokens: int,
                     stop_strings: Sequence[str]) -> Recorded:
     """The recorded scores of ``checkpoint`` for those of ``cases`` it holds (none when the key differs)."""
-    from expertkit.evaluation.scoring import SCORER_VERSION
+    from expertkit.kinds.scoring import SCORER_VERSION
 
     record = _read(checkpoint)
     if record is None:

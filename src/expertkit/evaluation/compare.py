@@ -4,17 +4,17 @@ The base is loaded once; checkpoints are switched in without reloading it
 (:class:`~expertkit.engines.inference.generation.Engine`, or vLLM's multi-LoRA engine). Every prompt
 comes from the expert's contract. Each output is split into reasoning and answer, validated, compared with
 the gold answer and, for SQL, executed on the fixture,
-by :func:`~expertkit.evaluation.scoring.score_output`, which also gives each output its verdict.
+by :func:`~expertkit.kinds.scoring.score_output`, which also gives each output its verdict.
 
 The best checkpoint is the one with the highest ``evaluation.metric`` — for the shipped experts a correctness
-metric — ties broken by :data:`~expertkit.evaluation.scoring.TIE_BREAKS`, then the earliest step.
+metric — ties broken by :data:`~expertkit.kinds.scoring.TIE_BREAKS`, then the earliest step.
 ``drift`` scores drifted prompts — the contract's drift variants
 (:meth:`~expertkit.core.contract.PromptContract.drift_variants`), each one ``check-prompt`` refuses — on the best
 checkpoint to show what a wrong prompt format costs. See ``docs/compare.md`` for the report's keys.
 
 Scores recorded while training (``train --eval-every``) are reused for unchanged checkpoints, cases,
 contract and scorer (:mod:`expertkit.evaluation.checkpoint_scores`; ``rescore`` generates again). ``samples`` > 1
-decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.evaluation.voting`).
+decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.engines.inference.voting`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from expertkit.core.checkpoints import Run, check_contract
 from expertkit.core.contract import DRIFT_KINDS
 from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import check_output_dir
 from expertkit.core.log import say, warn
 from expertkit.core.options import check_count
@@ -46,9 +45,13 @@ from expertkit.engines.inference import (
 from expertkit.engines.inference.constrain import resolve_mode
 from expertkit.engines.inference.generation import Generation, Sampling
 from expertkit.engines.inference.hf import SMALL_MODEL_BATCH, SMALL_MODEL_PARAMS
-from expertkit.evaluation.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.kinds.scoring import SCORER_VERSION, VERDICTS, Score, pick_best, score_output, summarize, verdict_of
+from expertkit.models.base import same_base
 
-__all__ = [  # scoring lives in expertkit.evaluation.scoring, the small-model rules in expertkit.engines.inference.hf
+if TYPE_CHECKING:
+    from expertkit.expert import Expert
+
+__all__ = [  # scoring lives in expertkit.kinds.scoring, the small-model rules in expertkit.engines.inference.hf
     "DRIFT_KINDS", "SMALL_MODEL_BATCH", "SMALL_MODEL_PARAMS", "VERDICTS", "Score", "pick_best", "score_output",
     "summarize", "verdict_of",
 ]
@@ -221,7 +224,7 @@ def _generate_voted(backend: Backend, expert: Expert, name: str | None, label: s
                     prompts: Sequence[Sequence[int]], cases: Sequence[Case], sampling: Sampling,
                     progress: Progress) -> tuple[list[Score], list[dict[str, Any]], float]:
     """Validator-guided decoding: ``sampling.n`` candidates per case, voted; greedy where none is valid."""
-    from expertkit.evaluation.voting import vote_or_greedy
+    from expertkit.engines.inference.voting import vote_or_greedy
 
     task = progress.add_task(f"{label} x{sampling.n}", total=len(prompts))
     t0 = time.perf_counter()
@@ -310,7 +313,7 @@ def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress |
     max_cases = options.max_cases or expert.manifest.evaluation.max_cases
     case_warnings = lint_cases(expert, cases_path) if options.cases is not None else []
     cases = load_cases(expert, cases_path, max_cases)
-    base = folder.base(options.base, checkpoints)  # after the inputs: their errors come first
+    base = folder.base(options.base, checkpoints, same=same_base)  # after the inputs: their errors come first
     for warning in case_warnings:
         warn(warning)
     for name in incomplete:  # warnings only once every input is known good (an error stays one line)

@@ -1,7 +1,7 @@
 """``expertkit score``: judge outputs that came from anywhere against a cases file.
 
 Outputs are one per line, or JSONL objects with an ``output`` key, aligned with the cases (the
-``N``-th output answers the ``N``-th case). Each pair goes through :func:`expertkit.evaluation.scoring.score_output`,
+``N``-th output answers the ``N``-th case). Each pair goes through :func:`expertkit.kinds.scoring.score_output`,
 the same function ``compare`` uses; for SQL, execution match runs on the fixture and ``variants``
 seeded variants of it, and the case also says which database decided it. The output kind makes what a
 case names usable before scoring (:meth:`~expertkit.kinds.OutputKind.register_case`: for SQL, a database
@@ -21,7 +21,7 @@ from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import iter_jsonl, read_text
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _register_cases(expert: Expert, cases_path: Path) -> dict[int, str]:
 def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants: int | None = None) -> ScoreReport:
     """Score each output against its case; the summary has the counts and rates."""
     from expertkit.core.data import load_examples
-    from expertkit.evaluation.scoring import score_output, summarize
+    from expertkit.kinds.scoring import score_output, summarize
 
     examples = load_examples(cases_path)
     outputs = read_outputs(outputs_path)
@@ -76,12 +76,12 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
         raise ExpertkitError(f"{len(outputs)} outputs for {len(examples)} cases: they must be aligned, one per case",
                              path=outputs_path)
     names = _register_cases(expert, cases_path)
-    validator = expert.validator
+    kind = expert.kind
     if variants is not None:
         if variants < 0:
             raise ExpertkitError("--variants must be 0 or more", key="--variants")
-        if hasattr(validator, "variants"):
-            validator.variants = variants
+        if kind.variants is not None:
+            kind.variants = variants
     start = time.perf_counter()
     scores = []
     cases: list[dict[str, Any]] = []
@@ -96,9 +96,10 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
         case = {"line": example.line, **score.to_dict()}
         if example.line in names:
             case["database"] = names[example.line]
-        outcome = getattr(validator, "execution_outcome", None)
-        if outcome is not None and example.answer is not None and score.answer:
-            found = outcome(score.answer, example.answer, fields)
+        found = None
+        if example.answer is not None and score.answer:
+            found = kind.execution_outcome(score.answer, example.answer, fields)
+        if found is not None:
             case["decided_by"] = found.decided_by
             case["databases"] = found.databases
             case["execution_error"] = found.error
@@ -109,5 +110,5 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
     summary["valid_count"] = sum(s.valid for s in scores)
     summary["execution_match_count"] = sum(s.execution_match is True for s in scores)
     summary["execution_known"] = sum(s.execution_match is not None for s in scores)
-    summary["variants"] = getattr(validator, "variants", None)
+    summary["variants"] = kind.variants
     return ScoreReport(summary, cases)

@@ -16,7 +16,7 @@ from expertkit.authoring.generators import Picker, Record, Templates, Vocab, bui
 from expertkit.core.fileio import atomic_write_text, ensure_dir
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 ECOMMERCE = "kibana_sample_data_ecommerce"
 FLIGHTS = "kibana_sample_data_flights"

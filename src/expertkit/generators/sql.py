@@ -20,7 +20,7 @@ from expertkit.authoring.generators import Picker, Record, Templates, Vocab, bui
 from expertkit.core.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 SCHEMA_NAMES: tuple[str, ...] = ("shop", "hr", "library", "flights")
 

@@ -12,9 +12,13 @@ import socket
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from expertkit.core import checkpoints
 from expertkit.core.errors import ExpertkitError
+
+if TYPE_CHECKING:
+    from expertkit.core.checkpoints import BaseRecord
 
 TINY = "tiny"
 TINY_VERSION = 1
@@ -52,21 +56,23 @@ def shipped_experts_dir() -> Path:
 
 def default_tiny_corpus() -> list[str]:
     """Rendered training conversations of the shipped experts: the tiny tokenizer's corpus."""
+    from expertkit.core.contract import PromptContract
     from expertkit.core.data import read_examples
-    from expertkit.core.expert import Expert
+    from expertkit.core.manifest import load_manifest
 
     texts: list[str] = []
     root = shipped_experts_dir()
-    for manifest in sorted(root.glob("*/expert.yaml")):
-        expert = Expert.load(manifest.parent)
-        if not expert.train_path.is_file():
+    for path in sorted(root.glob("*/expert.yaml")):
+        manifest = load_manifest(path)
+        contract, train_path = PromptContract(manifest.contract), path.parent / manifest.data.train
+        if not train_path.is_file():
             continue
-        examples, _ = read_examples(expert.train_path)
+        examples, _ = read_examples(train_path)
         for ex in examples:
             if ex.answer is None:
                 continue
             try:
-                texts.append(expert.contract.render_conversation(dict(ex.fields), ex.question, ex.answer))
+                texts.append(contract.render_conversation(dict(ex.fields), ex.question, ex.answer))
             except ExpertkitError:
                 continue
     if not texts:
@@ -83,7 +89,7 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = TINY_VOCAB) -> Any:
 
     from expertkit.core.contract import ContractSpec, FieldSpec, PromptContract
 
-    contract = PromptContract(ContractSpec(fields=[FieldSpec(name="Task")]))
+    contract = PromptContract(ContractSpec(fields=[FieldSpec(name="Field")]))  # one field: the wrapper counts
     wrapper = contract.wrapper
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -387,3 +393,9 @@ def same_base(recorded: str, recorded_path: str | None, given: str) -> bool:
     theirs = base_fingerprint(recorded_path) if recorded_path and Path(recorded_path).exists() else None
     theirs = theirs or base_fingerprint(recorded)
     return mine is not None and mine == theirs
+
+
+def choose_base(given: str | None, sources: Sequence[tuple[str, BaseRecord]]) -> str:
+    """The base to load for checkpoints whose records are ``sources`` (``(label, record)``): the recorded one
+    unless ``given``, which must be the same base (:func:`expertkit.core.checkpoints.choose_base`)."""
+    return checkpoints.choose_base(given, sources, same_base)

@@ -54,9 +54,9 @@ from expertkit.core.checkpoints import (
     verify_checksums,
 )
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import atomic_write_json, check_output_file, ensure_dir, usual_dir_mode, usual_file_mode
 from expertkit.core.manifest import MANIFEST_NAME
+from expertkit.expert import Expert
 
 PACKAGE_FORMAT = 1
 CHECKSUMS_NAME = "SHA256SUMS"

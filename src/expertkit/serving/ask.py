@@ -2,7 +2,7 @@
 
 The same path as ``compare`` and ``serve``: the checkpoint's recorded base (another ``--base`` is
 refused), the contract's prompt and stops, the engine of :mod:`expertkit.engines.inference`, the expert's
-constrained-decoding default, and :func:`~expertkit.evaluation.scoring.score_output` for the verdict. So an
+constrained-decoding default, and :func:`~expertkit.kinds.scoring.score_output` for the verdict. So an
 answer here is byte-identical to what ``compare`` measured and ``serve`` returns for the same
 checkpoint, fields and question.
 """
@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expertkit.core.checkpoints import Checkpoint, check_contract, choose_base, load_checkpoint
+from expertkit.core.checkpoints import Checkpoint, check_contract, load_checkpoint
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import iter_jsonl
 from expertkit.core.options import check_count
 from expertkit.engines.inference import InferenceEngine, create_engine, engine_class, generate_for, voted_for
 from expertkit.engines.inference.constrain import resolve_mode
 from expertkit.engines.inference.generation import Generation, Sampling
-from expertkit.evaluation.scoring import score_output
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import score_output
+from expertkit.models.base import choose_base
 
 #: The name the checkpoint is registered under in the engine.
 CHECKPOINT_NAME = "expert"
@@ -40,7 +41,7 @@ class AskOptions:
     max_new_tokens: int | None = None
     batch_size: int | None = None
     #: Validator-guided decoding: candidates per question (1: greedy), chosen by
-    #: :func:`expertkit.evaluation.voting.vote`.
+    #: :func:`expertkit.engines.inference.voting.vote`.
     samples: int = 1
 
 
@@ -68,7 +69,7 @@ class Answer:
     finished: bool
     latency_ms: float
     line: int | None = None
-    #: With ``--samples N``: the candidates and the vote (:meth:`expertkit.evaluation.voting.Vote.to_dict`).
+    #: With ``--samples N``: the candidates and the vote (:meth:`expertkit.engines.inference.voting.Vote.to_dict`).
     vote: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -44,14 +44,12 @@ from expertkit.authoring.lint import check_messages
 from expertkit.core.checkpoints import (
     Checkpoint,
     check_contract,
-    choose_base,
     is_checkpoint,
     load_checkpoint,
     verify_checksums,
 )
 from expertkit.core.contract import parse_system_block
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.expert import Expert
 from expertkit.core.fileio import read_text
 from expertkit.core.findings import Finding
 from expertkit.core.log import warn
@@ -67,7 +65,9 @@ from expertkit.engines.inference import (
 )
 from expertkit.engines.inference.constrain import resolve_mode
 from expertkit.engines.inference.generation import Generation, Sampling
-from expertkit.evaluation.scoring import score_output
+from expertkit.expert import Expert
+from expertkit.kinds.scoring import score_output
+from expertkit.models.base import choose_base
 
 #: The model name that routes a request by its fields.
 AUTO = "auto"

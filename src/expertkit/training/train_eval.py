@@ -46,9 +46,9 @@ from expertkit.core.log import say, warn
 from expertkit.core.settings import check_setting
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
     from expertkit.evaluation.compare import Case
-    from expertkit.evaluation.scoring import Score
+    from expertkit.expert import Expert
+    from expertkit.kinds.scoring import Score
 
 _NOT_RATES = {"cases", "mean_output_tokens", "mean_latency_s", "outputs_per_s"}
 #: What ``quickstart`` trains with (the tiny base's 1200 steps, a checkpoint every 100): every
@@ -195,7 +195,7 @@ class CheckpointEvaluator(TrainerCallback):
 
         from expertkit.engines.inference.hf import HfEngine
         from expertkit.evaluation.compare import EngineBackend, _generate_scored
-        from expertkit.evaluation.scoring import summarize
+        from expertkit.kinds.scoring import summarize
 
         cases = self.cases
         if self._prompts is None:
@@ -248,7 +248,7 @@ class CheckpointEvaluator(TrainerCallback):
     def _evaluate(self, model: Any, step: int, last: bool = False) -> bool:
         """Score the checkpoint of ``step``; whether training should stop early (never at the ``last`` step)."""
         from expertkit.evaluation.checkpoint_scores import cases_digest, write_checkpoint_eval
-        from expertkit.evaluation.scoring import SCORER_VERSION, pick_best
+        from expertkit.kinds.scoring import SCORER_VERSION, pick_best
 
         run = Run(self.run_dir)
         folder = run.checkpoint_path(step)
@@ -291,7 +291,7 @@ class CheckpointEvaluator(TrainerCallback):
     # -------------------------------------------------------------- the run folder
     @property
     def best(self) -> dict[str, Any] | None:
-        from expertkit.evaluation.scoring import pick_best
+        from expertkit.kinds.scoring import pick_best
 
         return pick_best(self.history, self.metric)
 

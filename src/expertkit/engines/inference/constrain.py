@@ -13,16 +13,16 @@ a small model off its own distribution.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from expertkit.core.errors import ExpertkitError
+from expertkit.kinds.json.grammar import json_ebnf
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 CONSTRAIN_MODES: tuple[str, ...] = ("none", "json", "schema")
 #: The modes by meaning: free decoding, any JSON, the output kind's schema grammar.
@@ -52,20 +52,6 @@ def resolve_mode(expert: Expert, given: str | None) -> str:
         raise ExpertkitError(f"no schema grammar for output kind {expert.kind.name!r} "
                              "(use --constrain json or none)", key="--constrain")
     return mode
-
-
-def json_ebnf() -> str:
-    """xgrammar's built-in JSON grammar, as EBNF text."""
-    import xgrammar as xgr
-
-    return str(xgr.Grammar.builtin_json_grammar())
-
-
-def json_schema_ebnf(schema: Mapping[str, Any]) -> str:
-    """A JSON Schema as compact EBNF (no spaces, properties in the schema's order)."""
-    import xgrammar as xgr
-
-    return str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False, separators=(",", ":")))
 
 
 _CACHE: dict[tuple[str, str, tuple[tuple[str, str], ...]], Constraint | None] = {}

@@ -7,7 +7,7 @@ activated); full fine-tuning checkpoints are swapped in as weights. Generation i
 
 :meth:`Engine.sample` draws several seeded candidates per prompt in one batch (temperature, top-p),
 each with its mean token log-probability under the model, for validator-guided decoding
-(:mod:`expertkit.evaluation.voting`). :meth:`Engine.from_model` wraps a model already in memory (the one being
+(:mod:`expertkit.engines.inference.voting`). :meth:`Engine.from_model` wraps a model already in memory (the one being
 trained, for scores while training) without loading anything.
 """
 

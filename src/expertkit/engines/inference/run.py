@@ -7,12 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from expertkit.core.expert import Expert
 from expertkit.engines.inference.base import InferenceEngine, Stops, TokenSink, contract_stops
 from expertkit.engines.inference.generation import Generation, Sampling
 
 if TYPE_CHECKING:
-    from expertkit.evaluation.voting import Vote
+    from expertkit.engines.inference.voting import Vote
+    from expertkit.expert import Expert
 
 
 def _prepare(engine: InferenceEngine, expert: Expert, checkpoint: str | None, prompts: Sequence[Sequence[int]],
@@ -106,9 +106,9 @@ def voted_for(
     batch_size: int = 32,
 ) -> list[tuple[Generation, Vote]]:
     """Validator-guided decoding for ``ask`` and ``serve``: per prompt, the voted candidate
-    (:func:`expertkit.evaluation.voting.vote`) and its vote; where no candidate is valid, the greedy output of
+    (:func:`expertkit.engines.inference.voting.vote`) and its vote; where no candidate is valid, the greedy output of
     :func:`generate_for` instead. A chosen candidate's latency is that of all the prompt's candidates."""
-    from expertkit.evaluation.voting import vote_or_greedy
+    from expertkit.engines.inference.voting import vote_or_greedy
 
     drawn = sample_for(engine, expert, checkpoint, prompts, sampling, max_new_tokens=max_new_tokens,
                        batch_size=batch_size)

@@ -3,7 +3,7 @@
 Two layers guard a fixture:
 
 * before running, :func:`run_query` refuses anything but one read-only SELECT: sqlglot's allow-list
-  (:func:`expertkit.kinds.sql.validator.check_statement`) and DuckDB's own parser (one statement, of type
+  (:func:`expertkit.engines.sql.statements.check_statement`) and DuckDB's own parser (one statement, of type
   SELECT);
 * the engine itself (:func:`execute_unchecked`, which does no statement checks): the fixture is opened
   ``read_only`` with ``enable_external_access=false`` (no files, no ATTACH, no COPY, no INSTALL),
@@ -33,6 +33,7 @@ import duckdb
 
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import cache_dir
+from expertkit.engines.sql.statements import check_statement
 
 #: Most bytes of result cells one query may return (strings and blobs by length, other values 8).
 MAX_RESULT_BYTES = 16 * 1024 * 1024
@@ -220,8 +221,6 @@ def engine_statement_problem(sql: str) -> str | None:
 def run_query(db_path: str | Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 10_000
               ) -> QueryResult:
     """Run one read-only query on a fixture: allow-list first, then the locked engine."""
-    from expertkit.kinds.sql.validator import check_statement
-
     problem = check_statement(sql, "duckdb") or engine_statement_problem(sql)
     if problem:
         return QueryResult(False, error=problem)

@@ -137,7 +137,7 @@ class JsonValidator(OutputKind):
 
     def schema_grammar(self, fields: Mapping[str, str]) -> str | None:
         """The expert's JSON Schema as a grammar (any JSON without one)."""
-        from expertkit.engines.inference.constrain import json_ebnf, json_schema_ebnf
+        from expertkit.kinds.json.grammar import json_ebnf, json_schema_ebnf
 
         schema = getattr(self._schema_validator, "schema", None)
         return json_schema_ebnf(schema) if isinstance(schema, Mapping) else json_ebnf()

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
     from expertkit.engines.inference.generation import Generation
+    from expertkit.expert import Expert
 
 
 @dataclass
@@ -89,7 +89,7 @@ def agree(expert: Expert, a: str, b: str, fields: Mapping[str, str]) -> tuple[bo
 
 def vote(expert: Expert, fields: Mapping[str, str], samples: Sequence[Generation]) -> Vote:
     """Judge the candidates of one prompt and pick one by agreement (see the module docstring)."""
-    from expertkit.evaluation.scoring import score_output
+    from expertkit.kinds.scoring import score_output
 
     candidates: list[Candidate] = []
     for g in samples:

@@ -17,8 +17,8 @@ from expertkit.kinds import OutputKind, bind_kind
 from expertkit.kinds.validation import ValidationResult
 
 if TYPE_CHECKING:
-    from expertkit.evaluation.scoring import Score
     from expertkit.kinds.correctness import Matcher
+    from expertkit.kinds.scoring import Score
 
 #: Most bytes of training data read for its field values (``unseen_value`` warnings in check-prompt and serve).
 MAX_TRAINING_VALUES_BYTES = 256 * 1024 * 1024
@@ -124,7 +124,7 @@ class Expert:
     def score(self, raw: str, fields: Mapping[str, Any], gold: str | None = None) -> Score:
         """Judge a raw model output as ``compare`` does (reasoning, text around the answer, validity, and
         with ``gold`` equivalence and execution match); fields are normalised through the contract."""
-        from expertkit.evaluation.scoring import score_output
+        from expertkit.kinds.scoring import score_output
 
         return score_output(self, raw, self.contract.normalize(fields), gold)
 
@@ -144,10 +144,9 @@ class Expert:
                 counts: dict[str, Counter[str]] = {}
                 for ex in examples:
                     for name, value in ex.fields:
-                        spec = next((f for f in self.contract.fields if f.name == name), None)
-                        if spec is None or spec.multiline:
+                        if name not in self.contract.field_names or self.contract.field(name).multiline:
                             continue
-                        canonical, _ = self.contract.canonical_value(spec, value)
+                        canonical, _ = self.contract.canonical_value(self.contract.field(name), value)
                         if canonical is not None:
                             counts.setdefault(name, Counter())[canonical] += 1
                 values = {k: set(v) for k, v in counts.items()}

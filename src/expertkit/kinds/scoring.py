@@ -35,7 +35,7 @@ from expertkit.core.reasoning import OutputAnalysis, analyze_output
 from expertkit.kinds.correctness import ERROR_KINDS
 
 if TYPE_CHECKING:
-    from expertkit.core.expert import Expert
+    from expertkit.expert import Expert
 
 VERDICTS: tuple[str, ...] = ("direct_valid", "answer_with_text", "reasoning_and_valid", "reasoning_only", "invalid")
 #: Bump when scoring changes what it reports for the same output (recorded scores are then stale).
