@@ -69,6 +69,7 @@ import shutil
 import signal
 import threading
 import time
+import typing
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,7 +109,8 @@ from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
 from expertkit.training.train_eval import EvalSettings, make_evaluator
 
-METHODS = ("lora", "dora", "full")
+#: The training methods, as the manifest's ``training.method`` declares them.
+METHODS: tuple[str, ...] = typing.get_args(TrainingSpec.model_fields["method"].annotation)
 #: The tiny base's profile (``--base tiny`` or a folder built by ``expertkit base tiny``): about 2.5 minutes on
 #: 2 CPU cores. Options given explicitly win over these.
 TINY_TRAINING: dict[str, Any] = PROFILES[TINY]["training"]
