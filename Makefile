@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src experts tests bench
 	$(BIN)/lint-imports
 
 bench: setup

@@ -36,7 +36,7 @@ class OutputSpec(_Strict):
 class DataSpec(_Strict):
     train: str = "data/train.jsonl"
     eval: str = "data/eval.jsonl"
-    #: Name of the built-in generator (``expertkit data generate``), if any.
+    #: Name of the dataset generator (``expertkit data generate``; entry-point group ``expertkit.generators``).
     generator: str | None = None
     train_size: int = Field(default=6000, ge=1)
     eval_size: int = Field(default=320, ge=1)
