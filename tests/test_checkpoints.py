@@ -114,12 +114,13 @@ def test_the_run_folder_layout(tmp_path: Path, elastic: Expert) -> None:
     assert run.incomplete() == ["tmp-checkpoint-12", "checkpoint-14"]
     assert run.latest is not None and run.latest.kind == "adapter" and run.latest.run.path == run.path
 
+    assert not run.finished  # no run record: nothing was planned
     run.write_record(RunRecord(expert="elastic", options={"steps": 20}))
-    assert (run.progress().done, run.progress().planned, run.progress().finished) == (10, 20, False)
+    assert (run.progress().done, run.progress().planned, run.finished) == (10, 20, False)
     run.write_record(RunRecord(expert="elastic", options={"steps": 20}, stopped=StopRecord(step=10, reason="r")))
-    assert run.progress().finished and run.progress().stopped_early
+    assert run.finished and run.progress().stopped_early
     run.write_record(RunRecord(expert="elastic", options={"steps": 10}))
-    assert run.progress().finished and not run.progress().stopped_early
+    assert run.finished and not run.progress().stopped_early
 
     run.remove_checkpoint(run.checkpoints()[0])
     run.remove_tmp_checkpoints()

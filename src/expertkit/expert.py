@@ -144,10 +144,9 @@ class Expert:
                 counts: dict[str, Counter[str]] = {}
                 for ex in examples:
                     for name, value in ex.fields:
-                        spec = next((f for f in self.contract.fields if f.name == name), None)
-                        if spec is None or spec.multiline:
+                        if name not in self.contract.field_names or self.contract.field(name).multiline:
                             continue
-                        canonical, _ = self.contract.canonical_value(spec, value)
+                        canonical, _ = self.contract.canonical_value(self.contract.field(name), value)
                         if canonical is not None:
                             counts.setdefault(name, Counter())[canonical] += 1
                 values = {k: set(v) for k, v in counts.items()}

@@ -85,12 +85,11 @@ class LintReport:
 
 def _usable_fields(contract: PromptContract, pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
     """The record's fields that the contract knows, with an allowed value, canonical (others left out)."""
-    specs = {f.name: f for f in contract.fields}
     usable: dict[str, str] = {}
     for name, value in pairs:
-        spec = specs.get(name)
-        if spec is None or name in usable:
+        if name not in contract.field_names or name in usable:
             continue
+        spec = contract.field(name)
         canonical, _ = contract.canonical_value(spec, value)
         if canonical is not None and canonical.strip():
             usable[name] = value if spec.multiline else canonical
@@ -281,8 +280,8 @@ def field_format_findings(contract: PromptContract, system: str) -> list[Finding
         return []  # unknown_field / missing_field say what is wrong
     lines = []
     for name, value in pairs:
-        spec = next((f for f in contract.fields if f.name == name), None)
-        lines.append(f"{name}:\n{value}" if spec is not None and spec.multiline else f"{name}: {value}")
+        multiline = name in contract.field_names and contract.field(name).multiline
+        lines.append(f"{name}:\n{value}" if multiline else f"{name}: {value}")
     expected = "\n".join(lines)
     if system == expected:
         return []
@@ -306,10 +305,9 @@ def _check_pairs(expert: Expert, pairs: list[tuple[str, str]], stray: list[str])
     seen_values = expert.training_field_values()
     if seen_values:
         for name, value in pairs:
-            spec = next((f for f in expert.contract.fields if f.name == name), None)
-            if spec is None or spec.multiline:
+            if name not in expert.contract.field_names or expert.contract.field(name).multiline:
                 continue
-            canonical, _ = expert.contract.canonical_value(spec, value)
+            canonical, _ = expert.contract.canonical_value(expert.contract.field(name), value)
             if canonical is not None and name in seen_values and canonical not in seen_values[name]:
                 findings.append(
                     Finding("unseen_value", "warning",

@@ -436,7 +436,8 @@ class Run:
         """Whether the folder holds a run already: a record, a loss log or checkpoint folders (whole or not)."""
         if self.record_path.exists() or self.loss_log_path.exists():
             return True
-        return self.path.is_dir() and any(_ANY_CHECKPOINT_RE.match(c.name) for c in self.path.iterdir())
+        prefixes = (CHECKPOINT_PREFIX, TMP_PREFIX + CHECKPOINT_PREFIX)
+        return self.path.is_dir() and any(c.name.startswith(prefixes) for c in self.path.iterdir())
 
     # -------------------------------------------------------------- the record
     @property
@@ -504,7 +505,7 @@ class Run:
     def remove_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Remove a checkpoint: renamed to its temporary name first, so that a removal cut short is never
         listed as a checkpoint."""
-        doomed = self.tmp_checkpoint_path(checkpoint.step)
+        doomed = checkpoint.path.with_name(TMP_PREFIX + checkpoint.path.name)
         os.replace(checkpoint.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
@@ -520,6 +521,12 @@ class Run:
         record = record if record is not None else self.record
         return RunProgress(latest=self.latest, planned=record.planned_steps if record else 0,
                            stopped=record.stopped if record else None)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run is finished (:attr:`RunProgress.finished`); a folder without a run is not."""
+        record = self.record
+        return record is not None and self.progress(record).finished
 
     def base(self, given: str | None, checkpoints: Sequence[Checkpoint] | None = None, *, same: SameBase) -> str:
         """The base the run was trained on (its recorded folder when it still exists), from the run record and

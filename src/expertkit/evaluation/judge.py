@@ -76,12 +76,12 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
         raise ExpertkitError(f"{len(outputs)} outputs for {len(examples)} cases: they must be aligned, one per case",
                              path=outputs_path)
     names = _register_cases(expert, cases_path)
-    validator = expert.validator
+    kind = expert.kind
     if variants is not None:
         if variants < 0:
             raise ExpertkitError("--variants must be 0 or more", key="--variants")
-        if hasattr(validator, "variants"):
-            validator.variants = variants
+        if kind.variants is not None:
+            kind.variants = variants
     start = time.perf_counter()
     scores = []
     cases: list[dict[str, Any]] = []
@@ -96,9 +96,10 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
         case = {"line": example.line, **score.to_dict()}
         if example.line in names:
             case["database"] = names[example.line]
-        outcome = getattr(validator, "execution_outcome", None)
-        if outcome is not None and example.answer is not None and score.answer:
-            found = outcome(score.answer, example.answer, fields)
+        found = None
+        if example.answer is not None and score.answer:
+            found = kind.execution_outcome(score.answer, example.answer, fields)
+        if found is not None:
             case["decided_by"] = found.decided_by
             case["databases"] = found.databases
             case["execution_error"] = found.error
@@ -109,5 +110,5 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
     summary["valid_count"] = sum(s.valid for s in scores)
     summary["execution_match_count"] = sum(s.execution_match is True for s in scores)
     summary["execution_known"] = sum(s.execution_match is not None for s in scores)
-    summary["variants"] = getattr(validator, "variants", None)
+    summary["variants"] = kind.variants
     return ScoreReport(summary, cases)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.kinds.validation import ValidationResult
+from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
 if TYPE_CHECKING:
     from expertkit.core.contract import FieldSpec
@@ -117,6 +117,11 @@ class OutputKind(ABC):
         rel = self.output.resources.get(name)
         return (self.expert_root / rel) if rel else None
 
+    @classmethod
+    def default_field(cls, role: str) -> str:
+        """The field that plays ``role`` when no contract field declares it."""
+        return next(r.default for r in cls.roles if r.name == role)
+
     def field_name(self, role: str) -> str:
         """The contract field that plays ``role``."""
         return self.role_fields[role]
@@ -140,8 +145,17 @@ class OutputKind(ABC):
     def equivalent(self, a: str, b: str, fields: Mapping[str, str]) -> bool:
         """Do two answers mean the same (canonical forms equal)?"""
 
+    #: Kinds that run answers: seeded variants of each database execution match also runs on (``expertkit
+    #: score --variants``); ``None`` for kinds without.
+    variants: int | None = None
+
     def execution_match(self, output: str, gold: str, fields: Mapping[str, str]) -> bool | None:
         """Do both answers give the same result when run? ``None`` where the kind cannot run."""
+        return None
+
+    def execution_outcome(self, output: str, gold: str, fields: Mapping[str, str],
+                          variants: int | None = None) -> ExecutionOutcome | None:
+        """Execution match and which database decided it; ``None`` for a kind that does not run answers."""
         return None
 
     @cached_property

@@ -1,4 +1,4 @@
-"""What a kind's validator returns, and the size limit of JSON outputs (the kinds are :mod:`expertkit.kinds`)."""
+"""What a kind's judging returns, and the size limit of JSON outputs (the kinds are :mod:`expertkit.kinds`)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ class ValidationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"valid": self.valid, "errors": list(self.errors), "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What execution match found: the verdict, and which database decided it."""
+
+    match: bool | None
+    #: ``"fixture"`` or ``"variant N"`` (the first database where the results differ), else None.
+    decided_by: str | None = None
+    #: Databases both queries ran on.
+    databases: int = 0
+    error: str | None = None

@@ -97,7 +97,7 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = TINY_VOCAB) -> Any:
 
     from expertkit.core.contract import ContractSpec, FieldSpec, PromptContract
 
-    contract = PromptContract(ContractSpec(fields=[FieldSpec(name="Task")]))
+    contract = PromptContract(ContractSpec(fields=[FieldSpec(name="Field")]))  # one field: the wrapper counts
     wrapper = contract.wrapper
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([

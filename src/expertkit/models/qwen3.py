@@ -22,15 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from expertkit.core.contract import Qwen3Wrapper
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import check_output_dir, usual_dir_mode
 from expertkit.models.base import QWEN_SPLIT_PATTERN, TINY_MARKER, replace_folder
 
 QWEN3_SHAPE = "qwen3-shape"
-#: Qwen3's added tokens in id order, from 151643 (its ChatML wrapper's control tokens first) to 151668 (``</think>``).
+#: Qwen3's added tokens in id order, from 151643 (``<|endoftext|>``) to 151668 (``</think>``): its vocabulary, a
+#: fact of the model, spelled out here so that this module imports nothing beyond the standard library (the GPU
+#: bench builds the tokenizer without expertkit's dependencies); its first three are the ``qwen3`` wrapper's
+#: control tokens (``expertkit.core.contract.Qwen3Wrapper``; a test holds the two equal).
 QWEN3_ADDED_TOKENS = [
-    *Qwen3Wrapper.control_tokens, "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
     "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
     "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
     "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
@@ -81,8 +83,7 @@ def qwen3_tokenizer() -> Any:
     backend.normalizer = normalizers.NFC()
     backend.add_tokens([AddedToken(t, normalized=False, special=t not in QWEN3_NOT_SPECIAL)
                         for t in QWEN3_ADDED_TOKENS])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=Qwen3Wrapper.eos_token,
-                                        pad_token=Qwen3Wrapper.pad_token,
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                         unk_token=None, bos_token=None, clean_up_tokenization_spaces=False,
                                         model_max_length=QWEN3_0_6B["max_position_embeddings"])
     with contextlib.suppress(ImportError):  # trl ships the template; a bench without trl sets its own
@@ -102,7 +103,7 @@ def build_qwen3_shape_base(out_dir: str | Path, *, layers: int = 2, seed: int = 
     out = Path(out_dir)
     check_output_dir(out, key="--out", ours=[TINY_MARKER])  # before the work: never someone else's folder
     tokenizer = qwen3_tokenizer()
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = Qwen3Config(eos_token_id=eos, pad_token_id=pad, bos_token_id=None,
                          **{**QWEN3_0_6B, "num_hidden_layers": layers, **(shape or {})})
     torch.manual_seed(seed)

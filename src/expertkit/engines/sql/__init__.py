@@ -1,7 +1,7 @@
 """SQL engines as plug-ins: one module per dialect, each registering itself (as sqlglot registers dialects).
 
-The prompt's ``Dialect`` value picks the engine (:func:`get_engine`); nothing else branches on a dialect
-name. An engine judges validity with its own ``EXPLAIN`` against the prompt's schema
+The prompt's dialect value (the sql kind's ``dialect`` role) picks the engine (:func:`get_engine`); nothing else
+branches on a dialect name. An engine judges validity with its own ``EXPLAIN`` against the prompt's schema
 (:meth:`SqlEngine.explain`), builds fixture databases from DDL and data (:meth:`SqlEngine.fixture`) or
 opens a database file (:meth:`SqlEngine.open_file`), runs a query with no statement checks of its own
 (:meth:`SqlEngine.run`: the engine's sandbox is the containment, the static checks of
@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 from expertkit.core.errors import ExpertkitError
 from expertkit.engines.sql.sandbox import QueryResult
 
-#: Dialect value (and alias) -> engine class; filled by each engine module when it is imported.
+#: dialect value (and alias) -> engine class; filled by each engine module when it is imported.
 ENGINES: dict[str, type[SqlEngine]] = {}
 DEFAULT_TIMEOUT_S = 2.0
-#: Longest an in-memory engine may take to load the prompt's Schema before it is reported as not loading.
+#: Longest an in-memory engine may take to load the prompt's schema before it is reported as not loading.
 SCHEMA_LOAD_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 10_000
 #: Most bytes of result cells one query may return (strings and blobs by length, other values 8).
@@ -103,11 +103,11 @@ def fetch_capped(fetch: Callable[[int], Sequence[Any]], columns: list[str], *, m
 
 
 class SqlEngine(ABC):
-    """One SQL dialect's engine. Subclasses with a ``name`` register themselves for that Dialect value."""
+    """One SQL dialect's engine. Subclasses with a ``name`` register themselves for that dialect value."""
 
-    #: The Dialect value (also the sqlglot dialect the static checks parse with).
+    #: The dialect value (also the sqlglot dialect the static checks parse with).
     name: ClassVar[str] = ""
-    #: Other Dialect values that pick this engine.
+    #: Other dialect values that pick this engine.
     aliases: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -154,7 +154,7 @@ _LOCK = threading.Lock()
 
 
 def get_engine(dialect: str | None) -> SqlEngine | None:
-    """The engine for a Dialect value (case-insensitive), or None when no engine runs that dialect."""
+    """The engine for a dialect value (case-insensitive), or None when no engine runs that dialect."""
     if not dialect:
         return None
     cls = ENGINES.get(dialect.strip().lower())

@@ -51,7 +51,7 @@ class DuckdbEngine(SqlEngine):
             if found is None:
                 config = {k: v for k, v in sandbox.SANDBOX_CONFIG.items() if k != "lock_configuration"}
                 con = duckdb.connect(":memory:", config=config)
-                # the Schema comes from a data file or a request: it may not run for ever
+                # the schema comes from a data file or a request: it may not run for ever
                 timer = threading.Timer(engines.SCHEMA_LOAD_TIMEOUT_S, con.interrupt)
                 timer.start()
                 try:

@@ -15,7 +15,7 @@ The server
 
 The sandbox
     Each schema is loaded once into its own database (``ek_<sha256 prefix>``) by ``expertkit_loader``, its
-    owner (not a superuser, member of no role: a Schema cannot run programs or read files), then
+    owner (not a superuser, member of no role: a schema cannot run programs or read files), then
     queries run as the login role ``expertkit_sandbox``: not a superuser, member of no role (so not of
     ``pg_read_server_files``, ``pg_write_server_files`` or ``pg_execute_server_program``), no
     ``CREATE``/``TEMP`` anywhere, ``SELECT`` on the fixture's tables only, no session advisory locks or
@@ -60,8 +60,8 @@ from expertkit.engines.sql import (
 )
 
 SANDBOX_ROLE = "expertkit_sandbox"
-#: Loads each Schema, fixture and variant: owner of those databases, not a superuser and a member of no role,
-#: so a Schema from a data file or a request cannot run programs, read files or change roles.
+#: Loads each schema, fixture and variant: owner of those databases, not a superuser and a member of no role,
+#: so a schema from a data file or a request cannot run programs, read files or change roles.
 LOADER_ROLE = "expertkit_loader"
 LOADER_SETTINGS = {"statement_timeout": "30s", "temp_file_limit": "256MB"}
 #: The version of how a database is built (owner, grants, revokes); part of every database's name.
@@ -294,7 +294,7 @@ class PostgresEngine(SqlEngine):
                 building = f"ek_tmp_{uuid.uuid4().hex[:16]}"
                 admin.execute(f"CREATE DATABASE {building} OWNER {LOADER_ROLE}")
                 try:
-                    with srv.connect(building, LOADER_ROLE) as con:  # the Schema's text runs as the loader only
+                    with srv.connect(building, LOADER_ROLE) as con:  # the schema's text runs as the loader only
                         try:
                             load(con)
                         except Exception as exc:

@@ -51,7 +51,7 @@ def _authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None
 
 
 def _load_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
-    """For loading a Schema in memory: anything but a file (``ATTACH``, ``VACUUM INTO``) or an extension."""
+    """For loading a schema in memory: anything but a file (``ATTACH``, ``VACUUM INTO``) or an extension."""
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
@@ -91,7 +91,7 @@ class SqliteEngine(SqlEngine):
         found = self._schemas.get(key)
         if found is None:
             con = sqlite3.connect(":memory:", check_same_thread=False)
-            con.set_authorizer(_load_authorizer)  # the Schema comes from a data file or a request
+            con.set_authorizer(_load_authorizer)  # the schema comes from a data file or a request
             deadline = time.monotonic() + engines.SCHEMA_LOAD_TIMEOUT_S
             con.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
             try:

@@ -64,7 +64,7 @@ TOP_LEVEL_OK = _types("Select", "Union", "Intersect", "Except", "SetOperation", 
 
 # ---------------------------------------------------------------------------- parsing
 def sql_dialect(name: str | None) -> str | None:
-    """The sqlglot dialect for a prompt's ``Dialect`` value, or None when sqlglot has no such dialect."""
+    """The sqlglot dialect for a prompt's dialect value, or None when sqlglot has no such dialect."""
     if not name:
         return None
     key = DIALECT_ALIASES.get(name.strip().lower(), name.strip().lower())

@@ -88,7 +88,9 @@ def schema_from_tables(entry: dict[str, Any]) -> str:
 
 def import_spider(questions: Path, tables: Path, databases: Path, out: Path) -> SpiderImport:
     """Write the Spider questions as expertkit records to ``out`` (see the module's docstring)."""
-    from expertkit.kinds.sql.validator import register_database
+    from expertkit.kinds.sql.validator import SqlValidator, register_database
+
+    dialect_field, schema_field = SqlValidator.default_field("dialect"), SqlValidator.default_field("schema")
 
     items = _read_json(questions, "questions file")
     entries = _read_json(tables, "tables file")
@@ -122,7 +124,7 @@ def import_spider(questions: Path, tables: Path, databases: Path, out: Path) -> 
         if db_path is None:
             result.missing[db_id] = result.missing.get(db_id, 0) + 1
         record: dict[str, Any] = {
-            "fields": {"Dialect": "sqlite", "Task": "text_to_sql", "Schema": schema},
+            "fields": {dialect_field: "sqlite", "Task": "text_to_sql", schema_field: schema},
             "question": item["question"],
             "answer": item["query"].strip(),
             "db_id": db_id,

@@ -64,7 +64,7 @@ from expertkit.engines.sql.statements import (
 )
 from expertkit.kinds import OutputKind, Role
 from expertkit.kinds.sql.correctness import SqlMatcher
-from expertkit.kinds.validation import ValidationResult
+from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
 if TYPE_CHECKING:
     from expertkit.core.contract import FieldSpec
@@ -335,18 +335,6 @@ def _ws(text: str) -> str:
     return " ".join(text.split())
 
 
-@dataclass(frozen=True)
-class ExecutionOutcome:
-    """What execution match found: the verdict, and which database decided it."""
-
-    match: bool | None
-    #: ``"fixture"`` or ``"variant N"`` (the first database where the results differ), else None.
-    decided_by: str | None = None
-    #: Databases both queries ran on.
-    databases: int = 0
-    error: str | None = None
-
-
 #: Where ``data import spider`` (and the like) record database files by their schema's sha256.
 DATABASE_INDEX = "databases.json"
 
@@ -400,7 +388,7 @@ class SqlValidator(OutputKind):
                       "`<name>.data.sql` (fixture rows) and `output.resources.schemas: schemas`.")
     matcher_class = SqlMatcher
     #: Seeded variants of each fixture that execution match also runs on (0: the fixture only).
-    variants = 3
+    variants: int | None = 3
 
     def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
         super().__init__(expert_root, output, fields)
@@ -555,7 +543,7 @@ class SqlValidator(OutputKind):
     def execution_outcome(self, output: str, gold: str, fields: Mapping[str, str],
                           variants: int | None = None) -> ExecutionOutcome:
         """Execution match on the fixture and its seeded variants, and which database decided it."""
-        count = self.variants if variants is None else variants
+        count = (self.variants or 0) if variants is None else variants
         schema_text = self.schema_text(fields) or ""
         key = (output, gold, _ws(schema_text), count)
         if key in self._outcomes:

@@ -1,0 +1,279 @@
+"""Output kinds as plug-ins: nothing outside ``kinds/`` names a kind or a shipped field; a user's kind, in its
+own package and registered through an entry point, is used by lint, validate and compare; roles and
+routing come from the manifest."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from expertkit.core.contract import ContractSpec, PromptContract
+from expertkit.core.errors import ExpertkitError
+from expertkit.core.manifest import parse_manifest
+from expertkit.expert import Expert
+from expertkit.kinds import BUILTIN_KINDS, ENTRY_POINT_GROUP, kind_class, kind_names
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"
+#: The shipped kinds' names and the shipped experts' field names.
+SHIPPED_NAMES = frozenset({"json", "sql", "elastic_dsl", "Index", "Dialect", "Task", "Schema"})
+#: Packages allowed to name them: the kind plug-ins, and the shipped experts' dataset generators.
+OWNERS = ("kinds", "generators")
+#: (module, top-level definition) where a literal equal to a shipped name means something else.
+OTHER_MEANINGS = {
+    ("core/manifest.py", "DecodingSpec"): "decoding.constrain's `json` mode: any JSON",
+    ("engines/inference/constrain.py", "CONSTRAIN_MODES"): "the constrained-decoding modes none/json/schema",
+    # the dataset generators' registry names the shipped generators (`sql` is a generator there, not the kind)
+    # until the api part of #15 moves them next to their experts and registers them by entry point
+    ("authoring/generators.py", "GENERATORS"): "the shipped dataset generators' names",
+    ("authoring/generators.py", "generate_dataset"): "the sql generator's schema files",
+}
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring constants of the module, its classes and functions."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def _mode_keywords(tree: ast.Module) -> set[int]:
+    """ids of constants passed as a ``mode=`` keyword (pydantic's ``model_dump(mode="json")``)."""
+    return {id(k.value) for node in ast.walk(tree) if isinstance(node, ast.Call) for k in node.keywords
+            if k.arg == "mode" and isinstance(k.value, ast.Constant)}
+
+
+def _top_level_name(stmt: ast.stmt) -> str:
+    if isinstance(stmt, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return stmt.name
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+    names = [t.id for t in targets if isinstance(t, ast.Name)]
+    return names[0] if names else ""
+
+
+def test_no_module_outside_the_kinds_names_a_kind_or_a_shipped_field() -> None:
+    """The rule: in every module under ``src/expertkit/`` except the packages ``kinds/`` and ``generators/``,
+    no string constant (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped
+    kind's name (``json``, ``sql``, ``elastic_dsl``) or a shipped expert's field name (``Index``,
+    ``Dialect``, ``Task``, ``Schema``). Docstrings do not count, nor do comments or names (``import json``);
+    text that merely contains one (a help line, a message) does not count either. Where ``json`` names the
+    JSON format it is allowed: as a ``mode=`` keyword argument (pydantic's ``model_dump(mode="json")``) and
+    in the top-level definitions of :data:`OTHER_MEANINGS`."""
+    offences: list[str] = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.split("/")[0] in OWNERS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        allowed = _docstrings(tree) | _mode_keywords(tree)
+        for stmt in tree.body:
+            if (rel, _top_level_name(stmt)) in OTHER_MEANINGS:
+                continue
+            for node in ast.walk(stmt):
+                if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in SHIPPED_NAMES
+                        and id(node) not in allowed):
+                    offences.append(f"{rel}:{node.lineno}: {node.value!r}")
+    assert not offences, "kind or field names outside kinds/:\n" + "\n".join(offences)
+
+
+def test_the_rule_catches_a_kind_comparison() -> None:
+    """The walk above sees a kind name where the core would branch on it (the test can fail)."""
+    tree = ast.parse('"""json and sql in a docstring."""\nimport json\nif output.kind == "sql":\n    pass\n')
+    docs = _docstrings(tree)
+    hits = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and n.value in SHIPPED_NAMES and id(n) not in docs]
+    assert hits == ["sql"]
+
+
+# ---------------------------------------------------------------------------- registry and manifest
+def test_built_in_kinds_are_registered_lazily_by_name() -> None:
+    assert set(BUILTIN_KINDS) <= set(kind_names())
+    for name in BUILTIN_KINDS:
+        assert kind_class(name).name == name
+
+
+MANIFEST = """\
+name: toy
+output:
+  kind: {kind}
+contract:
+  fields:
+    - name: Palette
+      {role}
+    - name: Mood
+      values: [calm]
+      {route}
+"""
+
+
+def test_an_unknown_kind_or_role_is_one_line_naming_the_file_and_key() -> None:
+    with pytest.raises(ExpertkitError) as exc:
+        parse_manifest(MANIFEST.format(kind="colour", role="", route=""), "experts/toy/expert.yaml")
+    message = str(exc.value)
+    assert message.startswith("experts/toy/expert.yaml:3: output.kind: unknown output kind 'colour' (known: ")
+    assert all(name in message for name in BUILTIN_KINDS) and "\n" not in message
+    with pytest.raises(ExpertkitError, match=r"expert.yaml:7: contract.fields.0.role: unknown role 'palette' for "
+                                             r"output kind 'sql' \(its roles: dialect, schema\)"):
+        parse_manifest(MANIFEST.format(kind="sql", role="role: palette", route=""))
+
+
+def test_roles_and_routing_come_from_the_manifest(tmp_path: Path) -> None:
+    text = MANIFEST.format(kind="sql", role="role: schema", route="route: true")
+    (tmp_path / "expert.yaml").write_text(text)
+    expert = Expert.load(tmp_path)
+    assert expert.kind.role_fields == {"dialect": "Dialect", "schema": "Palette"}  # undeclared: the default name
+    assert [f.name for f in expert.routing_fields] == ["Mood"]
+    result = expert.validate("SELECT nope FROM t", {"Palette": "CREATE TABLE t (id INT);", "Mood": "calm"})
+    assert not result.valid and "nope" in " ".join(result.errors)  # the schema came from the Palette field
+    # roles and routing do not change the prompt: the fingerprint ignores them
+    bare = Expert(tmp_path, parse_manifest(MANIFEST.format(kind="sql", role="", route="")))
+    assert bare.fingerprint == expert.fingerprint
+    assert [f.name for f in bare.routing_fields] == []  # no route declared, no default routing field here
+
+
+# ---------------------------------------------------------------------------- a user's kind
+TOY_KIND = r'''
+"""A user's output kind: the answer is one colour of the prompt's palette."""
+import re
+
+from expertkit.kinds import OutputKind, Role
+from expertkit.kinds.correctness import Matcher
+from expertkit.kinds.validation import ValidationResult
+
+
+class Words(Matcher):
+    def parses(self, answer):
+        return True
+
+    def parts(self, answer):
+        return [("colour", "", "", word) for word in answer.split()]
+
+
+class Colour(OutputKind):
+    name = "colour"
+    roles = (Role("palette", "Palette", "the colours allowed", needed=True),)
+    example_answer = "red"
+    resource_notes = "No resources."
+    matcher_class = Words
+
+    def validate(self, output, fields):
+        allowed = (self.value(fields, "palette") or "").split(",")
+        if output.strip() in allowed:
+            return ValidationResult(True)
+        return ValidationResult(False, [f"{output.strip()!r} is not a colour of the palette"])
+
+    def equivalent(self, a, b, fields):
+        return a.strip().lower() == b.strip().lower()
+
+    @classmethod
+    def find_answer(cls, text):
+        m = re.search(r"\b[a-z]+\b", text)
+        return (m.start(), m.group(0)) if m else None
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A package ``colourkind`` installed into a folder of its own (its dist-info registers the entry point);
+    the environment that puts it on the path of a subprocess."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "colourkind.py").write_text(textwrap.dedent(TOY_KIND))
+    info = site / "colourkind-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: colourkind\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ncolour = colourkind:Colour\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def _expertkit(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "expertkit.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def _colour_expert(root: Path, train: list[tuple[str, str]]) -> Path:
+    root.mkdir(parents=True)
+    (root / "expert.yaml").write_text(textwrap.dedent("""\
+        name: colours
+        output:
+          kind: colour
+        contract:
+          fields:
+            - name: Shades
+              role: palette
+        decoding:
+          max_new_tokens: 4
+        evaluation:
+          batch_size: 2
+        """))
+    (root / "data").mkdir()
+    for split, pairs in (("train", train), ("eval", [("A ripe tomato?", "red"), ("A leaf?", "green")])):
+        rows = [{"fields": {"Shades": "red,green,blue"}, "question": q, "answer": a} for q, a in pairs]
+        (root / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_a_kind_from_an_entry_point_is_used_by_lint_validate_and_compare(plugin: dict[str, str],
+                                                                         tmp_path: Path) -> None:
+    assert "colour" not in kind_names()  # not installed in this process: expertkit itself is untouched
+    root = _colour_expert(tmp_path / "colours", [("The colour of grass?", "green"), ("Of the sky?", "blue"),
+                                                 ("Of blood?", "crimson")])
+    lint = _expertkit(plugin, "lint", str(root), "--data", str(root / "data" / "train.jsonl"), "--json")
+    assert lint.returncode == 1, lint.stderr
+    (report,) = json.loads(lint.stdout)["reports"]
+    findings = report["findings"]
+    assert [(f["code"], f["line"]) for f in findings] == [("invalid_answer", 3)]
+    assert "'crimson' is not a colour of the palette" in findings[0]["message"]
+
+    valid = _expertkit(plugin, "validate", str(root), "--field", "Shades=red,green", "--output", "Sure: green",
+                       "--json")
+    assert valid.returncode == 0, valid.stderr
+    judged = json.loads(valid.stdout)
+    assert judged["answer"] == "green" and judged["valid"] and judged["verdict"] == "answer_with_text"
+    invalid = _expertkit(plugin, "validate", str(root), "--field", "Shades=red", "--output", "blue")
+    assert invalid.returncode == 1 and "not a colour of the palette" in invalid.stdout
+
+    # compare: a tiny base and one LoRA checkpoint of it, scored by the plug-in
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from expertkit.core.checkpoints import RECORD_NAME
+    from expertkit.models.base import build_tiny_base
+
+    # the kind is not importable here: the contract alone renders the corpus and the checkpoint's record
+    spec = yaml.safe_load((root / "expert.yaml").read_text())["contract"]
+    contract = PromptContract(ContractSpec.model_validate(spec))
+    rows = [json.loads(line) for line in (root / "data" / "train.jsonl").read_text().splitlines()]
+    corpus = [contract.render_conversation(r["fields"], r["question"], r["answer"]) for r in rows] * 8
+    base = build_tiny_base(tmp_path / "base", corpus=corpus, vocab_size=300)
+    torch.manual_seed(0)
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                          LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], init_lora_weights=False))
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    lora.save_pretrained(checkpoint)
+    (checkpoint / RECORD_NAME).write_text(json.dumps({
+        "step": 1, "expert": "colours", "fingerprint": contract.fingerprint, "contract": contract.canonical(),
+        "method": "lora", "base": str(base)}))
+    compared = _expertkit(plugin, "compare", str(root), "--run", str(tmp_path / "run"), "--base", str(base),
+                          "--out", str(tmp_path / "cmp"), "--json")
+    assert compared.returncode == 0, compared.stderr
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert report["output_kind"] == "colour"
+    assert [m["name"] for m in report["models"]] == ["base", "checkpoint-1"]
+    for case in report["cases"]:
+        for out in case["outputs"].values():  # judged by the plug-in: its answer finder, validator and matcher
+            assert out["valid"] == (out["answer"] in ("red", "green", "blue"))
+            words = out["answer"].split()
+            assert out["component"]["recall"] == (1.0 if words == [case["gold"]] else 0.0)
+            assert ("missing_clause" in out["error_kinds"]) == (case["gold"] not in words)
