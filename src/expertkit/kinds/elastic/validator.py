@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from expertkit.core.fileio import read_json
 from expertkit.kinds import OutputKind, Role
 from expertkit.kinds.elastic.correctness import ElasticMatcher
 from expertkit.kinds.elastic.spec import shorthand_main, subquery_params
@@ -326,12 +327,7 @@ class ElasticDslValidator(OutputKind):
         if folder is not None and index and "/" not in index and "\\" not in index and index[0] != ".":
             path = folder / f"{index}.json"
             if path.is_file():
-                from expertkit.core.errors import ExpertkitError
-
-                try:
-                    result = flatten_mapping(index, json.loads(path.read_text(encoding="utf-8")))
-                except (OSError, ValueError) as exc:
-                    raise ExpertkitError(f"cannot read mapping: {exc}", path=path) from None
+                result = flatten_mapping(index, read_json(path, what="mapping"))
         if len(self._mappings) < 1024:
             self._mappings[index] = result
         return result
