@@ -19,6 +19,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REALDATA = REPO.parent / "shared" / "realdata"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """An install older than pyproject.toml's packages and entry points (the shipped experts as
+    ``expertkit_experts``, their generators in ``expertkit.generators``) fails every generator test alike: say so."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    if importlib.util.find_spec("expertkit_experts") is None or not entry_points(group="expertkit.generators"):
+        pytest.exit("expertkit's install predates pyproject.toml (no expertkit_experts package or generator entry "
+                    "points): run `make setup`", returncode=4)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["EXPERTKIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,28 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = expertkit.Nope  # type: ignore[attr-defined]
     with pytest.raises(ImportError):
         from expertkit import Nope  # type: ignore[attr-defined]  # noqa: F401
+
+
+def test_the_wheel_ships_the_experts_and_registers_their_generators(tmp_path: Path) -> None:
+    """A non-editable install has the shipped experts (``expertkit_experts``: every tracked file of experts/)
+    and finds their generators through the ``expertkit.generators`` entry points."""
+    src = tmp_path / "checkout"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    for folder in ("src", "experts"):
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("expertkit-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
+    shipped = {p.relative_to(REPO / "experts").as_posix() for p in (REPO / "experts").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert {"elastic/expert.yaml", "elastic/generator.py", "sql/data/train.jsonl"} <= shipped
+    assert {f"expertkit_experts/{rel}" for rel in shipped} <= names
+    assert "expertkit/expert.py" in names and not any(n.startswith("experts/") for n in names)
+    assert "elastic = expertkit_experts.elastic.generator" in entry_points
+    assert "sql = expertkit_experts.sql.generator" in entry_points

@@ -12,10 +12,10 @@ import pytest
 from expertkit.authoring.generators import generate_dataset
 from expertkit.core.data import load_examples
 from expertkit.expert import Expert
-from expertkit.generators.elastic import known_values
 from expertkit.kinds.correctness import match_parts
 from expertkit.kinds.scoring import score_output
 from expertkit.models.base import shipped_experts_dir
+from expertkit_experts.elastic.generator import known_values
 
 SHIPPED = shipped_experts_dir()
 FLIGHTS = {"Dialect": "elastic", "Task": "query_dsl", "Index": "kibana_sample_data_flights"}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,8 @@ from sqlglot import exp
 from expertkit.authoring.generators import Record, generate_dataset, generate_records, question_key
 from expertkit.core.errors import ExpertkitError
 from expertkit.expert import Expert
-from expertkit.generators import elastic as gen_elastic
-from expertkit.generators import sql as gen_sql
+from expertkit_experts.elastic import generator as gen_elastic
+from expertkit_experts.sql import generator as gen_sql
 
 REPO = Path(__file__).resolve().parents[1]
 ELASTIC = REPO / "experts" / "elastic"
@@ -253,3 +256,47 @@ def test_sql_fixture_rows_cover_every_vocabulary_value() -> None:
     for key, vocab in gen_sql.V.items():
         missing = [v for v in (*vocab.train, *vocab.held_out) if v not in in_data]
         assert not missing, (key, missing)
+
+
+TOY_GENERATOR = '''
+from expertkit.authoring.generators import Record, Templates, build_splits, fill
+
+NUMBERS = Templates(train=("what is {n} plus one", "add one to {n}"), held_out=("{n} and one more makes",))
+
+
+def build(expert, train_size, eval_size, seed):
+    def make(pick):
+        n = pick.rng.randrange(10_000)
+        return Record({"Task": "count"}, fill(pick.template(NUMBERS), {"n": n}), str(n + 1), "add", "t")
+    return build_splits(make, expert.name, train_size, eval_size, seed)
+'''
+
+
+def test_a_users_generator_is_found_through_its_entry_point(tmp_path: Path) -> None:
+    """A generator in a package of the user's own, registered in the ``expertkit.generators`` group as the
+    shipped ones are: ``data generate`` runs it, and the unknown-name error lists it."""
+    site = tmp_path / "site"
+    (site / "toygen-0.1.dist-info").mkdir(parents=True)
+    (site / "toygen.py").write_text(TOY_GENERATOR, encoding="utf-8")
+    (site / "toygen-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toygen\nVersion: 0.1\n")
+    (site / "toygen-0.1.dist-info" / "entry_points.txt").write_text("[expertkit.generators]\ntoy = toygen\n")
+    expert = tmp_path / "counter"
+    expert.mkdir()
+    (expert / "expert.yaml").write_text("name: counter\noutput:\n  kind: json\ncontract:\n  fields:\n"
+                                        "    - name: Task\n      values: [count]\ndata:\n  generator: toy\n"
+                                        "  train_size: 30\n  eval_size: 5\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "expertkit.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    done = cli("data", "generate", str(expert))
+    assert done.returncode == 0, done.stderr
+    train = [json.loads(line) for line in (expert / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(train) == 30
+    assert all(int(r["answer"]) == int(re.findall(r"\d+", r["question"])[0]) + 1 for r in train)
+    (expert / "expert.yaml").write_text((expert / "expert.yaml").read_text().replace("generator: toy",
+                                                                                     "generator: nope"))
+    failed = cli("data", "generate", str(expert), "--out-dir", str(tmp_path / "out"))
+    assert failed.returncode == 2 and "unknown generator 'nope' (known: elastic, sql, toy)" in failed.stderr

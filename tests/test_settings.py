@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from _reliability import BADINPUT, assert_one_line_error, run_main
 
 from expertkit.core.checkpoints import RunRecord
 from expertkit.core.errors import ExpertkitError
+from expertkit.core.log import logger
 from expertkit.core.manifest import parse_manifest
 from expertkit.core.settings import PROFILES, parse_set, resolve_settings
 from expertkit.training.train import TrainOptions, TrainPlan, _resumed_plan, resolve_plan
@@ -34,6 +36,22 @@ def test_resolve_order_manifest_then_profile_then_overrides() -> None:
     assert (plan.steps, plan.method, plan.warmup_steps, plan.lora["r"]) == (30, "lora", 3, 8)
 
 
+def test_a_profile_over_the_manifest_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    monkeypatch.setattr(logger, "handlers", [handler])
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    monkeypatch.setattr(logger, "_cache", {})  # what isEnabledFor remembered from the level before
+    resolve_plan(MANIFEST, "tiny", {"training.batch_size": 4}, base="b", base_path="b", examples=64)
+    assert lines == ["profile tiny over the manifest's training settings: learning_rate 0.01 -> 0.003, "
+                     "steps 30 -> 1200 (--profile none keeps the manifest's)"]
+    lines.clear()
+    resolve_plan(parse_manifest((BADINPUT / "expert" / "expert.yaml").read_text()), "tiny", {}, base="b",
+                 base_path="b", examples=64)
+    assert lines == []  # the manifest sets none of the profile's settings: nothing to say
+
+
 def test_set_parses_values_and_refuses_unknown_keys() -> None:
     assert parse_set(["training.target_modules=[q_proj, v_proj]", "training.steps=null",
                       "decoding.constrain=none"]) == {"training.target_modules": ["q_proj", "v_proj"],
@@ -51,7 +69,8 @@ def test_set_parses_values_and_refuses_unknown_keys() -> None:
     ("training.method=sgd", ["training.method", "unknown value 'sgd' (lora, dora or full)"]),
     ("training.warmup_ratio=nan", ["training.warmup_ratio", "finite"]),
     ("training.nope=1", ["--set", "unknown setting 'training.nope'"]),
-    ("decoding.max_new_tokens=5", ["--set", "unknown setting 'decoding.max_new_tokens'"]),  # not train's
+    ("data.train=other.jsonl", ["--set", "unknown setting 'data.train'"]),  # not train's
+    ("decoding.max_new_tokens=0", ["decoding.max_new_tokens", "at least 1"]),  # the scoring while training
 ])
 def test_set_errors_are_one_line_naming_the_key(setting: str, needles: list[str], tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str],

@@ -10,7 +10,7 @@ import pytest
 from expertkit.authoring.generators import generate_dataset
 from expertkit.core.data import read_examples
 from expertkit.expert import Expert
-from expertkit.generators import sql as gen_sql
+from expertkit_experts.sql import generator as gen_sql
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERTS = {"elastic": REPO / "experts" / "elastic", "sql": REPO / "experts" / "sql"}

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from expertkit.core.errors import ExpertkitError, from_os_error, one_line
 from expertkit.core.findings import Finding, has_errors
+from expertkit.core.settings import describe
 from expertkit.kinds import DEFAULT_KIND, kind_names
 
 app = typer.Typer(
@@ -43,7 +44,8 @@ ExpertDir = Annotated[Path, typer.Argument(help="Expert folder (holding expert.y
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", metavar="SECTION.KEY=VALUE",
-    help="Override any setting of the manifest (repeatable), e.g. training.lora_r=8; the named options win.")]
+    help="Override a training (or decoding, evaluation) setting of the manifest (repeatable), e.g. "
+    "training.lora_r=8; the named options win.")]
 ConstrainOption = Annotated[str | None, typer.Option(
     "--constrain", help="Constrained decoding: none | json | schema (default: the manifest's decoding.constrain).")]
 
@@ -256,11 +258,12 @@ def data_generate(
 ) -> None:
     """Generate the expert's deterministic, seeded dataset (train and held-out eval)."""
     from expertkit.authoring.generators import generate_dataset
-    from expertkit.core.options import check_count, check_seed
+    from expertkit.core.settings import check_setting
 
-    check_count(train_size, "--train-size")
-    check_count(eval_size, "--eval-size")
-    check_seed(seed)
+    for key, value, option in (("data.train_size", train_size, "--train-size"),
+                               ("data.eval_size", eval_size, "--eval-size"), ("data.seed", seed, "--seed")):
+        if value is not None:  # checked as the manifest's own value would be
+            check_setting(key, value, option)
     expert = _load(expert_dir)
     result = generate_dataset(expert, train_size=train_size, eval_size=eval_size, seed=seed, out_dir=out_dir,
                               force=force)
@@ -300,34 +303,28 @@ def train(
     base: Annotated[str | None, typer.Option("--base", help="Hub id, local folder, or 'tiny' (default: the "
                                              "manifest's base_model; a resumed run keeps its own).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/run"),
-    method: Annotated[str | None, typer.Option(help="lora | dora | full (default: manifest; full for tiny).")]
+    method: Annotated[str | None, typer.Option(help=describe("training.method", "Full for the tiny profile."))]
     = None,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides epochs).")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Epochs (default: manifest).")] = None,
-    save_every: Annotated[int | None, typer.Option("--save-every", help="Checkpoint every N steps.")] = None,
+    steps: Annotated[int | None, typer.Option(help=describe("training.steps"))] = None,
+    epochs: Annotated[float | None, typer.Option(help=describe("training.epochs"))] = None,
+    save_every: Annotated[int | None, typer.Option("--save-every", help=describe("training.save_every"))] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest complete checkpoint.")] = False,
     continue_to: Annotated[int | None, typer.Option("--continue-to", help="Extend a finished run to N steps.")]
     = None,
     force: Annotated[bool, typer.Option("--force", help="Train even if lint finds errors.")] = False,
     allow_drift: Annotated[bool, typer.Option("--allow-drift", help="Resume across a contract change.")] = False,
     max_examples: Annotated[int | None, typer.Option("--max-examples", help="Use the first N records.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Per-device batch (default: manifest).")]
-    = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Learning rate (default: manifest).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (default: manifest).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=describe("training.batch_size"))] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help=describe("training.learning_rate"))] = None,
+    seed: Annotated[int | None, typer.Option(help=describe("training.seed"))] = None,
     max_tokens_per_batch: Annotated[int | None, typer.Option(
-        "--max-tokens-per-batch", help="Padding-free batches of at most N tokens per device; 0: padded batches "
-        "of --batch-size (default: manifest, else about --batch-size examples).")] = None,
+        "--max-tokens-per-batch", help=describe("training.max_tokens_per_batch"))] = None,
     eval_every: Annotated[int | None, typer.Option(
-        "--eval-every", help="Score a checkpoint every N steps on the eval set, as compare does.")] = None,
-    eval_cases: Annotated[int | None, typer.Option(
-        "--eval-cases", help="Score a fixed seeded subset of K eval cases (default: all).")] = None,
-    early_stop: Annotated[int | None, typer.Option(
-        "--early-stop", help="Stop after PATIENCE evaluations without a rise of the expert's metric.")] = None,
-    min_delta: Annotated[float | None, typer.Option(
-        "--min-delta", help="Smallest rise that counts as an improvement (default 0).")] = None,
-    keep: Annotated[str | None, typer.Option(
-        "--keep", help="Checkpoints kept: all | best (best and latest) | last.")] = None,
+        "--eval-every", help=describe("training.eval_every", "Scored as compare does."))] = None,
+    eval_cases: Annotated[int | None, typer.Option("--eval-cases", help=describe("training.eval_cases"))] = None,
+    early_stop: Annotated[int | None, typer.Option("--early-stop", help=describe("training.early_stop"))] = None,
+    min_delta: Annotated[float | None, typer.Option("--min-delta", help=describe("training.min_delta"))] = None,
+    keep: Annotated[str | None, typer.Option("--keep", help=describe("training.keep"))] = None,
     profile: Annotated[str | None, typer.Option(
         "--profile", help="Named overrides of the manifest's settings: tiny | none (default: tiny on a tiny base).")]
     = None,
@@ -338,9 +335,9 @@ def train(
 
     from expertkit.core.settings import parse_set
     from expertkit.models.base import check_base_available
-    from expertkit.training.train import TrainOptions, train_expert
+    from expertkit.training.train import TRAIN_SECTIONS, TrainOptions, train_expert
 
-    overrides = parse_set(settings or [], ["training"])
+    overrides = parse_set(settings or [], TRAIN_SECTIONS)
     expert = _load(expert_dir)
     options = TrainOptions(
         base=base, out_dir=out_dir, profile=profile, settings=overrides,

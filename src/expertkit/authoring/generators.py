@@ -1,4 +1,10 @@
-"""Seeded, deterministic dataset generators of the shipped experts (``expertkit data generate``).
+"""Seeded, deterministic dataset generators (``expertkit data generate``): the helpers and the registry.
+
+A generator is a module with ``build(expert, train_size, eval_size, seed) -> {"train": [Record], "eval":
+[Record]}`` and, optionally, ``write_resources(expert)`` for the resources it produces besides the data. It
+is registered under a name in the entry-point group :data:`ENTRY_POINT_GROUP`, which a manifest's
+``data.generator`` names; the shipped experts' generators (``experts/*/generator.py``, installed as
+``expertkit_experts``) are registered the same way, in expertkit's own ``pyproject.toml``.
 
 A generator draws records ``{"fields", "question", "answer"}`` from intents: each intent has its own
 question templates (some held out for eval only) and draws values from vocabularies whose held-out
@@ -7,11 +13,11 @@ part only eval uses. The same seed always gives byte-identical files.
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,7 +27,8 @@ from expertkit.core.fileio import atomic_write_text, ensure_dir
 if TYPE_CHECKING:
     from expertkit.expert import Expert
 
-GENERATORS: tuple[str, ...] = ("elastic", "sql")
+#: The entry-point group of dataset generators: ``NAME = "package.module"`` (the module is the generator).
+ENTRY_POINT_GROUP = "expertkit.generators"
 Split = str  # "train" | "eval"
 
 
@@ -134,16 +141,27 @@ def build_splits(make: Maker, name: str, train_size: int, eval_size: int, seed: 
     return {"train": train_records, "eval": eval_records}
 
 
-def _module(name: str) -> Any:
-    """The generator's module: ``build(expert, train_size, eval_size, seed)`` and, optionally,
-    ``write_resources(expert)`` for the resources it produces besides the data."""
-    if name not in GENERATORS:
-        raise ExpertkitError(f"unknown generator {name!r} (known: {', '.join(GENERATORS)})", key="data.generator")
-    return importlib.import_module(f"expertkit.generators.{name}")
+def generator_names() -> list[str]:
+    """The generators installed (the entry points of :data:`ENTRY_POINT_GROUP`)."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
-def _builder(name: str) -> Callable[..., dict[str, list[Record]]]:
-    return cast(Callable[..., dict[str, list[Record]]], _module(name).build)
+def _module(name: str, manifest: Path | None = None) -> Any:
+    """The generator registered as ``name``: a module with ``build`` (and, optionally, ``write_resources``)."""
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        raise ExpertkitError(f"unknown generator {name!r} (known: {', '.join(generator_names()) or 'none'})",
+                             path=manifest, key="data.generator")
+    try:
+        module = found[0].load()
+    except Exception as exc:  # a broken plug-in is its author's to fix: say which one, in one line
+        raise ExpertkitError(f"generator {name!r} (entry point {found[0].value!r} in group {ENTRY_POINT_GROUP}) "
+                             f"cannot be loaded: {type(exc).__name__}: {exc}", path=manifest,
+                             key="data.generator") from None
+    if not callable(getattr(module, "build", None)):
+        raise ExpertkitError(f"generator {name!r} ({found[0].value}) has no build(expert, train_size, eval_size, "
+                             "seed) function", path=manifest, key="data.generator")
+    return module
 
 
 def generate_records(
@@ -154,14 +172,12 @@ def generate_records(
     if not data.generator:
         raise ExpertkitError("the manifest names no generator", path=expert.root / "expert.yaml",
                              key="data.generator")
-    if data.generator not in GENERATORS:
-        raise ExpertkitError(f"unknown generator {data.generator!r} (known: {', '.join(GENERATORS)})",
-                             path=expert.root / "expert.yaml", key="data.generator")
+    build = cast(Callable[..., dict[str, list[Record]]], _module(data.generator, expert.root / "expert.yaml").build)
     n_train = data.train_size if train_size is None else train_size
     n_eval = data.eval_size if eval_size is None else eval_size
     if n_train < 1 or n_eval < 1:
         raise ExpertkitError("train and eval sizes must be at least 1", key="train_size")
-    return _builder(data.generator)(expert, n_train, n_eval, data.seed if seed is None else seed)
+    return build(expert, n_train, n_eval, data.seed if seed is None else seed)
 
 
 def generate_dataset(
@@ -191,11 +207,7 @@ def generate_dataset(
                                      key="--out-dir" if out_dir is not None else f"data.{split}")
     if out_dir is not None:
         ensure_dir(out_dir, key="--out-dir")
-    if expert.manifest.data.generator == "sql" and out_dir is None:
-        from expertkit.generators.sql import write_schema_files
-
-        write_schema_files(expert)
-    write_resources = getattr(_module(expert.manifest.data.generator), "write_resources", None)
+    write_resources = getattr(_module(str(expert.manifest.data.generator)), "write_resources", None)
     if write_resources is not None and out_dir is None:
         write_resources(expert)
     result: dict[str, tuple[Path, int]] = {}

@@ -33,16 +33,6 @@ class OutputSpec(_Strict):
     dialect: str | None = None
 
 
-class DataSpec(_Strict):
-    train: str = "data/train.jsonl"
-    eval: str = "data/eval.jsonl"
-    #: Name of the built-in generator (``expertkit data generate``), if any.
-    generator: str | None = None
-    train_size: int = Field(default=6000, ge=1)
-    eval_size: int = Field(default=320, ge=1)
-    seed: int = 0
-
-
 class _Settings(_Strict):
     """A settings section: the one declaration of each setting (default, documentation, checks); profiles and
     the command line override it (:mod:`expertkit.core.settings`). ``nan`` and ``inf`` are refused."""
@@ -52,6 +42,17 @@ class _Settings(_Strict):
 
 def _count(default: int | None, description: str) -> Any:
     return Field(default=default, ge=1, le=MAX_COUNT, description=description)
+
+
+class DataSpec(_Settings):
+    """Where the expert's data is, and how ``expertkit data generate`` makes it."""
+
+    train: str = Field(default="data/train.jsonl", description="Training set (relative to the expert).")
+    eval: str = Field(default="data/eval.jsonl", description="Held-out eval set (relative to the expert).")
+    generator: str | None = Field(default=None, description="Name of the dataset generator, if any.")
+    train_size: int = _count(6000, "Training records to generate.")
+    eval_size: int = _count(320, "Eval records to generate.")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="Seed of the generator.")
 
 
 class TrainingSpec(_Settings):

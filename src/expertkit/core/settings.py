@@ -1,4 +1,4 @@
-"""Settings declared once: the manifest's ``training``, ``decoding`` and ``evaluation`` models.
+"""Settings declared once: the manifest's ``training``, ``decoding``, ``evaluation`` (and ``data``) models.
 
 The pydantic models of :mod:`expertkit.core.manifest` are the only declaration of a setting: its default, its
 documentation and its checks. Everything else layers values on top of them, in this order:
@@ -24,12 +24,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.manifest import DecodingSpec, EvaluationSpec, Manifest, TrainingSpec
+from expertkit.core.manifest import DataSpec, DecodingSpec, EvaluationSpec, Manifest, TrainingSpec
 from expertkit.core.options import check_number
 
 #: The manifest sections that hold settings, and their models.
 SECTIONS: dict[str, type[BaseModel]] = {"training": TrainingSpec, "decoding": DecodingSpec,
-                                        "evaluation": EvaluationSpec}
+                                        "evaluation": EvaluationSpec, "data": DataSpec}
 
 #: Named profiles: overrides applied on top of the manifest (and under the command line's).
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -57,6 +57,15 @@ CLEARS: dict[str, str] = {"training.epochs": "training.steps"}
 def setting_names(sections: Iterable[str] = SECTIONS) -> list[str]:
     """Every ``SECTION.KEY`` the command line's ``--set`` accepts."""
     return [f"{section}.{name}" for section in sections for name in SECTIONS[section].model_fields]
+
+
+def describe(key: str, note: str = "") -> str:
+    """A setting's help text for the command line, from its one declaration: the model's description, then
+    ``note`` and where its default comes from."""
+    section, name = _split(key, SECTIONS, key)
+    text = SECTIONS[section].model_fields[name].description or ""
+    sentences = ". ".join(part.strip().rstrip(".") for part in (text, note) if part.strip())
+    return f"{sentences} (default: the manifest's {key})."
 
 
 def _split(key: str, sections: Iterable[str], option: str) -> tuple[str, str]:

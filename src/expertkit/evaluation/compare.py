@@ -33,6 +33,7 @@ from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import check_output_dir
 from expertkit.core.log import say, warn
 from expertkit.core.options import check_count
+from expertkit.core.settings import check_setting
 from expertkit.engines.inference import (
     InferenceEngine,
     contract_stops,
@@ -290,8 +291,10 @@ def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress |
     folder = Run(run_dir)
     if options.settings:
         expert = expert.with_settings(options.settings, SETTINGS_SECTIONS)
-    check_count(options.max_cases, "--max-cases")
-    check_count(options.batch_size, "--batch-size")
+    for key, value, option in (("evaluation.max_cases", options.max_cases, "--max-cases"),
+                               ("evaluation.batch_size", options.batch_size, "--batch-size")):
+        if value is not None:  # checked as the manifest's own value would be
+            check_setting(key, value, option)
     check_count(options.samples, "--samples")
     out_dir = Path(options.out_dir) if options.out_dir is not None else folder.compare_dir
     check_output_dir(out_dir, key="--out", ours=REPORT_NAMES)  # before the scoring, not after

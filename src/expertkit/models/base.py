@@ -50,8 +50,16 @@ def cache_dir() -> Path:
 
 
 def shipped_experts_dir() -> Path:
-    """The repository's ``experts/`` folder (the shipped experts)."""
-    return Path(__file__).resolve().parents[3] / "experts"
+    """The shipped experts' folder: the package ``expertkit_experts`` (``experts/`` of a checkout, or its
+    installed copy), one expert per sub-folder."""
+    from importlib.resources import files
+
+    try:
+        root = Path(str(files("expertkit_experts")))
+    except ModuleNotFoundError:
+        raise ExpertkitError("the shipped experts (package expertkit_experts) are not installed; "
+                             "reinstall expertkit") from None
+    return root
 
 
 def default_tiny_corpus() -> list[str]:

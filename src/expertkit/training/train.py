@@ -102,7 +102,7 @@ from expertkit.core.fileio import atomic_write_text
 from expertkit.core.log import say, warn
 from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
 from expertkit.core.options import check_count
-from expertkit.core.settings import PROFILES, check_setting, diff_settings, resolve_settings
+from expertkit.core.settings import PROFILES, check_sections, check_setting, diff_settings, resolve_settings
 from expertkit.expert import Expert
 from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
@@ -116,6 +116,9 @@ TINY_TRAINING: dict[str, Any] = PROFILES[TINY]["training"]
 NO_PROFILE = "none"
 #: Settings a resumed run may change (scoring while training); every other one it keeps.
 RESUMABLE = ("eval_every", "eval_cases", "early_stop", "min_delta", "keep")
+#: The manifest sections ``train --set`` takes: the training settings (the plan) and the decoding and evaluation
+#: settings the checkpoints are scored with while training (``--eval-every``).
+TRAIN_SECTIONS = ("training", "decoding", "evaluation")
 #: Named options whose flag is not ``--`` plus the setting's name with dashes.
 _FLAGS = {"learning_rate": "--lr", "question_noise": "training.question_noise"}
 
@@ -144,7 +147,8 @@ class TrainOptions:
     #: A named profile of overrides (:data:`~expertkit.core.settings.PROFILES`); ``None``: ``tiny`` on a tiny
     #: base, no profile otherwise; ``"none"``: no profile.
     profile: str | None = None
-    #: ``SECTION.KEY -> value`` overrides of the manifest's training settings (``--set``), under the named options.
+    #: ``SECTION.KEY -> value`` overrides of the manifest's settings (``--set``; sections :data:`TRAIN_SECTIONS`):
+    #: ``training.*`` under the named options; ``decoding.*`` and ``evaluation.*`` for the scoring while training.
     settings: Mapping[str, Any] = field(default_factory=dict)
     method: str | None = None
     steps: int | None = None
@@ -176,14 +180,17 @@ class TrainOptions:
         values: dict[str, Any] = {}
         names: dict[str, str] = {}
         for key, value in self.settings.items():
-            if not key.startswith("training."):
-                raise ExpertkitError(f"not a training setting: {key!r}", key="--set")
-            values[key], names[key] = value, key
+            if key.startswith("training."):
+                values[key], names[key] = value, key
         for name in TrainingSpec.model_fields:
             value = getattr(self, name, None)
             if value is not None:
                 values[f"training.{name}"], names[f"training.{name}"] = value, flag(name)
         return values, names
+
+    def scoring_settings(self) -> dict[str, Any]:
+        """The ``decoding.*`` and ``evaluation.*`` settings given: the expert is scored with them while training."""
+        return {key: value for key, value in self.settings.items() if not key.startswith("training.")}
 
     def profile_for(self, base_path: str) -> str | None:
         """The profile to apply: the one asked for, else ``tiny`` on a tiny base."""
@@ -199,9 +206,10 @@ class TrainOptions:
         if self.profile not in (None, NO_PROFILE, *PROFILES):
             raise ExpertkitError(f"unknown profile {self.profile!r} ({', '.join([*PROFILES, NO_PROFILE])})",
                                  key="--profile")
+        check_sections(self.settings, TRAIN_SECTIONS)
         values, names = self.overrides()
-        for key, value in values.items():
-            check_setting(key, value, names[key])
+        for key, value in {**self.scoring_settings(), **values}.items():
+            check_setting(key, value, names.get(key, key))
 
 
 @dataclass
@@ -396,6 +404,14 @@ def resolve_plan(manifest: Manifest, profile: str | None, overrides: Mapping[str
     """
     spec = resolve_settings(manifest, profile, overrides, names=names).training
     names = names or {}
+    if profile is not None:  # a profile over a value the manifest sets is said, not silent
+        given = manifest.training.model_fields_set
+        replaced = [f"{key} {getattr(manifest.training, key)!r} -> {value!r}"
+                    for key, value in PROFILES[profile].get("training", {}).items()
+                    if key in given and f"training.{key}" not in overrides and getattr(manifest.training, key) != value]
+        if replaced:
+            say(f"profile {profile} over the manifest's training settings: {', '.join(replaced)} "
+                "(--profile none keeps the manifest's)")
     world = _world_size()
     row_tokens = max(min(spec.max_length, ROW_TOKENS), max(lengths, default=0))
     budget = token_budget(spec.max_tokens_per_batch, spec.batch_size, lengths, row_tokens)
@@ -933,6 +949,8 @@ def train_expert(expert: Expert, options: TrainOptions) -> TrainResult:
 def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     t0 = time.perf_counter()
     options.check()
+    if options.scoring_settings():
+        expert = expert.with_settings(options.scoring_settings(), ("decoding", "evaluation"))
     out = Path(options.out_dir)
     if out.exists() and not out.is_dir():
         raise ExpertkitError("not a folder", path=out, key="--out")

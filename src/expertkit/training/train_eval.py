@@ -43,7 +43,7 @@ from expertkit.core.checkpoints import Run, StopRecord, load_checkpoint
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_jsonl
 from expertkit.core.log import say, warn
-from expertkit.core.options import check_count, check_number
+from expertkit.core.settings import check_setting
 
 if TYPE_CHECKING:
     from expertkit.evaluation.compare import Case
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from expertkit.kinds.scoring import Score
 
 _NOT_RATES = {"cases", "mean_output_tokens", "mean_latency_s", "outputs_per_s"}
-KEEP = ("all", "best", "last")
 #: What ``quickstart`` trains with (the tiny base's 1200 steps, a checkpoint every 100): every
 #: checkpoint scored on the whole held-out eval set (so that ``compare`` reuses it all), stopping after
 #: 3 evaluations without a rise of the metric.
@@ -73,19 +72,18 @@ class EvalSettings:
     keep: str = "all"
 
     def check(self) -> None:
-        """Refuse settings that cannot work together (one line naming the option)."""
-        if self.keep not in KEEP:
-            raise ExpertkitError(f"unknown value {self.keep!r} (all, best or last)", key="--keep")
+        """Refuse a value the training settings do not accept, or settings that cannot work together (one line
+        naming the option)."""
+        for name, value in (("keep", self.keep), ("eval_every", self.every), ("eval_cases", self.cases),
+                            ("early_stop", self.early_stop), ("min_delta", self.min_delta)):
+            if value is not None:
+                check_setting(f"training.{name}", value, "--" + name.replace("_", "-"))
         if self.every is None:
             if self.early_stop is not None:
                 raise ExpertkitError("needs scored checkpoints: give --eval-every N too",
                                      key="--early-stop")
             if self.keep == "best":
                 raise ExpertkitError("best needs scored checkpoints: give --eval-every N too", key="--keep")
-        for key, value in (("--eval-every", self.every), ("--eval-cases", self.cases),
-                           ("--early-stop", self.early_stop)):
-            check_count(value, key)
-        check_number(self.min_delta, "--min-delta", ge=0)
 
 
 # ---------------------------------------------------------------------- early stopping

@@ -1,1 +1,0 @@
-"""The shipped experts' dataset generators (built on :mod:`expertkit.authoring.generators`)."""
