@@ -24,8 +24,7 @@ from expertkit.kinds import BUILTIN_KINDS, ENTRY_POINT_GROUP, kind_class, kind_n
 SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"
 #: The shipped kinds' names and the shipped experts' field names.
 SHIPPED_NAMES = frozenset({"json", "sql", "elastic_dsl", "Index", "Dialect", "Task", "Schema"})
-#: Packages allowed to name them: the kind plug-ins (the shipped experts' dataset generators are outside the
-#: package, in experts/*/generator.py).
+#: Packages allowed to name them: the kind plug-ins.
 OWNERS = ("kinds",)
 #: (module, top-level definition) where a literal equal to a shipped name means something else.
 OTHER_MEANINGS = {
@@ -60,13 +59,13 @@ def _top_level_name(stmt: ast.stmt) -> str:
 
 
 def test_no_module_outside_the_kinds_names_a_kind_or_a_shipped_field() -> None:
-    """The rule: in every module under ``src/expertkit/`` except the package ``kinds/``,
-    no string constant (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped
-    kind's name (``json``, ``sql``, ``elastic_dsl``) or a shipped expert's field name (``Index``,
-    ``Dialect``, ``Task``, ``Schema``). Docstrings do not count, nor do comments or names (``import json``);
-    text that merely contains one (a help line, a message) does not count either. Where ``json`` names the
-    JSON format it is allowed: as a ``mode=`` keyword argument (pydantic's ``model_dump(mode="json")``) and
-    in the top-level definitions of :data:`OTHER_MEANINGS`."""
+    """The rule: in every module under ``src/expertkit/`` except the package ``kinds/``, no string constant
+    (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped kind's name (``json``,
+    ``sql``, ``elastic_dsl``) or a shipped expert's field name (``Index``, ``Dialect``, ``Task``,
+    ``Schema``). Docstrings do not count, nor do comments or names (``import json``); text that merely
+    contains one (a help line, a message) does not count either. Where ``json`` names the JSON format it is
+    allowed: as a ``mode=`` keyword argument (pydantic's ``model_dump(mode="json")``) and in the top-level
+    definitions of :data:`OTHER_MEANINGS`."""
     offences: list[str] = []
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()

@@ -105,7 +105,7 @@ def lint_examples(
     seen: dict[tuple[str, str], int] = {}
     to_measure: list[tuple[int, dict[str, str], str, str]] = []
     score_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Score] = {}
-    needs = expert.validator.needs
+    needs = expert.kind.needs
     not_validated: Counter[str] = Counter()
     add = report.findings.append
     for ex in examples:

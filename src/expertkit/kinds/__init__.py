@@ -108,10 +108,6 @@ class OutputKind(ABC):
         self.role_fields: dict[str, str] = {r.name: declared.get(r.name, r.default) for r in self.roles}
 
     # ------------------------------------------------------------------ resources and roles
-    @property
-    def kind(self) -> str:
-        return self.name
-
     def resource(self, name: str) -> Path | None:
         """The path of the ``output.resources`` entry ``name`` (relative to the expert), or ``None``."""
         rel = self.output.resources.get(name)
