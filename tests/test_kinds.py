@@ -113,6 +113,19 @@ contract:
 """
 
 
+def test_a_plugin_that_does_not_load_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = tmp_path / "brokenkind-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenkind\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken = brokenkind_missing:Kind\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "broken" in kind_names()
+    with pytest.raises(ExpertkitError, match=r"^output.kind: output kind 'broken' \(entry point "
+                                             r"'brokenkind_missing:Kind' in group expertkit.kinds\) cannot be "
+                                             r"loaded: ModuleNotFoundError"):
+        kind_class("broken")
+
+
 def test_an_unknown_kind_or_role_is_one_line_naming_the_file_and_key() -> None:
     with pytest.raises(ExpertkitError) as exc:
         parse_manifest(MANIFEST.format(kind="colour", role="", route=""), "experts/toy/expert.yaml")
