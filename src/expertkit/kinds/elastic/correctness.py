@@ -173,7 +173,7 @@ def _walk_cached(answer: str) -> _Walker | None:
 
 
 def _walk_once(answer: str) -> _Walker | None:
-    from expertkit.kinds.elastic.validator import canonical_body, parse_body
+    from expertkit.kinds.elastic.body import canonical_body, parse_body
 
     body, error = parse_body(answer)
     if body is None or error:
@@ -194,7 +194,7 @@ class ElasticMatcher(Matcher):
         self._values: dict[str, dict[str, set[str]]] = {}
 
     def parses(self, answer: str) -> bool:
-        from expertkit.kinds.elastic.validator import parse_body
+        from expertkit.kinds.elastic.body import parse_body
 
         return parse_body(answer)[0] is not None
 
