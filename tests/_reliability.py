@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,11 @@ def tiny_base(factory: pytest.TempPathFactory) -> Path:
         _BASES["base"] = build_tiny_base(factory.mktemp("reliability-base") / "tiny", corpus=TINY_CORPUS,
                                          vocab_size=400)
     return _BASES["base"]
+
+
+def copy_expert(dest: Path) -> Path:
+    """A copy of the bad-input expert (tests/badinput/expert) at ``dest``, the test's to change."""
+    return Path(shutil.copytree(BADINPUT / "expert", dest))
 
 
 def cli_env() -> dict[str, str]:

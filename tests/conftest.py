@@ -39,6 +39,14 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A registry of installed experts of the test's own (``$EXPERTKIT_HOME``)."""
+    path = tmp_path / "registry"
+    monkeypatch.setenv("EXPERTKIT_HOME", str(path))
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_dir() -> Iterator[Path]:
     """The embedded PostgreSQL server's folder for this session (outside pytest's 0700 temp tree, which the

@@ -304,3 +304,20 @@ def test_qwen3_vocabulary_starts_with_the_qwen3_wrappers_control_tokens() -> Non
 
     assert tuple(QWEN3_ADDED_TOKENS[:3]) == Qwen3Wrapper.control_tokens
     assert {Qwen3Wrapper.eos_token, Qwen3Wrapper.pad_token, *Qwen3Wrapper.stop_strings} <= set(QWEN3_ADDED_TOKENS)
+
+
+@pytest.mark.parametrize("wrapper", ["qwen3", "tags"])
+def test_each_drift_variant_raises_its_code_and_leaves_out_a_required_field(wrapper: str) -> None:
+    fields = [*ES_FIELDS, {"name": "Note", "required": False}, {"name": "Mode", "values": ["a"], "default": "a"}]
+    c = contract(wrapper, fields)
+    variants = c.drift_variants({**es_fields(), "Note": "x"}, "Find x")
+    assert [v.kind for v in variants] == ["alias", "order", "missing", "other_wrapper", "thinking"]
+    for v in variants:
+        if v.prompt is None:
+            assert v.kind == "thinking" and wrapper == "tags"
+            continue
+        parsed = parse_prompt(v.prompt)
+        codes = {f.code for f in [*c.check_fields(parsed.fields, strict=True), *c.check_wrapper(parsed)]}
+        assert v.code in codes, (v.kind, codes)
+    missing = next(v for v in variants if v.kind == "missing").prompt
+    assert "Index:" not in missing and "Note: x" in missing and "Mode: a" in missing  # Note, Mode may be left out

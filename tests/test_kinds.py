@@ -24,16 +24,12 @@ from expertkit.kinds import BUILTIN_KINDS, ENTRY_POINT_GROUP, kind_class, kind_n
 SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"
 #: The shipped kinds' names and the shipped experts' field names.
 SHIPPED_NAMES = frozenset({"json", "sql", "elastic_dsl", "Index", "Dialect", "Task", "Schema"})
-#: Packages allowed to name them: the kind plug-ins, and the shipped experts' dataset generators.
-OWNERS = ("kinds", "generators")
+#: Packages allowed to name them: the kind plug-ins.
+OWNERS = ("kinds",)
 #: (module, top-level definition) where a literal equal to a shipped name means something else.
 OTHER_MEANINGS = {
     ("core/manifest.py", "DecodingSpec"): "decoding.constrain's `json` mode: any JSON",
     ("engines/inference/constrain.py", "CONSTRAIN_MODES"): "the constrained-decoding modes none/json/schema",
-    # the dataset generators' registry names the shipped generators (`sql` is a generator there, not the kind)
-    # until the api part of #15 moves them next to their experts and registers them by entry point
-    ("authoring/generators.py", "GENERATORS"): "the shipped dataset generators' names",
-    ("authoring/generators.py", "generate_dataset"): "the sql generator's schema files",
 }
 
 
@@ -63,13 +59,13 @@ def _top_level_name(stmt: ast.stmt) -> str:
 
 
 def test_no_module_outside_the_kinds_names_a_kind_or_a_shipped_field() -> None:
-    """The rule: in every module under ``src/expertkit/`` except the packages ``kinds/`` and ``generators/``,
-    no string constant (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped
-    kind's name (``json``, ``sql``, ``elastic_dsl``) or a shipped expert's field name (``Index``,
-    ``Dialect``, ``Task``, ``Schema``). Docstrings do not count, nor do comments or names (``import json``);
-    text that merely contains one (a help line, a message) does not count either. Where ``json`` names the
-    JSON format it is allowed: as a ``mode=`` keyword argument (pydantic's ``model_dump(mode="json")``) and
-    in the top-level definitions of :data:`OTHER_MEANINGS`."""
+    """The rule: in every module under ``src/expertkit/`` except the package ``kinds/``, no string constant
+    (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped kind's name (``json``,
+    ``sql``, ``elastic_dsl``) or a shipped expert's field name (``Index``, ``Dialect``, ``Task``,
+    ``Schema``). Docstrings do not count, nor do comments or names (``import json``); text that merely
+    contains one (a help line, a message) does not count either. Where ``json`` names the JSON format it is
+    allowed: as a ``mode=`` keyword argument (pydantic's ``model_dump(mode="json")``) and in the top-level
+    definitions of :data:`OTHER_MEANINGS`."""
     offences: list[str] = []
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
@@ -115,6 +111,19 @@ contract:
       values: [calm]
       {route}
 """
+
+
+def test_a_plugin_that_does_not_load_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = tmp_path / "brokenkind-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenkind\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken = brokenkind_missing:Kind\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "broken" in kind_names()
+    with pytest.raises(ExpertkitError, match=r"^output.kind: output kind 'broken' \(entry point "
+                                             r"'brokenkind_missing:Kind' in group expertkit.kinds\) cannot be "
+                                             r"loaded: ModuleNotFoundError"):
+        kind_class("broken")
 
 
 def test_an_unknown_kind_or_role_is_one_line_naming_the_file_and_key() -> None:

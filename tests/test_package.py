@@ -60,13 +60,6 @@ def make_checkpoint(run: Path, expert: Expert, step: int = 10, **changes: Any) -
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "registry"
-    monkeypatch.setenv("EXPERTKIT_HOME", str(path))
-    return path
-
-
-@pytest.fixture
 def packed(tmp_path: Path) -> tuple[Expert, Path, Path]:
     expert = make_expert(tmp_path / "src")
     checkpoint = make_checkpoint(tmp_path / "run", expert)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from _mini import mini_base, mini_expert
-from test_train import MANIFEST
+from _mini import MANIFEST, mini_base, mini_expert
 
 from expertkit.core.checkpoints import Run
 from expertkit.core.errors import ExpertkitError

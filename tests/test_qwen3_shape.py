@@ -10,11 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from _mini import mini_expert
+from _mini import mini_expert, mini_records
 from safetensors.torch import load_file, save_file
 from test_manifest_and_cli import assert_one_line_error, run_cli
 from test_serve import serving
-from test_train import _records
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from typer.testing import CliRunner
 
@@ -37,7 +36,7 @@ def _stop_at_once(base: Path, expert: Expert) -> None:
     and MLP outputs zeroed, each position's logits are its own token's embedding against all the (tied)
     embeddings, largest for itself; ``<|im_end|>``'s row is set to twice the row of the prompt's last token."""
     tokenizer = AutoTokenizer.from_pretrained(base)
-    record = _records(1)[0]
+    record = mini_records(1)[0]
     last = expert.contract.encode_prompt(tokenizer, record["fields"], record["question"])[-1]
     path = base / "model.safetensors"
     state = load_file(str(path))
@@ -52,7 +51,7 @@ def _stop_at_once(base: Path, expert: Expert) -> None:
 def test_qwen3_shape_trains_compares_serves_and_packages(tmp_path: Path) -> None:
     root = mini_expert(tmp_path / "mini", 16)
     expert = Expert.load(root)
-    record = _records(1, offset=1000)[0]
+    record = mini_records(1, offset=1000)[0]
 
     # the base: real tokenizer and ids, Qwen3-0.6B's configuration with 2 layers
     base = tmp_path / "base"

@@ -23,6 +23,7 @@ from _reliability import (
     BADINPUT,
     CliResult,
     assert_one_line_error,
+    copy_expert,
     run_main,
     run_subprocess,
     snapshot,
@@ -127,10 +128,6 @@ MANIFEST_CASES: dict[str, list[str]] = {
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_base(tmp_path_factory)
-
-
-def copy_expert(dest: Path) -> Path:
-    return Path(shutil.copytree(BADINPUT / "expert", dest))
 
 
 def make_run(root: Path, expert_dir: Path) -> Path:

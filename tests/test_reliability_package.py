@@ -24,13 +24,6 @@ from expertkit.packaging.package import MAX_ENTRIES, install_package, list_insta
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "registry"
-    monkeypatch.setenv("EXPERTKIT_HOME", str(path))
-    return path
-
-
-@pytest.fixture
 def archive(tmp_path: Path) -> Path:
     expert = make_expert(tmp_path / "src")
     return package_expert(expert, make_checkpoint(tmp_path / "run", expert), tmp_path / "good.expert")

@@ -20,6 +20,7 @@ from _reliability import (
     BADINPUT,
     WEIGHTS,
     assert_one_line_error,
+    copy_expert,
     run_main,
     snapshot,
     tiny_base,
@@ -40,10 +41,6 @@ from expertkit.training.train import TrainOptions, train_expert
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_base(tmp_path_factory)
-
-
-def copy_expert(dest: Path) -> Path:
-    return Path(shutil.copytree(BADINPUT / "expert", dest))
 
 
 # ---------------------------------------------------------------------- numeric options, up front

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 import torch
+from _mini import mini_base, mini_expert, mini_records
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from expertkit.core.checkpoints import Run, load_checkpoint
 from expertkit.core.errors import DriftError, ExpertkitError
 from expertkit.expert import Expert
-from expertkit.models.base import build_tiny_base, load_model, load_tokenizer
+from expertkit.models.base import load_model, load_tokenizer
 from expertkit.training.train import (
     TINY_TRAINING,
     QuestionNoise,
@@ -31,73 +32,15 @@ from expertkit.training.train import (
     train_expert,
 )
 
-INDICES = {
-    "kibana_sample_data_ecommerce": ["customer_first_name", "category", "manufacturer", "currency"],
-    "kibana_sample_data_flights": ["Carrier", "DestCountry", "OriginWeather", "FlightDelayType"],
-    "kibana_sample_data_logs": ["extension", "geo.src", "machine.os", "response"],
-}
-VALUES = ["Eddie", "Oslo", "Rain", "gz", "Kibana Airlines", "EUR", "win 8", "200"]
-MANIFEST = """\
-name: mini
-base_model: Qwen/Qwen3-0.6B
-output:
-  kind: json
-contract:
-  wrapper: qwen3
-  fields:
-    - name: Dialect
-      values: [elastic]
-      aliases: {es: elastic}
-    - name: Task
-      values: [query_dsl]
-    - name: Index
-      values: [kibana_sample_data_ecommerce, kibana_sample_data_flights, kibana_sample_data_logs]
-training:
-  lora_r: 4
-  lora_alpha: 8
-  max_length: 128
-  batch_size: 8
-  learning_rate: 0.001
-  seed: 7
-"""
-
-
-def _records(n: int, offset: int = 0) -> list[dict[str, Any]]:
-    out = []
-    names = sorted(INDICES)
-    for i in range(offset, offset + n):
-        index = names[i % 3]
-        fld = INDICES[index][(i // 3) % 4]
-        value = VALUES[(i // 12) % len(VALUES)]
-        size = 1 + i % 7
-        out.append({
-            "fields": {"Dialect": "elastic", "Task": "query_dsl", "Index": index},
-            "question": f"Show {size} documents where {fld} is {value}",
-            "answer": json.dumps({"size": size, "query": {"term": {fld: value}}}, separators=(",", ":")),
-        })
-    return out
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
 
 @pytest.fixture(scope="module")
 def expert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mini")
-    (root / "expert.yaml").write_text(MANIFEST)
-    _write_jsonl(root / "data" / "train.jsonl", _records(64))
-    _write_jsonl(root / "data" / "eval.jsonl", _records(8, offset=1000))
-    return root
+    return mini_expert(tmp_path_factory.mktemp("mini"), 64, evals=8)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, expert_dir: Path) -> str:
-    expert = Expert.load(expert_dir)
-    corpus = [expert.contract.render_conversation(r["fields"], r["question"], r["answer"])
-              for r in _records(64)]
-    return str(build_tiny_base(tmp_path_factory.mktemp("b") / "tiny", corpus=corpus, vocab_size=400))
+    return mini_base(tmp_path_factory.mktemp("b"), expert_dir)
 
 
 def _copy_expert(expert_dir: Path, dest: Path) -> Path:
@@ -124,7 +67,7 @@ def test_labels_cover_only_the_answer_and_end_of_turn(expert_dir: Path, base: st
     trainer = build_trainer(expert, plan, data, tokenizer, tmp_path / "run")
     rows = [trainer.train_dataset[i] for i in range(6)]
     batch = trainer.data_collator(rows)  # what TRL's collator hands the model
-    records = _records(6)
+    records = mini_records(6)
     for i, record in enumerate(records):
         ids, labels, attention = batch["input_ids"][i], batch["labels"][i], batch["attention_mask"][i]
         trained = [int(t) for t, lab in zip(ids, labels, strict=True) if lab != -100]
@@ -157,7 +100,7 @@ def test_question_noise_touches_only_question_tokens(expert_dir: Path, base: str
     control = set(tokenizer.added_tokens_decoder)
     for i, row in enumerate(rows):
         start, end = row["question_span"]
-        assert tokenizer.decode(clean[i, start:end]) == _records(64)[i]["question"]
+        assert tokenizer.decode(clean[i, start:end]) == mini_records(64)[i]["question"]
         diff = (first[i] != clean[i]).nonzero().flatten().tolist()
         assert all(start <= k < end for k in diff) and not control & set(first[i, start:end].tolist())
         changed += len(diff)
@@ -297,7 +240,7 @@ def test_resume_refuses_contract_drift(expert_dir: Path, base: str, tmp_path: Pa
 # ---------------------------------------------------------------------- lint first
 def test_lint_errors_refuse_training_unless_forced(expert_dir: Path, base: str, tmp_path: Path) -> None:
     root = _copy_expert(expert_dir, tmp_path / "expert")
-    bad = _records(2, offset=500)
+    bad = mini_records(2, offset=500)
     bad[0]["answer"] = '{"query": '
     bad[1]["fields"]["Index"] = "no_such_index"
     with (root / "data" / "train.jsonl").open("a") as fh:

@@ -78,7 +78,7 @@ def test_many_violations_are_capped(tmp_path: Path) -> None:
 
 
 def test_bad_schema_files_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(ExpertkitError, match="not readable JSON"):
+    with pytest.raises(ExpertkitError, match="unreadable JSON Schema"):
         make(tmp_path, raw="{not json")
     with pytest.raises(ExpertkitError, match="not a valid JSON Schema"):
         make(tmp_path, {"type": "no-such-type"})

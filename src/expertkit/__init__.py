@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     # judging one output
     "OutputKind": "expertkit.kinds",
     "kind_class": "expertkit.kinds",
+    "Role": "expertkit.kinds",
     "ValidationResult": "expertkit.kinds.validation",
     "Score": "expertkit.kinds.scoring",
     "score_output": "expertkit.kinds.scoring",
@@ -83,6 +84,7 @@ __all__ = [
     "OutputKind",
     "PromptContract",
     "QuickstartResult",
+    "Role",
     "Run",
     "Score",
     "ServeOptions",
@@ -133,7 +135,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names come from
     from expertkit.core.manifest import Manifest, load_manifest, parse_manifest
     from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
     from expertkit.expert import Expert
-    from expertkit.kinds import OutputKind, kind_class
+    from expertkit.kinds import OutputKind, Role, kind_class
     from expertkit.kinds.scoring import Score, score_output
     from expertkit.kinds.validation import ValidationResult
     from expertkit.packaging.package import (

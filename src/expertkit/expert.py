@@ -119,7 +119,7 @@ class Expert:
 
     def validate(self, output: str, fields: Mapping[str, Any]) -> ValidationResult:
         """Validate an output for a prompt with these fields (normalised through the contract)."""
-        return self.validator.validate(output, self.contract.normalize(fields))
+        return self.kind.validate(output, self.contract.normalize(fields))
 
     def score(self, raw: str, fields: Mapping[str, Any], gold: str | None = None) -> Score:
         """Judge a raw model output as ``compare`` does (reasoning, text around the answer, validity, and

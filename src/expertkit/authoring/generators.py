@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from expertkit.core.data import question_key
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_text, ensure_dir
 
@@ -97,11 +98,6 @@ class Picker:
     def template(self, templates: Templates) -> str:
         t: str = self.choice(templates.pool(self.split))
         return t
-
-
-def question_key(question: str) -> str:
-    """The form two questions are compared in (as lint's ``eval_leak`` does)."""
-    return " ".join(question.lower().split())
 
 
 def fill(template: str, slots: dict[str, Any]) -> str:

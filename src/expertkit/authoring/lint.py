@@ -24,7 +24,7 @@ from expertkit.core.contract import (
     parse_prompt,
     parse_system_block,
 )
-from expertkit.core.data import Example, read_examples
+from expertkit.core.data import Example, question_key, read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.findings import Finding
 from expertkit.core.reasoning import analyze_output
@@ -32,10 +32,6 @@ from expertkit.kinds.scoring import Score, score_output
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
-
-def _question_key(question: str) -> str:
-    return " ".join(question.lower().split())
-
 
 @dataclass
 class LintReport:
@@ -109,7 +105,7 @@ def lint_examples(
     seen: dict[tuple[str, str], int] = {}
     to_measure: list[tuple[int, dict[str, str], str, str]] = []
     score_cache: dict[tuple[str, tuple[tuple[str, str], ...]], Score] = {}
-    needs = expert.validator.needs
+    needs = expert.kind.needs
     not_validated: Counter[str] = Counter()
     add = report.findings.append
     for ex in examples:
@@ -169,12 +165,12 @@ def lint_examples(
                         line=ex.line, field="answer"))
         if canonical is None:
             continue
-        key = ("\x00".join(canonical.values()), _question_key(ex.question))
+        key = ("\x00".join(canonical.values()), question_key(ex.question))
         if key in seen:
             add(Finding("duplicate", "warning", f"same fields and question as line {seen[key]}", line=ex.line))
         else:
             seen[key] = ex.line
-        if eval_questions is not None and _question_key(ex.question) in eval_questions:
+        if eval_questions is not None and question_key(ex.question) in eval_questions:
             add(Finding("eval_leak", "error", "this question is also in the eval set", line=ex.line,
                         field="question"))
         try:
@@ -224,7 +220,7 @@ def lint_file(
     eval_questions = None
     if eval_path is not None and Path(eval_path).exists() and Path(eval_path).resolve() != Path(path).resolve():
         eval_examples, _ = read_examples(eval_path, bad_lines="finding")  # its own lint reports its lines
-        eval_questions = {_question_key(e.question) for e in eval_examples}
+        eval_questions = {question_key(e.question) for e in eval_examples}
     lint_examples(expert, examples, report, eval_questions=eval_questions, tokenizer=tokenizer)
     report.findings = sorted(parse_findings + report.findings, key=lambda f: (f.line or 0, f.code))
     wrappers = [w for w in report.wrappers if w]

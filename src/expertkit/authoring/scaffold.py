@@ -23,10 +23,9 @@ import yaml
 from expertkit.core.contract import DEFAULT_WRAPPER, PromptContract
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import usual_dir_mode
-from expertkit.core.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from expertkit.core.manifest import MANIFEST_NAME, NAME_RE, Manifest, parse_manifest
 from expertkit.kinds import DEFAULT_KIND, OutputKind, kind_class
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -136,7 +135,7 @@ def new_expert(
     root: str | Path = ".",
 ) -> Path:
     """Create ``ROOT/experts/NAME`` and return its path; an existing folder is refused."""
-    if not _NAME_RE.match(name):
+    if not NAME_RE.match(name):
         raise ExpertkitError(f"expert name {name!r} must be lower case letters, digits, '_' or '-' (at most 64)",
                              key="NAME")
     kind = _kind(output_kind)

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from expertkit.core.contract import diff_contracts
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.fileio import atomic_write_json, atomic_write_jsonl, read_json
+from expertkit.core.fileio import atomic_write_json, atomic_write_jsonl, read_json, read_json_or_none
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -270,10 +270,7 @@ class Checkpoint:
     def read_scores(self) -> dict[str, Any] | None:
         """The scores recorded while training as decoded JSON (their format is ``evaluation.checkpoint_scores``'s);
         ``None`` when there are none or they cannot be read (``compare`` then generates instead)."""
-        try:
-            value = json.loads(self.scores_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError, OSError):
-            return None
+        value = read_json_or_none(self.scores_path)
         return value if isinstance(value, dict) else None
 
     def write_scores(self, value: dict[str, Any]) -> None:

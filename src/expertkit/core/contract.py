@@ -656,22 +656,23 @@ class PromptContract:
         finding code ``check-prompt`` raises for it; a variant's ``prompt`` is None where the drift does not
         apply (no alias to use, fewer than two single-line fields, no other wrapper, no thinking switch)."""
         canonical = self.normalize(fields)
+        names = list(canonical)
         lines = [self._field_line(n, v) for n, v in canonical.items()]
-        single = [i for i, n in enumerate(canonical) if not self._by_name[n].multiline]
+        single = [i for i, n in enumerate(names) if not self._by_name[n].multiline]
         variants: dict[str, str | None] = dict.fromkeys(DRIFT_KINDS)
         alias = self._alias_for(canonical)
         if alias is not None:
             name, alias_value = alias
             variants["alias"] = self._raw_prompt(
-                [f"{name}: {alias_value}" if n == name else line for n, line in zip(canonical, lines, strict=True)],
+                [f"{name}: {alias_value}" if n == name else line for n, line in zip(names, lines, strict=True)],
                 question)
         if len(single) >= 2:
             first, second = single[0], single[1]
             swapped = list(lines)
             swapped[first], swapped[second] = lines[second], lines[first]
             variants["order"] = self._raw_prompt(swapped, question)
-        droppable = [i for i in single if self._by_name[list(canonical)[i]].required
-                     and self._by_name[list(canonical)[i]].default is None]
+        # a field that is required and has no default: leaving it out is a missing_field error
+        droppable = [i for i in single if self._by_name[names[i]].required and self._by_name[names[i]].default is None]
         if len(single) >= 2 and droppable:
             variants["missing"] = self._raw_prompt([ln for i, ln in enumerate(lines) if i != droppable[-1]], question)
         other = next((w for w in wrappers() if w.name != self.wrapper.name), None)
@@ -694,7 +695,7 @@ class PromptContract:
                     return spec.name, aliases[0]
         for spec in self.fields:
             value = canonical.get(spec.name)
-            if value is not None and spec.values is not None and value.upper() != value:
+            if value is not None and not spec.multiline and spec.values is not None and value.upper() != value:
                 return spec.name, value.upper()
         return None
 

@@ -20,6 +20,11 @@ from expertkit.core.fileio import BadLine, iter_jsonl
 from expertkit.core.findings import Finding
 
 
+def question_key(question: str) -> str:
+    """The form two questions are compared in (lint's ``eval_leak`` and duplicates, the generators' splits)."""
+    return " ".join(question.lower().split())
+
+
 @dataclass
 class Example:
     """One record, whatever its shape: ordered fields, question, gold answer."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -90,6 +91,15 @@ def read_json(path: str | Path, *, what: str = "JSON file", max_bytes: int = MAX
         raise ExpertkitError(f"unreadable {what}: nested too deeply", path=p) from None
 
 
+def read_json_or_none(path: str | Path, *, max_bytes: int = MAX_TEXT_BYTES) -> Any:
+    """A JSON file expertkit keeps for itself (a cache index, a marker, recorded scores): its value, or ``None``
+    when it is missing or cannot be read, and the caller rebuilds what it held."""
+    try:
+        return json.loads(read_text(path, max_bytes=max_bytes))
+    except (ExpertkitError, ValueError, RecursionError):
+        return None
+
+
 def has_lone_surrogate(value: Any) -> bool:
     """Whether a decoded JSON value holds a string (or key) with a lone UTF-16 surrogate."""
     stack = [value]
@@ -163,6 +173,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def utc_now() -> str:
+    """The time written into records (run, checkpoint, comparison): UTC, ISO 8601, to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def cache_dir() -> Path:

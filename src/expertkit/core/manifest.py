@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,9 @@ from expertkit.core.fileio import read_text
 from expertkit.core.options import MAX_COUNT, MAX_SEED
 
 MANIFEST_NAME = "expert.yaml"
+#: An expert's name (also its folder under ``experts/`` and in the registry) and its version.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
 Metric = Literal["valid", "equivalent", "execution_match", "direct_valid", "component_f1", "correct"]
 
 
@@ -120,8 +124,8 @@ class EvaluationSpec(_Settings):
 
 
 class Manifest(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    version: str = Field(default="0.1.0", pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
+    name: str = Field(pattern=NAME_RE.pattern)
+    version: str = Field(default="0.1.0", pattern=VERSION_RE.pattern)
     description: str = ""
     base_model: str = "Qwen/Qwen3-0.6B"
     output: OutputSpec

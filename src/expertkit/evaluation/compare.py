@@ -19,7 +19,6 @@ decodes each checkpoint's answers by validator-guided voting (:mod:`expertkit.en
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ from expertkit.core.checkpoints import Run, check_contract
 from expertkit.core.contract import DRIFT_KINDS
 from expertkit.core.data import load_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.fileio import check_output_dir
+from expertkit.core.fileio import check_output_dir, utc_now
 from expertkit.core.log import say, warn
 from expertkit.core.options import check_count
 from expertkit.core.settings import check_setting
@@ -203,10 +202,6 @@ class EngineBackend:
 
 
 # ---------------------------------------------------------------------- the command
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def _generate_scored(backend: Backend, expert: Expert, name: str | None, label: str, prompts: Sequence[Sequence[int]],
                      cases: Sequence[Case], progress: Progress) -> tuple[list[Score], float]:
     task = progress.add_task(label, total=len(prompts))
@@ -405,7 +400,7 @@ def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress |
         "samples": options.samples,
         "sampling": None if sampling is None else {"temperature": sampling.temperature, "top_p": sampling.top_p,
                                                    "seed": sampling.seed},
-        "created": _now(),
+        "created": utc_now(),
         "skipped": incomplete,
         "models": rows,
         "best": best,

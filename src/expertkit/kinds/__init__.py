@@ -103,15 +103,11 @@ class OutputKind(ABC):
     def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
         self.expert_root = Path(expert_root)
         self.output = output
-        declared = {f.role: f.name for f in fields if getattr(f, "role", None)}
+        declared = {f.role: f.name for f in fields if f.role}
         #: Role name → the contract field that plays it.
         self.role_fields: dict[str, str] = {r.name: declared.get(r.name, r.default) for r in self.roles}
 
     # ------------------------------------------------------------------ resources and roles
-    @property
-    def kind(self) -> str:
-        return self.name
-
     def resource(self, name: str) -> Path | None:
         """The path of the ``output.resources`` entry ``name`` (relative to the expert), or ``None``."""
         rel = self.output.resources.get(name)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from expertkit.core import checkpoints
 from expertkit.core.errors import ExpertkitError
+from expertkit.core.fileio import cache_dir
 
 if TYPE_CHECKING:
     from expertkit.core.checkpoints import BaseRecord
@@ -42,11 +43,6 @@ TINY_SHAPE: dict[str, Any] = {
 TINY_VOCAB = 1536
 #: The file that marks a folder as a tiny base built by expertkit (and so ours to replace).
 TINY_MARKER = "expertkit_base.json"
-
-
-def cache_dir() -> Path:
-    """Where expertkit caches built artefacts (``$EXPERTKIT_CACHE``, default ``~/.cache/expertkit``)."""
-    return Path(os.environ.get("EXPERTKIT_CACHE", Path.home() / ".cache" / "expertkit"))
 
 
 def shipped_experts_dir() -> Path:

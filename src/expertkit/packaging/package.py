@@ -54,8 +54,15 @@ from expertkit.core.checkpoints import (
     verify_checksums,
 )
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import atomic_write_json, check_output_file, ensure_dir, usual_dir_mode, usual_file_mode
-from expertkit.core.manifest import MANIFEST_NAME
+from expertkit.core.fileio import (
+    atomic_write_json,
+    check_output_file,
+    ensure_dir,
+    read_json,
+    usual_dir_mode,
+    usual_file_mode,
+)
+from expertkit.core.manifest import MANIFEST_NAME, NAME_RE, VERSION_RE
 from expertkit.expert import Expert
 
 PACKAGE_FORMAT = 1
@@ -83,8 +90,6 @@ _ADAPTER_FILES = (ADAPTER_CONFIG_NAME, "adapter_model.safetensors")
 _FULL_FILES = (MODEL_CONFIG_NAME, "generation_config.json", "model.safetensors.index.json")
 #: Where the comparison report lies in a run folder, as ``eval.json`` names its source.
 _COMPARE_SOURCE = f"{COMPARE_DIR_NAME}/{COMPARE_REPORT_NAME}"
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
 _CHUNK = 1 << 20
 
 
@@ -403,10 +408,7 @@ def _read_index(home: Path) -> list[dict[str, Any]]:
     path = home / INDEX_NAME
     if not path.is_file():
         return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExpertkitError(f"unreadable registry index: {exc}", path=path) from None
+    data = read_json(path, what="registry index")
     entries = data.get("experts") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ExpertkitError("registry index has no 'experts' list", path=path)
@@ -490,8 +492,8 @@ def _discard(folder: Path, trash_root: Path) -> None:
 def _check_contents(archive: Path, folder: Path) -> tuple[dict[str, Any], Expert]:
     """The package record and expert of an extracted, checksum-verified archive."""
     try:
-        record = json.loads((folder / PACKAGE_RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        record = read_json(folder / PACKAGE_RECORD_NAME)
+    except ExpertkitError:
         raise _bad(archive, f"no readable {PACKAGE_RECORD_NAME}") from None
     if not isinstance(record, dict) or record.get("format") != PACKAGE_FORMAT:
         raise _bad(archive, f"unknown package format {record.get('format') if isinstance(record, dict) else '?'}")
@@ -526,7 +528,7 @@ def _check_contents(archive: Path, folder: Path) -> tuple[dict[str, Any], Expert
 # ---------------------------------------------------------------------- the registry
 def _split_spec(spec: str) -> tuple[str, str | None]:
     name, sep, version = spec.partition("@")
-    if not _NAME_RE.match(name) or (sep and not _VERSION_RE.match(version)):
+    if not NAME_RE.match(name) or (sep and not VERSION_RE.match(version)):
         raise ExpertkitError(f"{spec!r} is not NAME or NAME@VERSION")
     return name, version if sep else None
 

@@ -60,7 +60,6 @@ weight decay, attention dropout and NEFTune did not help as much as they cost.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import math
@@ -99,7 +98,7 @@ from expertkit.core.checkpoints import (
 )
 from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
-from expertkit.core.fileio import atomic_write_text
+from expertkit.core.fileio import atomic_write_text, read_json_or_none, utc_now
 from expertkit.core.log import say, warn
 from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
 from expertkit.core.options import check_count
@@ -345,19 +344,10 @@ class TrainResult:
 
 # ---------------------------------------------------------------------- small helpers
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 def is_tiny_base(base_path: str) -> bool:
     """Whether a resolved base is a tiny base built by expertkit."""
-    marker = Path(base_path) / "expertkit_base.json"
-    if not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text()).get("kind") == TINY
-    except (ValueError, OSError):
-        return False
+    marker = read_json_or_none(Path(base_path) / "expertkit_base.json")
+    return isinstance(marker, dict) and marker.get("kind") == TINY
 
 
 def use_gpu() -> bool:
@@ -801,7 +791,7 @@ class ExpertTrainer(SFTTrainer):
         shutil.copyfile(self.expert.root / MANIFEST_NAME, folder / MANIFEST_NAME)
         lr = self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler is not None else None
         CheckpointRecord(**self.record, step=step, loss=self.loss_log.losses.get(step), learning_rate=lr,
-                         epoch=self.state.epoch, saved=_now(), weights_sha256=weights_digests(folder)).write(folder)
+                         epoch=self.state.epoch, saved=utc_now(), weights_sha256=weights_digests(folder)).write(folder)
 
 
 def build_trainer(
@@ -1025,7 +1015,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
             folder.remove_tmp_checkpoints()
             folder.trim_log(folder.loss_log_path, start_step)
         action = RunAction(action="continue" if options.continue_to is not None else "resume" if extending
-                           else "train", from_step=start_step, to_step=plan.steps, started=_now())
+                           else "train", from_step=start_step, to_step=plan.steps, started=utc_now())
         folder.write_record(RunRecord(
             expert=expert.name,
             expert_root=str(expert.root.resolve()),
@@ -1037,7 +1027,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
             options=plan.to_record(),
             data=DataRecord(train=str(expert.train_path.resolve()), records=data.examples,
                             skipped=dict(data.skipped), sha256=data.sha256),
-            created=run.created if run is not None and run.created is not None else _now(),
+            created=run.created if run is not None and run.created is not None else utc_now(),
             history=[*(run.history if run is not None else []), action],
         ))
         if evaluator is not None:

@@ -11,14 +11,13 @@ checkpoints are refused too (one base per engine; serve them with ``--engine hf`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import read_text
+from expertkit.core.fileio import read_json
 from expertkit.engines.inference.base import InferenceEngine, Stops, TokenSink
 from expertkit.engines.inference.generation import Generation, Sampling, checkpoint_kind
 
@@ -27,10 +26,7 @@ if TYPE_CHECKING:
 
 
 def _adapter_config(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(read_text(path / "adapter_config.json"))
-    except ValueError as exc:
-        raise ExpertkitError(f"unreadable adapter config: {exc}", path=path / "adapter_config.json") from None
+    value = read_json(path / "adapter_config.json", what="adapter config")
     return value if isinstance(value, dict) else {}
 
 

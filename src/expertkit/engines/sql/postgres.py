@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import atomic_write_text, cache_dir
+from expertkit.core.fileio import atomic_write_text, cache_dir, read_json_or_none
 from expertkit.engines.sql import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -113,9 +113,8 @@ class PostgresServer:
     def _prune_dead_users(self) -> list[int]:
         """Drop processes that died without stopping the server from its list of users; the dead pids."""
         listing = self.data / ".handle_pids.json"
-        try:
-            pids = json.loads(listing.read_text())
-        except (OSError, ValueError):
+        pids = read_json_or_none(listing)
+        if not isinstance(pids, list):
             return []
         import psutil
 

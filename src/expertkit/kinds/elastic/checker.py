@@ -14,8 +14,7 @@ from typing import Any
 
 from expertkit.kinds.elastic import spec as es_spec
 from expertkit.kinds.elastic import values as es_values
-from expertkit.kinds.elastic.spec import Alt, Params, Type
-from expertkit.kinds.elastic.validator import (
+from expertkit.kinds.elastic.body import (
     DATES,
     GEO,
     META_FIELDS,
@@ -29,6 +28,7 @@ from expertkit.kinds.elastic.validator import (
     _short,
     _suggest,
 )
+from expertkit.kinds.elastic.spec import Alt, Params, Type
 
 #: index.max_result_window and index.max_inner_result_window, the engine's defaults
 MAX_RESULT_WINDOW = 10_000

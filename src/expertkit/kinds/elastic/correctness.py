@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import read_text
+from expertkit.core.fileio import read_json
 from expertkit.kinds.correctness import Matcher, Part, grounded
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def _walk_cached(answer: str) -> _Walker | None:
 
 
 def _walk_once(answer: str) -> _Walker | None:
-    from expertkit.kinds.elastic.validator import canonical_body, parse_body
+    from expertkit.kinds.elastic.body import canonical_body, parse_body
 
     body, error = parse_body(answer)
     if body is None or error:
@@ -194,7 +194,7 @@ class ElasticMatcher(Matcher):
         self._values: dict[str, dict[str, set[str]]] = {}
 
     def parses(self, answer: str) -> bool:
-        from expertkit.kinds.elastic.validator import parse_body
+        from expertkit.kinds.elastic.body import parse_body
 
         return parse_body(answer)[0] is not None
 
@@ -211,10 +211,7 @@ class ElasticMatcher(Matcher):
             path = folder / f"{index}.json"
             values: dict[str, set[str]] = {}
             if path.is_file():
-                try:
-                    data = json.loads(read_text(path))
-                except ValueError as exc:
-                    raise ExpertkitError(f"cannot read known values: {exc}", path=path) from None
+                data = read_json(path, what="known values")
                 if not isinstance(data, dict):
                     raise ExpertkitError("known values must be an object of field -> list of values", path=path)
                 values = {str(k): {str(v).lower() for v in vs} for k, vs in data.items() if isinstance(vs, list)}

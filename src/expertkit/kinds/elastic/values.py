@@ -135,7 +135,7 @@ def ip_problem(value: Any, *, cidr: bool = False) -> str | None:
 
 def value_problem(value: Any, ftype: str, *, fmt: str | None = None, cidr: bool = False) -> str | None:
     """Why a field of type ``ftype`` refuses ``value`` as a query term, or None."""
-    from expertkit.kinds.elastic.validator import DATES, NUMERIC
+    from expertkit.kinds.elastic.body import DATES, NUMERIC
 
     if value is None:
         return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
+from expertkit.core.fileio import read_json
 from expertkit.kinds import OutputKind
 from expertkit.kinds.validation import ValidationResult, too_long
 
@@ -150,10 +151,7 @@ def load_schema_validator(path: Path) -> Any:
 
     if not path.is_file():
         raise ExpertkitError("JSON Schema file not found", path=path, key="output.resources.json_schema")
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ExpertkitError(f"JSON Schema is not readable JSON: {exc}", path=path) from None
+    schema = read_json(path, what="JSON Schema")
     if not isinstance(schema, dict | bool):
         raise ExpertkitError("a JSON Schema must be an object or a boolean", path=path)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)

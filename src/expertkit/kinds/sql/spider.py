@@ -12,7 +12,6 @@ place, its Schema built from ``tables.json``; it scores ``execution_match: null`
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import atomic_write_jsonl, read_text
+from expertkit.core.fileio import atomic_write_jsonl, read_json
 
 _TYPES = {"number": "NUMERIC", "text": "TEXT", "time": "TEXT", "boolean": "BOOLEAN", "others": "TEXT"}
 
@@ -32,14 +31,6 @@ class SpiderImport:
     databases: int = 0
     #: ``db_id`` -> number of questions whose database file is missing.
     missing: dict[str, int] = field(default_factory=dict)
-
-
-def _read_json(path: Path, what: str) -> Any:
-    text = read_text(path)  # a regular file, bounded (not /dev/zero, not a FIFO)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ExpertkitError(f"the {what} is not JSON: {exc}", path=path) from None
 
 
 def _quote(name: str) -> str:
@@ -92,8 +83,8 @@ def import_spider(questions: Path, tables: Path, databases: Path, out: Path) -> 
 
     dialect_field, schema_field = SqlValidator.default_field("dialect"), SqlValidator.default_field("schema")
 
-    items = _read_json(questions, "questions file")
-    entries = _read_json(tables, "tables file")
+    items = read_json(questions, what="questions file")
+    entries = read_json(tables, what="tables file")
     if not isinstance(items, list):
         raise ExpertkitError("expected a JSON list of questions", path=questions)
     if not isinstance(entries, list):

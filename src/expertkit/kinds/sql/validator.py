@@ -52,7 +52,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from expertkit.core.fileio import atomic_write_text, cache_dir
+from expertkit.core.fileio import atomic_write_text, cache_dir, read_json_or_none
 from expertkit.engines.sql import Database, QueryResult, SchemaLoadError, SqlEngine, get_engine
 from expertkit.engines.sql.results import same_result
 from expertkit.engines.sql.statements import (
@@ -347,20 +347,14 @@ def schema_key(schema_text: str) -> str:
 def register_database(schema_text: str, path: Path) -> None:
     """Remember that prompts with this Schema run on the database file ``path`` (in the cache's index)."""
     index_path = cache_dir() / DATABASE_INDEX
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
-    except (OSError, ValueError):
-        index = {}
+    found = read_json_or_none(index_path)
+    index = found if isinstance(found, dict) else {}
     index[schema_key(schema_text)] = str(Path(path).resolve())
     atomic_write_text(index_path, json.dumps(index, indent=0, sort_keys=True))
 
 
 def registered_database(schema_text: str) -> Path | None:
-    index_path = cache_dir() / DATABASE_INDEX
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else {}
-    except (OSError, ValueError):
-        return None
+    index = read_json_or_none(cache_dir() / DATABASE_INDEX)
     found = index.get(schema_key(schema_text)) if isinstance(index, dict) else None
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
