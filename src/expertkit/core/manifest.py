@@ -185,6 +185,16 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
     return lines
 
 
+def key_line(path: Path, *keys: str) -> int | None:
+    """The 1-based line of key ``keys`` (``"training", "seed"``) in the YAML file at ``path``; ``None`` when the
+    file or the key is missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return _key_lines(text).get(keys)
+
+
 def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
     """Validate manifest text; errors name the file, line and key."""
     try:
