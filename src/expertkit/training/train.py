@@ -104,7 +104,7 @@ from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
 from expertkit.core.options import check_count
 from expertkit.core.settings import PROFILES, check_sections, check_setting, diff_settings, resolve_settings
 from expertkit.expert import Expert
-from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
+from expertkit.models.base import TINY, TINY_MARKER, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
 from expertkit.training.train_eval import EvalSettings, make_evaluator
 
@@ -346,7 +346,7 @@ class TrainResult:
 
 def is_tiny_base(base_path: str) -> bool:
     """Whether a resolved base is a tiny base built by expertkit."""
-    marker = read_json_or_none(Path(base_path) / "expertkit_base.json")
+    marker = read_json_or_none(Path(base_path) / TINY_MARKER)
     return isinstance(marker, dict) and marker.get("kind") == TINY
 
 
