@@ -13,6 +13,7 @@ import test_train
 
 from expertkit.core.checkpoints import Run, load_checkpoint
 from expertkit.core.errors import ExpertkitError
+from expertkit.core.manifest import TrainingSpec
 from expertkit.evaluation.compare import CompareOptions, EngineBackend, compare_run
 from expertkit.expert import Expert
 from expertkit.training.train import TrainOptions, train_expert
@@ -58,12 +59,12 @@ def test_early_stopping_noise_within_min_delta_is_no_improvement() -> None:
 
 def test_settings_that_cannot_work_are_refused() -> None:
     with pytest.raises(ExpertkitError, match="needs scored checkpoints"):
-        EvalSettings(early_stop=2).check()
+        EvalSettings(TrainingSpec(early_stop=2)).check()
     with pytest.raises(ExpertkitError, match="best needs scored checkpoints"):
-        EvalSettings(keep="best").check()
-    with pytest.raises(ExpertkitError, match="unknown value 'some'"):
-        EvalSettings(every=2, keep="some").check()
-    EvalSettings(keep="last").check()
+        EvalSettings(TrainingSpec(keep="best")).check()
+    with pytest.raises(ExpertkitError, match="--keep: unknown value 'some'"):
+        TrainOptions(eval_every=2, keep="some").check()
+    EvalSettings(TrainingSpec(keep="last")).check()
 
 
 def test_eval_cases_subset_is_fixed_by_the_seed(expert_dir: Path) -> None:

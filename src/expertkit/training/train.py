@@ -125,24 +125,19 @@ TRAIN_SECTIONS = ("training", "decoding", "evaluation")
 _FLAGS = {"learning_rate": "--lr", "question_noise": "training.question_noise"}
 
 
-def eval_settings(spec: TrainingSpec) -> EvalSettings:
-    """Scoring while training, as ``spec`` sets it."""
-    return EvalSettings(every=spec.eval_every, cases=spec.eval_cases, early_stop=spec.early_stop,
-                        min_delta=spec.min_delta, keep=spec.keep)
-
-
 def flag(name: str) -> str:
     """The option that sets training setting ``name`` (``learning_rate`` -> ``--lr``)."""
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-@dataclass
+@dataclass(init=False)
 class TrainOptions:
-    """What the ``train`` command takes. The settings themselves are declared once, by the manifest's
-    :class:`~expertkit.core.manifest.TrainingSpec`: a field of these options named like one of its settings
-    (``method``, ``learning_rate``, ``steps``, ...) overrides it when given; ``settings`` overrides any of them
-    (``{"training.lora_r": 8}``, the command line's ``--set``). ``None`` means the run's, the profile's or the
-    manifest's value."""
+    """What the ``train`` command takes: what the run is and where it goes, and overrides of the settings. The
+    settings themselves are declared once, by the manifest's :class:`~expertkit.core.manifest.TrainingSpec`:
+    a keyword named like one of them (``method=``, ``learning_rate=``, ``steps=``, ...; the command line's
+    named options) overrides it when not ``None`` and reads back as an attribute (``options.steps``, ``None``
+    when not given); ``settings`` overrides any of them (``{"training.lora_r": 8}``, the command line's
+    ``--set``). Not given means the run's, the profile's or the manifest's value."""
 
     base: str | None = None
     out_dir: Path = Path("runs/run")
@@ -152,29 +147,35 @@ class TrainOptions:
     #: ``SECTION.KEY -> value`` overrides of the manifest's settings (``--set``; sections :data:`TRAIN_SECTIONS`):
     #: ``training.*`` under the named options; ``decoding.*`` and ``evaluation.*`` for the scoring while training.
     settings: Mapping[str, Any] = field(default_factory=dict)
-    method: str | None = None
-    steps: int | None = None
-    epochs: float | None = None
-    save_every: int | None = None
+    #: The training settings given by name (``{"steps": 2}``), over ``settings``.
+    named: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
     continue_to: int | None = None
     force: bool = False
     allow_drift: bool = False
     max_examples: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    seed: int | None = None
-    question_noise: float | None = None
-    max_tokens_per_batch: int | None = None
-    eval_every: int | None = None
-    eval_cases: int | None = None
-    early_stop: int | None = None
-    min_delta: float | None = None
-    keep: str | None = None
     #: ``(model, step) -> (summary, cases, scores, seconds)`` instead of real scoring (tests).
     score_fn: Any = None
     #: Extra ``transformers.TrainerCallback`` objects (Python API only).
     callbacks: Sequence[TrainerCallback] = ()
+
+    def __init__(self, *, base: str | None = None, out_dir: Path = Path("runs/run"), profile: str | None = None,
+                 settings: Mapping[str, Any] | None = None, resume: bool = False, continue_to: int | None = None,
+                 force: bool = False, allow_drift: bool = False, max_examples: int | None = None,
+                 score_fn: Any = None, callbacks: Sequence[TrainerCallback] = (), **named: Any) -> None:
+        unknown = sorted(set(named) - set(TrainingSpec.model_fields))
+        if unknown:
+            raise TypeError(f"TrainOptions got unknown option(s) {', '.join(unknown)}")
+        self.base, self.out_dir, self.profile = base, out_dir, profile
+        self.settings = dict(settings or {})
+        self.named = {name: value for name, value in named.items() if value is not None}
+        self.resume, self.continue_to, self.force, self.allow_drift = resume, continue_to, force, allow_drift
+        self.max_examples, self.score_fn, self.callbacks = max_examples, score_fn, callbacks
+
+    def __getattr__(self, name: str) -> Any:
+        if name in TrainingSpec.model_fields:  # a training setting given by name, or None
+            return self.__dict__.get("named", {}).get(name)
+        raise AttributeError(name)
 
     def overrides(self) -> tuple[dict[str, Any], dict[str, str]]:
         """The settings given (``training.KEY -> value``: ``settings``, then the named options over them) and the
@@ -184,10 +185,8 @@ class TrainOptions:
         for key, value in self.settings.items():
             if key.startswith("training."):
                 values[key], names[key] = value, key
-        for name in TrainingSpec.model_fields:
-            value = getattr(self, name, None)
-            if value is not None:
-                values[f"training.{name}"], names[f"training.{name}"] = value, flag(name)
+        for name, value in self.named.items():
+            values[f"training.{name}"], names[f"training.{name}"] = value, flag(name)
         return values, names
 
     def scoring_settings(self) -> dict[str, Any]:
@@ -260,7 +259,7 @@ class TrainPlan:
 
     @property
     def evaluation(self) -> EvalSettings:
-        return eval_settings(self.training)
+        return EvalSettings(self.training)
 
     def settings(self) -> dict[str, Any]:
         """The settings two plans are compared by: every training setting and the data the run takes."""
@@ -1041,7 +1040,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     else:
         values, names = options.overrides()  # refused before anything is loaded
         named = options.profile if options.profile != NO_PROFILE else None
-        eval_settings(resolve_settings(expert.manifest, named, values, names=names).training).check()
+        EvalSettings(resolve_settings(expert.manifest, named, values, names=names).training).check()
         base_path = resolve_base(options.base or expert.manifest.base_model)
     tokenizer = load_tokenizer(base_path)
     _lint_or_refuse(expert, tokenizer, options.force)

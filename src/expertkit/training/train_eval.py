@@ -43,7 +43,7 @@ from expertkit.core.checkpoints import Run, StopRecord, load_checkpoint
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_jsonl
 from expertkit.core.log import say, warn
-from expertkit.core.settings import check_setting
+from expertkit.core.manifest import TrainingSpec
 
 if TYPE_CHECKING:
     from expertkit.evaluation.compare import Case
@@ -61,23 +61,37 @@ ScoreFn = Callable[[Any, int], tuple[dict[str, Any], list["Case"], list["Score"]
 
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalSettings:
-    """Scoring while training, as planned for a run (recorded in ``run.json``'s options)."""
+    """Scoring while training, as planned for a run: a view of the training settings that declare it
+    (``eval_every``, ``eval_cases``, ``early_stop``, ``min_delta``, ``keep`` of
+    :class:`~expertkit.core.manifest.TrainingSpec`, recorded in ``run.json``'s options)."""
 
-    every: int | None = None
-    cases: int | None = None
-    early_stop: int | None = None
-    min_delta: float = 0.0
-    keep: str = "all"
+    spec: TrainingSpec = field(default_factory=TrainingSpec)
+
+    @property
+    def every(self) -> int | None:
+        return self.spec.eval_every
+
+    @property
+    def cases(self) -> int | None:
+        return self.spec.eval_cases
+
+    @property
+    def early_stop(self) -> int | None:
+        return self.spec.early_stop
+
+    @property
+    def min_delta(self) -> float:
+        return self.spec.min_delta
+
+    @property
+    def keep(self) -> str:
+        return self.spec.keep
 
     def check(self) -> None:
-        """Refuse a value the training settings do not accept, or settings that cannot work together (one line
-        naming the option)."""
-        for name, value in (("keep", self.keep), ("eval_every", self.every), ("eval_cases", self.cases),
-                            ("early_stop", self.early_stop), ("min_delta", self.min_delta)):
-            if value is not None:
-                check_setting(f"training.{name}", value, "--" + name.replace("_", "-"))
+        """Refuse settings that cannot work together (one line naming the option); each value was checked by
+        its declaration."""
         if self.every is None:
             if self.early_stop is not None:
                 raise ExpertkitError("needs scored checkpoints: give --eval-every N too",
