@@ -18,8 +18,7 @@ import yaml
 
 from expertkit.core.contract import ContractSpec, PromptContract
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.manifest import parse_manifest
-from expertkit.expert import Expert
+from expertkit.expert import Expert, parse_manifest
 from expertkit.kinds import BUILTIN_KINDS, ENTRY_POINT_GROUP, kind_class, kind_names
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"

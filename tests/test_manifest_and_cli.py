@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from expertkit import load_manifest, parse_manifest
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.manifest import load_manifest, parse_manifest
 
 GOOD = """name: demo
 output:

@@ -7,6 +7,7 @@ import pytest
 from expertkit.core.data import read_examples
 from expertkit.core.reasoning import analyze_output, is_prose
 from expertkit.expert import Expert
+from expertkit.kinds import kind_class
 from expertkit.models.base import shipped_experts_dir
 
 Q = '{"query":{"term":{"FlightDelay":true}}}'
@@ -36,24 +37,24 @@ CUT = '{"query":{"bool":{"should":[{"term":{"Dest":"Cape Town"}}'  # a truncated
     ],
 )
 def test_json_outputs(raw: str, kind: str | None, answer: str) -> None:
-    a = analyze_output(raw, "elastic_dsl")
+    a = analyze_output(raw, kind_class("elastic_dsl"))
     assert (a.kind, a.answer) == (kind, answer)
     assert a.has_reasoning == (kind is not None)
     assert a.raw == raw
 
 
 def test_reasoning_text_is_kept() -> None:
-    a = analyze_output(f"<think>\nstep one\n</think>\nSo the answer is: {Q}", "elastic_dsl")
+    a = analyze_output(f"<think>\nstep one\n</think>\nSo the answer is: {Q}", kind_class("elastic_dsl"))
     assert a.kind == "think_block"
     assert "step one" in a.reasoning and "So the answer is:" in a.reasoning
-    assert analyze_output("<think>half a thought", "sql").reasoning == "half a thought"
+    assert analyze_output("<think>half a thought", kind_class("sql")).reasoning == "half a thought"
 
 
 def test_json_kind_takes_top_level_arrays() -> None:
-    assert analyze_output('[{"a": 1}, {"b": 2}]', "json").answer == '[{"a": 1}, {"b": 2}]'
-    assert analyze_output('Here it is, as you asked: [1, 2]', "json").answer == "[1, 2]"
+    assert analyze_output('[{"a": 1}, {"b": 2}]', kind_class("json")).answer == '[{"a": 1}, {"b": 2}]'
+    assert analyze_output('Here it is, as you asked: [1, 2]', kind_class("json")).answer == "[1, 2]"
     # an elastic body is an object: a bracket in prose is not the answer
-    assert analyze_output('see [1] and {"size": 0}', "elastic_dsl").answer == '{"size": 0}'
+    assert analyze_output('see [1] and {"size": 0}', kind_class("elastic_dsl")).answer == '{"size": 0}'
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_json_kind_takes_top_level_arrays() -> None:
     ],
 )
 def test_sql_outputs(raw: str, kind: str | None, answer: str) -> None:
-    a = analyze_output(raw, "sql")
+    a = analyze_output(raw, kind_class("sql"))
     assert (a.kind, a.answer) == (kind, answer)
 
 
@@ -90,6 +91,6 @@ def test_no_gold_answer_of_the_shipped_experts_looks_like_reasoning(name: str) -
     examples, _ = read_examples(expert.eval_path)
     for ex in examples:
         assert ex.answer is not None
-        a = analyze_output(ex.answer, expert.manifest.output.kind)
+        a = analyze_output(ex.answer, expert.kind)
         assert not a.has_reasoning, ex.answer
         assert a.answer == ex.answer.strip()

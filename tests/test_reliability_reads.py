@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from _reliability import BADINPUT, CliResult, assert_one_line_error, run_subprocess, write_checkpoint
 
+from expertkit.core.data import read_examples
 from expertkit.core.errors import ExpertkitError
-from expertkit.core.fileio import iter_jsonl, read_text
+from expertkit.core.fileio import MAX_LINE_BYTES, iter_jsonl, read_text
 from expertkit.expert import Expert
 
 #: Address space each command may use: the CLI with its libraries needs well under 1 GiB here.
@@ -121,6 +122,10 @@ def test_endless_and_blocking_files_are_refused_within_bounds(results: dict[tupl
     result, _ = results[case]
     _, needles = SOURCES[case[1]]
     assert "MemoryError" not in result.stderr
+    if case == ("lint --data", "1 GiB without a newline"):  # lint reports the line and reads on, still bounded
+        assert result.code == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "counts: {'parse_error': 1}" in result.stdout and needles[1] in result.stdout, result.stdout
+        return
     assert_one_line_error(result, *needles)
 
 
@@ -134,3 +139,21 @@ def test_the_line_limit_is_enforced_while_reading(tmp_path: Path) -> None:
         fh.truncate(80 * 1024 * 1024)
     with pytest.raises(ExpertkitError, match="over the 67108864-byte limit"):
         read_text(big)
+
+
+def test_lint_reports_a_line_over_the_limit_and_reads_on(tmp_path: Path) -> None:
+    """For lint a line over 4 MiB is a parse_error finding at its line (its rest skipped, never held); the lines
+    after it are read. train and compare (``bad_lines="raise"``) still refuse the file, naming the line."""
+    good = (BADINPUT / "expert" / "data" / "train.jsonl").read_text().splitlines()[0]
+    path = tmp_path / "data.jsonl"
+    with path.open("w") as fh:
+        fh.write(good + "\n" + '{"messages": "' + "x" * (MAX_LINE_BYTES + 1024) + '"}\n')
+        fh.write('{"messages": [\n' + good + "\n")
+    examples, findings = read_examples(path, bad_lines="finding")
+    assert [e.line for e in examples] == [1, 4]
+    assert [(f.line, f.code) for f in findings] == [(2, "parse_error"), (3, "parse_error")]
+    assert findings[0].message == f"line is over the {MAX_LINE_BYTES}-byte limit"
+    # the truncated line 3 ends at column 15: the error names it, not column 1 of the line end
+    assert findings[1].message.startswith("broken JSON: ") and findings[1].message.endswith("(column 15)")
+    with pytest.raises(ExpertkitError, match=r"data.jsonl:2: line is over the 4194304-byte limit"):
+        read_examples(path)

@@ -130,6 +130,9 @@ RESUME_CASES: dict[str, tuple[list[str], list[str]]] = {
     "the training data changed": (["--continue-to", "4"], ["train.jsonl changed", "--continue-to", "--force"]),
     "--base another model": (["--continue-to", "4", "--base", "{other}"], ["--base", "not the run's base"]),
     "--method another method": (["--resume", "--method", "lora"], ["--method", "keeps its settings"]),
+    # the plan is resolved from the manifest as it is now: an edit is refused, naming the file and line
+    "the manifest's seed edited": (["--continue-to", "4"], ["expert.yaml:13: training.seed", "seed 42, not 7",
+                                                             "from the manifest", "restore the manifest"]),
 }
 
 
@@ -140,6 +143,9 @@ def test_a_resume_refuses_changed_inputs(case: str, finished: tuple[Path, Path],
     run = Path(shutil.copytree(finished[1], tmp_path / "run"))
     if "data" in case:
         _change_data(expert)
+    if "manifest" in case:
+        manifest = expert / "expert.yaml"
+        manifest.write_text(manifest.read_text().replace("training:\n", "training:\n  seed: 7\n"))
     other = Path(shutil.copytree(base, tmp_path / "other-base"))
     extra, needles = RESUME_CASES[case]
     before = snapshot(run)

@@ -23,8 +23,8 @@ _EXPORTS: dict[str, str] = {
     "Expert": "expertkit.expert",
     "PromptContract": "expertkit.core.contract",
     "Manifest": "expertkit.core.manifest",
-    "load_manifest": "expertkit.core.manifest",
-    "parse_manifest": "expertkit.core.manifest",
+    "load_manifest": "expertkit.expert",
+    "parse_manifest": "expertkit.expert",
     "Finding": "expertkit.core.findings",
     # errors
     "ExpertkitError": "expertkit.core.errors",
@@ -132,9 +132,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names come from
     from expertkit.core.contract import PromptContract
     from expertkit.core.errors import ContractError, DriftError, ExpertkitError
     from expertkit.core.findings import Finding
-    from expertkit.core.manifest import Manifest, load_manifest, parse_manifest
+    from expertkit.core.manifest import Manifest
     from expertkit.evaluation.compare import CompareOptions, CompareResult, compare_run
-    from expertkit.expert import Expert
+    from expertkit.expert import Expert, load_manifest, parse_manifest
     from expertkit.kinds import OutputKind, Role, kind_class
     from expertkit.kinds.scoring import Score, score_output
     from expertkit.kinds.validation import ValidationResult

@@ -420,7 +420,7 @@ def score(
               f"equivalent {pct(s['equivalent'])}; verdicts {s['verdicts']}; {s['seconds']:.1f} s")
 
 
-# ---------------------------------------------------------------------- comparison (evaluate.py, report.py)
+# ---------------------------------------------------------------------- comparison (evaluation/compare.py, report.py)
 @app.command()
 def compare(
     expert_dir: ExpertDir,

@@ -8,12 +8,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from expertkit.core import manifest as core_manifest
 from expertkit.core.contract import FieldSpec, PromptContract
 from expertkit.core.errors import ExpertkitError
+from expertkit.core.fileio import read_text
 from expertkit.core.findings import Finding
-from expertkit.core.manifest import Manifest, load_manifest
+from expertkit.core.manifest import MANIFEST_NAME, Manifest, manifest_path
 from expertkit.core.settings import SECTIONS, check_sections, resolve_settings
-from expertkit.kinds import OutputKind, bind_kind
+from expertkit.kinds import OutputKind, bind_kind, check_manifest
 from expertkit.kinds.validation import ValidationResult
 
 if TYPE_CHECKING:
@@ -22,6 +24,20 @@ if TYPE_CHECKING:
 
 #: Most bytes of training data read for its field values (``unseen_value`` warnings in check-prompt and serve).
 MAX_TRAINING_VALUES_BYTES = 256 * 1024 * 1024
+
+
+def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
+    """Validate manifest text, its output kind included (:func:`expertkit.kinds.check_manifest`); errors name
+    the file, line and key."""
+    manifest = core_manifest.parse_manifest(text, path)
+    check_manifest(manifest, text, path)
+    return manifest
+
+
+def load_manifest(expert_dir: str | Path) -> Manifest:
+    """Read and validate ``EXPERT_DIR/expert.yaml`` (or a path to the yaml itself), its output kind included."""
+    path = manifest_path(expert_dir)
+    return parse_manifest(read_text(path), path)
 
 
 class Expert:

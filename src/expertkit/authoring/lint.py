@@ -208,9 +208,9 @@ def lint_file(
 ) -> LintReport:
     """Lint one dataset file in one pass; ``eval_path`` enables the ``eval_leak`` check.
 
-    A line that is not a record (broken JSON, bad UTF-8, a wrong shape) is a ``parse_error`` finding at its
-    line and the other lines are linted; ``bad_lines="raise"`` (``train``, ``compare``) makes a line without
-    a JSON value an :class:`ExpertkitError` instead. A file that cannot be read always raises.
+    A line that is not a record (broken JSON, bad UTF-8, over the size limit, a wrong shape) is a ``parse_error``
+    finding at its line and the other lines are linted; ``bad_lines="raise"`` (``train``, ``compare``) makes a
+    line without a JSON value an :class:`ExpertkitError` instead. A file that cannot be read always raises.
     """
     examples, parse_findings = read_examples(path, bad_lines=bad_lines)
     if not examples and not parse_findings:

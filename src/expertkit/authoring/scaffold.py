@@ -25,7 +25,7 @@ from expertkit.core.contract import DEFAULT_WRAPPER, PromptContract
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import usual_dir_mode
 from expertkit.core.manifest import MANIFEST_NAME, NAME_RE, Manifest, parse_manifest
-from expertkit.kinds import DEFAULT_KIND, OutputKind, kind_class
+from expertkit.kinds import DEFAULT_KIND, OutputKind, check_manifest, kind_class
 
 _FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
@@ -187,6 +187,7 @@ def new_expert(
                              sort_keys=False, allow_unicode=True, width=100))
     try:
         manifest = parse_manifest(text, MANIFEST_NAME)
+        check_manifest(manifest, text, MANIFEST_NAME)
     except ExpertkitError as exc:  # a value the contract refuses: name the field it came from
         where = {f"contract.fields.{i}": f"--field {f['name']}" for i, f in enumerate(start)}
         raise ExpertkitError(exc.message, key=where.get(exc.key or "", "--field")) from None

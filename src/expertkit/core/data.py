@@ -94,9 +94,9 @@ def read_examples(path: str | Path, *, bad_lines: Literal["raise", "finding"] = 
                   ) -> tuple[list[Example], list[Finding]]:
     """Read a dataset; records that cannot be understood become ``parse_error`` findings.
 
-    A line that holds no JSON value (broken JSON, bad UTF-8, a lone surrogate, nesting too deep) raises
-    :class:`ExpertkitError`, or with ``bad_lines="finding"`` (``lint``) is a ``parse_error`` finding at its
-    line too. A file that cannot be read (missing, a folder, a line over the size limit) always raises.
+    A line that holds no JSON value (broken JSON, bad UTF-8, a lone surrogate, nesting too deep, a line over the
+    size limit) raises :class:`ExpertkitError`, or with ``bad_lines="finding"`` (``lint``) is a ``parse_error``
+    finding at its line too. A file that cannot be read (missing, a folder) always raises.
     """
     examples: list[Example] = []
     findings: list[Finding] = []

@@ -128,9 +128,10 @@ def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
     """Yield ``(line_number, value)`` for each non-blank line of a JSONL file.
 
     A line that holds no JSON value (unreadable bytes, broken JSON, a lone surrogate escape ``"\\ud800"``:
-    JSON for text that is not Unicode, nesting too deep) raises :class:`ExpertkitError` naming file and line,
-    or with ``bad_lines="yield"`` comes as ``(line_number, BadLine(message))`` and reading goes on. A file
-    that cannot be read, and a line longer than ``max_line_bytes``, always raise.
+    JSON for text that is not Unicode, nesting too deep, a line longer than ``max_line_bytes``) raises
+    :class:`ExpertkitError` naming file and line, or with ``bad_lines="yield"`` comes as
+    ``(line_number, BadLine(message))`` and reading goes on (past the rest of an over-long line, never held in
+    memory). A file that cannot be read always raises.
     """
     p = Path(path)
     with open_regular(p) as fh:
@@ -139,7 +140,13 @@ def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             if len(raw.rstrip(b"\r\n")) > max_line_bytes:
-                raise ExpertkitError(f"line is over the {max_line_bytes}-byte limit", path=p, line=number)
+                message = f"line is over the {max_line_bytes}-byte limit"
+                if bad_lines == "raise":
+                    raise ExpertkitError(message, path=p, line=number)
+                while raw and not raw.endswith(b"\n"):  # skip to the next line, a chunk at a time
+                    raw = fh.readline(_SKIP_CHUNK)
+                yield number, BadLine(message)
+                continue
             value = _json_line(raw)
             if isinstance(value, BadLine) and bad_lines == "raise":
                 raise ExpertkitError(value.message, path=p, line=number)
@@ -148,6 +155,8 @@ def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
 
 
 _BLANK = object()
+#: Bytes read at a time while skipping the rest of an over-long line.
+_SKIP_CHUNK = 1024 * 1024
 
 
 def _json_line(raw: bytes) -> Any:
@@ -156,6 +165,7 @@ def _json_line(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return BadLine(f"invalid UTF-8 (column {exc.start + 1})")
+    text = text.rstrip("\r\n")  # parsed without its line end: an error at the end names the last column, not 1
     if not text.strip():
         return _BLANK
     try:

@@ -1,4 +1,8 @@
-"""The expert manifest, ``expert.yaml``, validated with pydantic."""
+"""The expert manifest, ``expert.yaml``, validated with pydantic.
+
+``output.kind`` stays a name here: the core knows no kind. The layer above checks it against the kinds'
+registry (:func:`expertkit.kinds.check_manifest`, called by :func:`expertkit.expert.load_manifest`, ``Expert.load``
+and ``expertkit new``), naming the line with :func:`line_of`."""
 
 from __future__ import annotations
 
@@ -28,8 +32,8 @@ class _Strict(BaseModel):
 class OutputSpec(_Strict):
     """What the expert answers, and the files its validator needs (paths relative to the expert)."""
 
-    #: The output kind (:mod:`expertkit.kinds`: a built-in one or a plug-in's), checked when the manifest is
-    #: parsed.
+    #: The output kind's name (:mod:`expertkit.kinds`: a built-in one or a plug-in's), checked against the kinds'
+    #: registry one layer up (:func:`expertkit.kinds.check_manifest`).
     kind: str
     #: The kind's resources by name (each kind documents its own: see ``docs/kinds.md``).
     resources: dict[str, str] = Field(default_factory=dict)
@@ -185,6 +189,16 @@ def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
     return lines
 
 
+def key_line(path: Path, *keys: str) -> int | None:
+    """The 1-based line of key ``keys`` (``"training", "seed"``) in the YAML file at ``path``; ``None`` when the
+    file or the key is missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return _key_lines(text).get(keys)
+
+
 def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
     """Validate manifest text; errors name the file, line and key."""
     try:
@@ -222,11 +236,10 @@ def parse_manifest(text: str, path: str | Path = MANIFEST_NAME) -> Manifest:
             msg = "required key is missing"
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ExpertkitError(msg + more, path=path, line=line, key=key) from None
-    _check_kind(manifest, text, path)
     return manifest
 
 
-def _line_of(text: str, key: str) -> int | None:
+def line_of(text: str, key: str) -> int | None:
     """The line of the dotted ``key`` (or of its nearest parent given) in the manifest text."""
     lines = _key_lines(text)
     loc: tuple[str | int, ...] = tuple(int(p) if p.isdigit() else p for p in key.split("."))
@@ -236,28 +249,19 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
-def _check_kind(manifest: Manifest, text: str, path: str | Path) -> None:
-    """The output kind exists (a plug-in's loaded on first lookup) and accepts the manifest (its ``output``
-    section, its fields' roles)."""
-    from expertkit.kinds import kind_class
-
-    try:
-        kind = kind_class(manifest.output.kind)
-    except ExpertkitError as exc:
-        raise ExpertkitError(exc.message, path=path, line=_line_of(text, "output.kind"), key="output.kind") from None
-    problems = kind.manifest_problems(manifest)
-    if problems:
-        key, msg = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ExpertkitError(msg + more, path=path, line=_line_of(text, key), key=key)
-
-
-def load_manifest(expert_dir: str | Path) -> Manifest:
-    """Read ``EXPERT_DIR/expert.yaml`` (or a path to the yaml itself)."""
+def manifest_path(expert_dir: str | Path) -> Path:
+    """The manifest of ``EXPERT_DIR`` (its ``expert.yaml``, or a path to the yaml itself), which must exist."""
     p = Path(expert_dir)
     if not p.exists():
         raise ExpertkitError("no such expert folder or manifest", path=p)
     path = p / MANIFEST_NAME if p.is_dir() else p
     if not path.exists():
         raise ExpertkitError(f"no {MANIFEST_NAME} in this folder", path=p)
+    return path
+
+
+def load_manifest(expert_dir: str | Path) -> Manifest:
+    """Read ``EXPERT_DIR/expert.yaml`` (or a path to the yaml itself); ``output.kind`` is not looked up here
+    (:func:`expertkit.expert.load_manifest` does)."""
+    path = manifest_path(expert_dir)
     return parse_manifest(read_text(path), path)

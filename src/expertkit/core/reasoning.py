@@ -140,14 +140,9 @@ def _strip_think(text: str) -> tuple[str, str, ReasoningKind | None]:
     return text.strip(), _join(*reasoning), kind
 
 
-def analyze_output(raw: str, output_kind: AnswerSyntax | str) -> OutputAnalysis:
-    """Split ``raw`` into reasoning and answer for an output kind (its class or instance, or its name)."""
-    if isinstance(output_kind, str):
-        from expertkit.kinds import kind_class
-
-        syntax: AnswerSyntax = kind_class(output_kind)
-    else:
-        syntax = output_kind
+def analyze_output(raw: str, syntax: AnswerSyntax) -> OutputAnalysis:
+    """Split ``raw`` into reasoning and answer for an output kind's answer syntax (its class or instance, given by
+    the caller: the core looks no kind up)."""
     text, reasoning, kind = _strip_think(raw.strip())
     if kind == "unclosed_think":
         return OutputAnalysis(raw, "", reasoning, kind)

@@ -73,9 +73,17 @@ def _split(key: str, sections: Iterable[str], option: str) -> tuple[str, str]:
     section, _, name = key.partition(".")
     if section in allowed and name in SECTIONS[section].model_fields:
         return section, name
-    names = setting_names(allowed)
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f"; did you mean {close[0]}?" if close else f" (settings: {', '.join(s + '.*' for s in allowed)})"
+    takes = ", ".join(s + ".*" for s in allowed)
+    if section in SECTIONS and name in SECTIONS[section].model_fields:
+        raise ExpertkitError(f"{key!r} is not a setting this command takes (it takes only {takes})", key=option)
+    if section in allowed:  # a close name in the section given, else the section's names
+        fields = list(SECTIONS[section].model_fields)
+        close = [f"{section}.{n}" for n in difflib.get_close_matches(name, fields, n=1)]
+        known = f" ({section}.*: {', '.join(fields)})"
+    else:
+        close = difflib.get_close_matches(key, setting_names(allowed), n=1)
+        known = f" (settings: {takes})"
+    hint = f"; did you mean {close[0]}?" if close else known
     raise ExpertkitError(f"unknown setting {key!r}{hint}", key=option)
 
 

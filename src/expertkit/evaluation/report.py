@@ -345,7 +345,7 @@ def _tie_text(report: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- html
-def plot_png(models: Sequence[Mapping[str, Any]], output_kind: str) -> bytes:
+def plot_png(models: Sequence[Mapping[str, Any]]) -> bytes:
     """Correctness (bold), component F1, validity (dashed) and reasoning against training step (the base
     at step 0) as a PNG; equivalence only where correctness is execution match."""
     from matplotlib.figure import Figure
@@ -472,7 +472,7 @@ def build_html(report: Mapping[str, Any]) -> str:
     """``report.html``: summary, plot, drift, and every case with each model's answer (all escaped)."""
     env = Environment(autoescape=True, trim_blocks=False, lstrip_blocks=False)
     template = env.from_string(_HTML)
-    plot = base64.b64encode(plot_png(report["models"], report.get("output_kind", ""))).decode("ascii")
+    plot = base64.b64encode(plot_png(report["models"])).decode("ascii")
     cols = _columns(report)
     kinds = _error_kinds(report)
     return template.render(r=report, cols=cols, fmt=fmt, plot=plot, css=OUTCOME_CSS, legend=_legend(cols),

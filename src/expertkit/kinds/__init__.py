@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
+from expertkit.core.manifest import line_of
 from expertkit.kinds.correctness import ErrorKind, error_taxonomy
 from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
@@ -281,10 +282,25 @@ def kind_class(name: str) -> type[OutputKind]:
     return found
 
 
+def check_manifest(manifest: Manifest, text: str, path: str | Path) -> None:
+    """The manifest's output kind exists (a plug-in's loaded on first lookup) and accepts the manifest (its
+    ``output`` section, its fields' roles); else one error naming ``path``, the line in ``text`` and the key.
+    The core parses ``output.kind`` as a plain name: this is where it is checked."""
+    try:
+        kind = kind_class(manifest.output.kind)
+    except ExpertkitError as exc:
+        raise ExpertkitError(exc.message, path=path, line=line_of(text, "output.kind"), key="output.kind") from None
+    problems = kind.manifest_problems(manifest)
+    if problems:
+        key, msg = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ExpertkitError(msg + more, path=path, line=line_of(text, key), key=key)
+
+
 def bind_kind(expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> OutputKind:
     """The kind of ``output.kind``, bound to the expert's resources and the roles of its contract ``fields``."""
     return kind_class(output.kind)(Path(expert_root), output, fields)
 
 
-__all__ = ["BUILTIN_KINDS", "DEFAULT_KIND", "ENTRY_POINT_GROUP", "OutputKind", "Role", "bind_kind", "kind_class",
-           "kind_names"]
+__all__ = ["BUILTIN_KINDS", "DEFAULT_KIND", "ENTRY_POINT_GROUP", "OutputKind", "Role", "bind_kind", "check_manifest",
+           "kind_class", "kind_names"]

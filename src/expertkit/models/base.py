@@ -371,7 +371,7 @@ def base_fingerprint(base: str) -> str | None:
     if folder is None:
         return None
     digest = hashlib.sha256()
-    for name in ("config.json", "tokenizer.json", "expertkit_base.json"):
+    for name in ("config.json", "tokenizer.json", TINY_MARKER):
         if (folder / name).is_file():
             digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
     shards = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))

@@ -37,7 +37,6 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -61,6 +60,7 @@ from expertkit.core.fileio import (
     read_json,
     usual_dir_mode,
     usual_file_mode,
+    utc_now,
 )
 from expertkit.core.manifest import MANIFEST_NAME, NAME_RE, VERSION_RE
 from expertkit.expert import Expert
@@ -211,7 +211,7 @@ def package_expert(expert: Expert, checkpoint: str | Path, out_file: str | Path,
         "checkpoint": {"step": ckpt.step, "kind": kind, "fingerprint": ckpt.fingerprint,
                        "base": ckpt.record.base, "method": ckpt.record.method},
         "drift": drift,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": utc_now(),
     }
     entries: dict[str, Path | bytes] = {
         PACKAGE_RECORD_NAME: _json_bytes(record),
@@ -470,7 +470,7 @@ def install_package(archive: str | Path) -> InstalledExpert:
             "version": version,
             "fingerprint": expert.fingerprint,
             "kind": record["checkpoint"]["kind"],
-            "installed": datetime.now(UTC).isoformat(timespec="seconds"),
+            "installed": utc_now(),
             "path": dest.relative_to(home).as_posix(),
             "archive_sha256": sha256_file(source),
         }

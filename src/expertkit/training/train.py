@@ -15,7 +15,8 @@ scheduler, RNG states and ``trainer_state.json``. ``loss.jsonl`` gets one line p
 Resuming and extending:
 
 * ``resume`` continues from the latest complete checkpoint with the run's recorded settings
-  (``run.json``); half-written ``tmp-checkpoint-*`` folders are removed, ``loss.jsonl`` is cut back to
+  (``run.json``; a setting that the manifest as it is now, the profile or the options would change is
+  refused, :func:`_resumed_plan`); half-written ``tmp-checkpoint-*`` folders are removed, ``loss.jsonl`` is cut back to
   the checkpoint's step. The Trainer restores optimizer, scheduler, RNG states and data position, so an
   interrupted run reaches the same weights as an uninterrupted one.
 * ``continue_to=N`` extends a run to N steps, resuming optimizer state and data order. The schedule
@@ -72,7 +73,7 @@ import typing
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,11 @@ from expertkit.core.data import read_examples
 from expertkit.core.errors import ContractError, ExpertkitError
 from expertkit.core.fileio import atomic_write_text, read_json_or_none, utc_now
 from expertkit.core.log import say, warn
-from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec
+from expertkit.core.manifest import MANIFEST_NAME, Manifest, TrainingSpec, key_line
 from expertkit.core.options import check_count
 from expertkit.core.settings import PROFILES, check_sections, check_setting, diff_settings, resolve_settings
 from expertkit.expert import Expert
-from expertkit.models.base import TINY, load_model, load_tokenizer, resolve_base
+from expertkit.models.base import TINY, TINY_MARKER, load_model, load_tokenizer, resolve_base
 from expertkit.training.packing import REAL_TOKENS, ROW_TOKENS, PackedCollator, pack_batches
 from expertkit.training.train_eval import EvalSettings, make_evaluator
 
@@ -231,6 +232,12 @@ class TrainPlan:
     world_size: int = 1
     global_batch: int = 0
     global_batch_unit: str = "examples"
+    #: What the settings were resolved from and to: the profile, the settings the command line gave
+    #: (``training.KEY -> value``) and the training settings before they were made concrete. A resumed run
+    #: resolves the manifest as it is now with them and compares (a record without them: the recorded plan).
+    profile: str | None = None
+    given: dict[str, Any] = field(default_factory=dict)
+    resolved: dict[str, Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         training = self.__dict__.get("training")
@@ -264,7 +271,8 @@ class TrainPlan:
         return {"base": self.base, "base_path": self.base_path, **self.training.model_dump(),
                 "max_examples": self.max_examples, "lora": self.lora, "row_tokens": self.row_tokens,
                 "world_size": self.world_size, "global_batch": self.global_batch,
-                "global_batch_unit": self.global_batch_unit}
+                "global_batch_unit": self.global_batch_unit, "profile": self.profile, "given": self.given,
+                "resolved": self.resolved}
 
     @classmethod
     def from_record(cls, record: Any, fallback: TrainingSpec, path: Path) -> TrainPlan:
@@ -286,6 +294,10 @@ class TrainPlan:
             raise ExpertkitError(f"run record has no usable 'options' ({err['msg']})", path=path,
                                  key=f"options.{'.'.join(str(p) for p in err['loc'])}") from None
         run = {f.name: record[f.name] for f in fields(cls) if f.name != "training" and f.name in record}
+        if not isinstance(run.get("given", {}), dict) or not isinstance(run.get("resolved", {}), dict | None) \
+                or not isinstance(run.get("profile"), str | None):
+            raise ExpertkitError("run record has no usable 'options' (profile, given, resolved)", path=path)
+        run["given"] = run.get("given") or {}
         return cls(training=training, **run)
 
 
@@ -346,7 +358,7 @@ class TrainResult:
 
 def is_tiny_base(base_path: str) -> bool:
     """Whether a resolved base is a tiny base built by expertkit."""
-    marker = read_json_or_none(Path(base_path) / "expertkit_base.json")
+    marker = read_json_or_none(Path(base_path) / TINY_MARKER)
     return isinstance(marker, dict) and marker.get("kind") == TINY
 
 
@@ -425,6 +437,9 @@ def resolve_plan(manifest: Manifest, profile: str | None, overrides: Mapping[str
         world_size=world,
         global_batch=(budget if budget else spec.batch_size) * spec.gradient_accumulation_steps * world,
         global_batch_unit="tokens" if budget else "examples",
+        profile=profile,
+        given=dict(overrides),
+        resolved=spec.model_dump(),
     )
     plan.evaluation.check()
     return plan
@@ -440,24 +455,59 @@ def plan_run(expert: Expert, options: TrainOptions, base_path: str, examples: in
                         lengths=lengths, max_examples=options.max_examples, names=names)
 
 
-def _resumed_plan(run: RunRecord, options: TrainOptions, out: Path, manifest: Manifest) -> TrainPlan:
-    """The recorded plan, compared with the one the options ask for, setting by setting: the scoring settings
-    (:data:`RESUMABLE`) may change; any other change is refused (it would break the resume)."""
+def _resumed_plan(run: RunRecord, options: TrainOptions, out: Path, manifest: Manifest,
+                  manifest_path: Path | None = None) -> TrainPlan:
+    """The recorded plan, compared setting by setting with the one resolved now: the manifest as it is now
+    (``manifest_path`` names it in messages), the run's profile (or ``--profile``) and the settings the command
+    line gave, the run's and these ``options``'. The scoring settings (:data:`RESUMABLE`) may change, and the
+    manifest's steps when ``--continue-to`` extends the run; any other change is refused naming where it came
+    from (it would break the resume). A record without what it was resolved from is compared with the options
+    alone."""
     plan = TrainPlan.from_record(run.options, manifest.training, Run(out).record_path)
     values, names = options.overrides()
-    recorded = manifest.model_copy(update={"training": plan.training})
-    requested = replace(plan, training=resolve_settings(recorded, None, values, names=names).training,
-                        max_examples=options.max_examples if options.max_examples is not None else plan.max_examples)
-    names = {**{k.removeprefix("training."): v for k, v in names.items()}, "max_examples": "--max-examples"}
-    changed = diff_settings(plan.settings(), requested.settings())
-    if "steps" in changed or "epochs" in changed:
-        raise ExpertkitError(f"the run is planned for {plan.steps} steps; use --continue-to to extend it",
-                             key="--steps")
+    if plan.resolved is None:  # written before runs recorded what they were resolved from
+        profile, layers = None, values
+        recorded = plan.settings()
+        spec = resolve_settings(manifest.model_copy(update={"training": plan.training}), None, values,
+                                names=names).training
+    else:
+        profile = plan.profile if options.profile is None else options.profile_for(plan.base_path)
+        layers = {**plan.given, **values}
+        recorded = {**plan.resolved, "max_examples": plan.max_examples}
+        spec = resolve_settings(manifest, profile, layers, names=names).training
+    requested = {**spec.model_dump(),
+                 "max_examples": options.max_examples if options.max_examples is not None else plan.max_examples}
+    names = {**names, "training.max_examples": "--max-examples"}
+    changed = diff_settings(recorded, requested)
+    allowed = set(RESUMABLE) | ({"steps", "epochs"} if options.continue_to is not None else set())
     for key, (was, asked) in changed.items():
-        if key not in RESUMABLE:
-            raise ExpertkitError(f"the run was trained with {key} {was!r}, not {asked!r}; a resumed run keeps its "
-                                 "settings (start a new run to change them)", key=names.get(key, key))
-    plan.training = plan.training.model_copy(update={key: changed[key][1] for key in changed})
+        given = names.get(f"training.{key}") or (names.get("training.epochs") if key == "steps" else None)
+        where: dict[str, Any]
+        if key in allowed and (given is None or key in RESUMABLE):
+            continue
+        if given is not None:
+            source, where = f"given by {given}", {"key": given}
+            hint = f"leave out {given}"
+        elif profile != plan.profile and key in {*_profile_training(profile), *_profile_training(plan.profile)}:
+            source, where = f"from --profile {options.profile}", {"key": "--profile"}
+            hint = "leave out --profile"
+        elif profile is not None and key in _profile_training(profile):
+            source, where = f"from profile {profile}", {"key": "--profile"}
+            hint = f"restore profile {profile}"
+        else:
+            path = manifest_path or Path(MANIFEST_NAME)
+            source, hint = "from the manifest", f"restore the manifest's training.{key}"
+            where = {"path": path, "line": key_line(path, "training", key), "key": f"training.{key}"}
+        if key in ("steps", "epochs"):
+            raise ExpertkitError(f"the run is planned for {plan.steps} steps ({key} {was!r}), not {key} {asked!r} "
+                                 f"({source}); use --continue-to to extend it, or {hint}", **where)
+        raise ExpertkitError(f"the run was trained with {key} {was!r}, not {asked!r} ({source}); a resumed run "
+                             f"keeps its settings ({hint}, or start a new run to change them)", **where)
+    plan.training = plan.training.model_copy(update={key: changed[key][1] for key in changed if key in RESUMABLE})
+    if plan.resolved is not None:  # what this resume was resolved from, for the next one
+        plan.resolved = {**plan.resolved, **{key: changed[key][1] for key in changed if key in allowed}}
+        plan.given = {**plan.given, **{key: value for key, value in values.items()
+                                       if key.removeprefix("training.") in RESUMABLE}}
     plan.evaluation.check()
     if not Path(plan.base_path).exists() and plan.base != plan.base_path:
         plan.base_path = resolve_base(plan.base)
@@ -469,6 +519,10 @@ def _resumed_plan(run: RunRecord, options: TrainOptions, out: Path, manifest: Ma
         per_device = plan.max_tokens_per_batch or plan.batch_size
         plan.global_batch = per_device * plan.gradient_accumulation_steps * plan.world_size
     return plan
+
+
+def _profile_training(profile: str | None) -> dict[str, Any]:
+    return PROFILES[profile].get("training", {}) if profile is not None else {}
 
 
 def _refuse_changed_inputs(expert: Expert, run: RunRecord, plan: TrainPlan, options: TrainOptions,
@@ -962,7 +1016,7 @@ def _train(expert: Expert, options: TrainOptions) -> TrainResult:
     resume_from = None
     if extending:
         assert run is not None
-        plan = _resumed_plan(run, options, out, expert.manifest)
+        plan = _resumed_plan(run, options, out, expert.manifest, expert.root / MANIFEST_NAME)
         _refuse_changed_inputs(expert, run, plan, options, out)
         progress = folder.progress(run)
         resume_from = progress.latest
