@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,14 +22,20 @@ from expertkit.expert import Expert, parse_manifest
 from expertkit.kinds import BUILTIN_KINDS, ENTRY_POINT_GROUP, kind_class, kind_names
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "expertkit"
-#: The shipped kinds' names and the shipped experts' field names.
-SHIPPED_NAMES = frozenset({"json", "sql", "elastic_dsl", "Index", "Dialect", "Task", "Schema"})
-#: Packages allowed to name them: the kind plug-ins.
-OWNERS = ("kinds",)
-#: (module, top-level definition) where a literal equal to a shipped name means something else.
+#: The shipped kinds' names (a string constant equal to one is a mention).
+KIND_NAMES = frozenset({"json", "sql", "elastic_dsl"})
+#: The shipped experts' field names (a string constant holding one as a word is a mention).
+FIELD_NAMES = ("Index", "Dialect", "Task", "Schema")
+FIELD_RE = re.compile(r"\b(" + "|".join(FIELD_NAMES) + r")\b")
+#: The packages allowed to name them: the shipped kind plug-ins (not ``kinds/`` itself: its registry and base,
+#: correctness, scoring and validation modules are the core of every kind).
+OWNERS = ("kinds/json/", "kinds/elastic/", "kinds/sql/")
+#: (module, top-level definition) where a constant may equal a kind's name, and why.
 OTHER_MEANINGS = {
     ("core/manifest.py", "DecodingSpec"): "decoding.constrain's `json` mode: any JSON",
     ("engines/inference/constrain.py", "CONSTRAIN_MODES"): "the constrained-decoding modes none/json/schema",
+    ("kinds/__init__.py", "BUILTIN_KINDS"): "the registry's table of the modules to import for a built-in name",
+    ("kinds/__init__.py", "DEFAULT_KIND"): "the kind `expertkit new` scaffolds when none is given",
 }
 
 
@@ -57,38 +64,49 @@ def _top_level_name(stmt: ast.stmt) -> str:
     return names[0] if names else ""
 
 
-def test_no_module_outside_the_kinds_names_a_kind_or_a_shipped_field() -> None:
-    """The rule: in every module under ``src/expertkit/`` except the package ``kinds/``, no string constant
-    (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped kind's name (``json``,
-    ``sql``, ``elastic_dsl``) or a shipped expert's field name (``Index``, ``Dialect``, ``Task``,
-    ``Schema``). Docstrings do not count, nor do comments or names (``import json``); text that merely
-    contains one (a help line, a message) does not count either. Where ``json`` names the JSON format it is
-    allowed: as a ``mode=`` keyword argument (pydantic's ``model_dump(mode="json")``) and in the top-level
-    definitions of :data:`OTHER_MEANINGS`."""
+def _mentions(source: str, rel: str = "") -> list[str]:
+    """The string constants of ``source`` (f-string parts included; docstrings not) that equal a shipped kind's
+    name or hold a shipped field name as a word, as ``line: 'text'``."""
+    tree = ast.parse(source)
+    docs = _docstrings(tree)
+    modes = _mode_keywords(tree)
+    found: list[str] = []
+    for stmt in tree.body:
+        other = (rel, _top_level_name(stmt)) in OTHER_MEANINGS
+        for node in ast.walk(stmt):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)) or id(node) in docs:
+                continue
+            kind = node.value in KIND_NAMES and id(node) not in modes and not other
+            if kind or FIELD_RE.search(node.value):
+                found.append(f"{node.lineno}: {node.value!r}")
+    return found
+
+
+def test_no_module_outside_the_kind_plugins_names_a_kind_or_a_shipped_field() -> None:
+    """The rule: in every module under ``src/expertkit/`` except the plug-in packages :data:`OWNERS`, no string
+    constant (an ``ast.Constant`` holding a ``str``, f-string parts included) equals a shipped kind's name
+    (``json``, ``sql``, ``elastic_dsl``) or holds a shipped expert's field name (``Index``, ``Dialect``, ``Task``,
+    ``Schema``, case-sensitive) as a word — a message or a help line included. Docstrings do not count, nor do
+    comments or names (``import json``). The exemptions, for kind names only: a ``mode=`` keyword argument
+    (pydantic's ``model_dump(mode="json")``: the JSON format) and the top-level definitions of
+    :data:`OTHER_MEANINGS`: the ``json`` constrained-decoding mode (the JSON format again), and the registry's
+    lazy-import table of the built-in kinds and ``new``'s default kind (the registry must know where the
+    built-ins live without importing them; neither is branched on)."""
     offences: list[str] = []
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
-        if rel.split("/")[0] in OWNERS:
+        if rel.startswith(OWNERS):
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        allowed = _docstrings(tree) | _mode_keywords(tree)
-        for stmt in tree.body:
-            if (rel, _top_level_name(stmt)) in OTHER_MEANINGS:
-                continue
-            for node in ast.walk(stmt):
-                if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in SHIPPED_NAMES
-                        and id(node) not in allowed):
-                    offences.append(f"{rel}:{node.lineno}: {node.value!r}")
-    assert not offences, "kind or field names outside kinds/:\n" + "\n".join(offences)
+        offences += [f"{rel}:{hit}" for hit in _mentions(path.read_text(encoding="utf-8"), rel)]
+    assert not offences, "kind or field names outside the kind plug-ins:\n" + "\n".join(offences)
 
 
-def test_the_rule_catches_a_kind_comparison() -> None:
-    """The walk above sees a kind name where the core would branch on it (the test can fail)."""
-    tree = ast.parse('"""json and sql in a docstring."""\nimport json\nif output.kind == "sql":\n    pass\n')
-    docs = _docstrings(tree)
-    hits = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-            and n.value in SHIPPED_NAMES and id(n) not in docs]
-    assert hits == ["sql"]
+def test_the_rule_catches_a_kind_comparison_and_a_field_in_a_message() -> None:
+    """The walk above sees a kind name where the core would branch on it, and a field name inside a message or
+    an f-string (the test can fail); docstrings and ``import json`` do not count."""
+    source = ('"""json and Schema in a docstring."""\nimport json\nif output.kind == "sql":\n    pass\n'
+              'raise E(f"the Schema of {name} does not load")\nhelp = "the Dialect field"\nok = "Indexes, tasks"\n')
+    assert _mentions(source) == ["3: 'sql'", "5: 'the Schema of '", "6: 'the Dialect field'"]
 
 
 # ---------------------------------------------------------------------------- registry and manifest
@@ -112,11 +130,25 @@ contract:
 """
 
 
-def test_a_plugin_that_does_not_load_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = tmp_path / "brokenkind-0.1.dist-info"
+def _dist_info(site: Path, package: str, entry_point: str) -> None:
+    """Install ``package``'s metadata into ``site``: one entry point (``name = module:attr``) of the kinds' group."""
+    info = site / f"{package}-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenkind\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken = brokenkind_missing:Kind\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{entry_point}\n")
+
+
+def test_an_entry_point_that_loads_no_kind_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dist_info(tmp_path, "notakind", "notakind = json:dumps")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ExpertkitError, match=r"^output.kind: output kind 'notakind': entry point 'json:dumps' in "
+                                             r"group expertkit.kinds loads a function, not a subclass of "
+                                             r"expertkit.kinds.OutputKind$"):
+        kind_class("notakind")
+
+
+def test_a_plugin_that_does_not_load_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dist_info(tmp_path, "brokenkind", "broken = brokenkind_missing:Kind")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "broken" in kind_names()
     with pytest.raises(ExpertkitError, match=r"^output.kind: output kind 'broken' \(entry point "
@@ -156,13 +188,15 @@ TOY_KIND = r'''
 import re
 
 from expertkit.kinds import OutputKind, Role
-from expertkit.kinds.correctness import Matcher
+from expertkit.kinds.correctness import ErrorKind, Matcher
 from expertkit.kinds.validation import ValidationResult
 
 
 class Words(Matcher):
-    def parses(self, answer):
-        return True
+    broken = "broken_colour"
+
+    def parses(self, answer):  # a word without a vowel is no colour at all
+        return any(v in answer for v in "aeiou")
 
     def parts(self, answer):
         return [("colour", "", "", word) for word in answer.split()]
@@ -170,10 +204,12 @@ class Words(Matcher):
 
 class Colour(OutputKind):
     name = "colour"
-    roles = (Role("palette", "Palette", "the colours allowed", needed=True),)
+    roles = (Role("palette", "Palette", "the colours allowed", needed=True, example="red,green,blue"),)
     example_answer = "red"
     resource_notes = "No resources."
     matcher_class = Words
+    errors = (ErrorKind("broken_colour", "colour", "the answer is not a word"),)
+    report_columns = ("component_f1",)
 
     def validate(self, output, fields):
         allowed = (self.value(fields, "palette") or "").split(",")
@@ -197,10 +233,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     the environment that puts it on the path of a subprocess."""
     site = tmp_path_factory.mktemp("site")
     (site / "colourkind.py").write_text(textwrap.dedent(TOY_KIND))
-    info = site / "colourkind-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: colourkind\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ncolour = colourkind:Colour\n")
+    _dist_info(site, "colourkind", "colour = colourkind:Colour")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
@@ -251,6 +284,21 @@ def test_a_kind_from_an_entry_point_is_used_by_lint_validate_and_compare(plugin:
     invalid = _expertkit(plugin, "validate", str(root), "--field", "Shades=red", "--output", "blue")
     assert invalid.returncode == 1 and "not a colour of the palette" in invalid.stdout
 
+    # the kind's own error kind, through validate and score (in the kind's taxonomy order, counted in the summary)
+    broken = _expertkit(plugin, "validate", str(root), "--field", "Shades=red", "--output", "xkcd", "--gold", "red",
+                        "--json")
+    assert broken.returncode == 1 and broken.stderr == ""
+    assert json.loads(broken.stdout)["verdict"] == "invalid"
+    cases, outputs = tmp_path / "cases.jsonl", tmp_path / "outputs.txt"
+    cases.write_text("".join(json.dumps({"fields": {"Shades": "red,green"}, "question": q, "answer": "red"}) + "\n"
+                             for q in ("A tomato?", "A cherry?")))
+    outputs.write_text("<think>hm</think>xkcd\nred\n")
+    scored = _expertkit(plugin, "score", str(root), "--cases", str(cases), "--outputs", str(outputs), "--json")
+    assert scored.returncode in (0, 1), scored.stderr
+    judged = json.loads(scored.stdout)
+    assert [c["error_kinds"] for c in judged["cases"]] == [["wrong_value", "broken_colour", "reasoning"], []]
+    assert judged["summary"]["errors"]["broken_colour"] == 1
+
     # compare: a tiny base and one LoRA checkpoint of it, scored by the plug-in
     import torch
     from peft import LoraConfig, get_peft_model
@@ -285,3 +333,17 @@ def test_a_kind_from_an_entry_point_is_used_by_lint_validate_and_compare(plugin:
             words = out["answer"].split()
             assert out["component"]["recall"] == (1.0 if words == [case["gold"]] else 0.0)
             assert ("missing_clause" in out["error_kinds"]) == (case["gold"] not in words)
+
+
+def test_new_scaffolds_a_user_kind_whose_example_passes_lint(plugin: dict[str, str], tmp_path: Path) -> None:
+    created = _expertkit(plugin, "new", "palettes", "--output-kind", "colour", "--field", "Hint", "--root",
+                         str(tmp_path))
+    assert created.returncode == 0, created.stderr
+    root = tmp_path / "experts" / "palettes"
+    manifest = yaml.safe_load((root / "expert.yaml").read_text())
+    assert [f["name"] for f in manifest["contract"]["fields"]] == ["Palette", "Hint"]  # the role's field first
+    assert manifest["contract"]["fields"][0]["role"] == "palette" and manifest["contract"]["fields"][0]["required"]
+    lint = _expertkit(plugin, "lint", str(root), "--data", str(root / "data" / "eval.jsonl"), "--json")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    (report,) = json.loads(lint.stdout)["reports"]
+    assert report["not_validated"] == 0 and not [f for f in report["findings"] if f["severity"] != "info"]

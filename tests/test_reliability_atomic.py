@@ -194,7 +194,7 @@ def test_scaffolded_experts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(Crash):
-        new_expert("half", dialect="json", task="extract", root=tmp_path)
+        new_expert("half", values={"Dialect": "json", "Task": "extract"}, root=tmp_path)
     assert list((tmp_path / "experts").iterdir()) == []
 
 

@@ -131,7 +131,7 @@ def test_schema_problems_and_fallbacks(v: SqlValidator) -> None:
     assert errors_of(v, "SELECT anything FROM anywhere", {"Dialect": "postgres"}) == []
     # an unusable Schema is a warning
     result = v.validate("SELECT 1", {"Dialect": "postgres", "Schema": "CREATE TABLE ((("})
-    assert result.valid and result.warnings[0].startswith("the Schema does not load in PostgreSQL: syntax error")
+    assert result.valid and result.warnings[0].startswith("the schema does not load in PostgreSQL: syntax error")
     assert "Schema field does not parse" in result.warnings[1]
     # unknown Dialect value: the manifest's dialect is used
     assert errors_of(v, "SELECT salary::int FROM employees", {**F, "Dialect": "PostgreSQL"}) == []

@@ -644,17 +644,21 @@ def remove(spec: Annotated[str, typer.Argument(help="NAME or NAME@VERSION.")]) -
 @app.command()
 def new(
     name: Annotated[str, typer.Argument(help="Expert name (folder experts/NAME).")],
-    dialect: Annotated[str, typer.Option("--dialect", help="Value of the Dialect field.")],
-    task: Annotated[str, typer.Option("--task", help="Value of the Task field.")],
-    field: Annotated[list[str] | None, typer.Option("--field", help="Extra field NAME[:required] (repeatable).")]
-    = None,
+    field: Annotated[list[str] | None, typer.Option(
+        "--field", help="NAME=VALUE: a starting field's value (the kind's routing fields need one); NAME[:required]: "
+                        "an extra free-text field (repeatable).")] = None,
     output_kind: Annotated[str, typer.Option("--output-kind", help=" | ".join(kind_names()))] = DEFAULT_KIND,
     root: Annotated[Path, typer.Option("--root", help="Folder holding experts/.")] = Path("."),
+    dialect: Annotated[str | None, typer.Option("--dialect", help="Same as --field NAME=VALUE for the starting field "
+                                                                  "named like this option.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Same as --field NAME=VALUE for the starting field "
+                                                            "named like this option.")] = None,
 ) -> None:
     """Scaffold experts/NAME with a manifest, a README with the exact prompt, empty data files."""
     from expertkit.authoring.scaffold import new_expert
 
-    path = new_expert(name, dialect=dialect, task=task, fields=field or [], output_kind=output_kind, root=root)
+    by_option = {option: value for option, value in (("dialect", dialect), ("task", task)) if value is not None}
+    path = new_expert(name, values=by_option, fields=field or [], output_kind=output_kind, root=root)
     out.print(escape(f"created {path}"))
 
 

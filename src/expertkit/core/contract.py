@@ -85,6 +85,8 @@ class Wrapper(ABC):
 
     #: The name a manifest gives (``contract.wrapper``).
     name: ClassVar[str] = ""
+    #: What the wrapper is, for people (the README ``expertkit new`` writes).
+    description: ClassVar[str] = ""
     #: Text that ends an answer: training puts loss on it, generation stops at it.
     end_of_turn: ClassVar[str] = ""
     #: Strings generation stops at (a single-token one becomes a stop token).
@@ -139,6 +141,7 @@ class Qwen3Wrapper(Wrapper):
     """Qwen3's ChatML in non-thinking mode: the assistant turn opens with the empty think block."""
 
     name = "qwen3"
+    description = "ChatML, non-thinking: the assistant turn opens with an empty think block"
     end_of_turn = "<|im_end|>"
     stop_strings = ("<|im_end|>", "<|endoftext|>")
     control_tokens = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -198,6 +201,7 @@ class TagsWrapper(Wrapper):
     """``<|system|>`` / ``<|user|>`` / ``<|assistant|>`` turns, each closed by ``<|end|>`` on its own line."""
 
     name = "tags"
+    description = "`<|system|>`, `<|user|>` and `<|assistant|>` turns, each closed by `<|end|>` on its own line"
     end_of_turn = "\n<|end|>"
     stop_strings = ("<|end|>",)
     markers = ("<|system|>", "<|user|>", "<|assistant|>")

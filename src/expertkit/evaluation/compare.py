@@ -261,8 +261,8 @@ def _drift_sweep(backend: Backend, expert: Expert, target: dict[str, Any], cases
         sub = [cases[i] for i, _ in picked]
         name = None if target["step"] is None else target["name"]
         scores, seconds = _generate_scored(backend, expert, name, f"drift {kind}", ids, sub, progress)
-        baseline = summarize([clean[i] for i, _ in picked])
-        drifted = summarize(scores, seconds)
+        baseline = summarize([clean[i] for i, _ in picked], taxonomy=expert.kind.error_kinds())
+        drifted = summarize(scores, seconds, expert.kind.error_kinds())
         entry.update(
             applicable=True, baseline=baseline, drifted=drifted, drop=_drop(baseline, drifted, metric),
             valid_drop=_drop(baseline, drifted, "valid"),
@@ -363,7 +363,7 @@ def compare_run(expert: Expert, options: CompareOptions, *, progress: Progress |
             say(f"{name}: {len(reused)} of {len(cases)} cases reused from the scores recorded while training"
                 + (" (scored again: the scorer changed)" if rescored else ""), highlight=True)
         per_model[name] = scores
-        summary = summarize(scores)
+        summary = summarize(scores, taxonomy=expert.kind.error_kinds())
         summary["outputs_per_s"] = len(todo) / seconds if todo and seconds else None  # generated ones
         rows.append({
             "name": name,

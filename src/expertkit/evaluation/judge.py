@@ -105,7 +105,7 @@ def score_file(expert: Expert, cases_path: Path, outputs_path: Path, *, variants
             case["execution_error"] = found.error
         cases.append(case)
     seconds = time.perf_counter() - start
-    summary = summarize(scores, seconds)
+    summary = summarize(scores, seconds, expert.kind.error_kinds())
     summary["seconds"] = round(seconds, 3)
     summary["valid_count"] = sum(s.valid for s in scores)
     summary["execution_match_count"] = sum(s.execution_match is True for s in scores)

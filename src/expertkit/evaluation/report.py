@@ -3,8 +3,9 @@
 Every report leads with **correctness** (execution match where answers run, else equivalence to the
 gold answer; component F1 and ungrounded literals beside it), not validity: a valid answer to another
 question is a wrong answer. Outputs are coloured green when correct, amber when valid but wrong (or
-surrounded by text), red when invalid or reasoning; each model has an error taxonomy
-(:data:`~expertkit.kinds.correctness.ERROR_KINDS`).
+surrounded by text), red when invalid or reasoning; each model has an error taxonomy (the expert's kind's:
+:meth:`~expertkit.kinds.OutputKind.error_kinds`). The summary's columns are the generic ones and those the
+kind adds (:attr:`~expertkit.kinds.OutputKind.report_columns`).
 
 ``report.html`` needs nothing but itself: the correctness-vs-step plot is a PNG embedded as base64, the
 styles are inline, and every text from the data (prompts, outputs, errors) is HTML-escaped. All three
@@ -27,38 +28,38 @@ from rich.console import Console
 from rich.table import Table
 
 from expertkit.core.checkpoints import COMPARE_REPORT_NAME
+from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_json, atomic_write_text
-from expertkit.kinds.correctness import ERROR_DESCRIPTIONS, ERROR_KINDS, ERROR_SHORT
+from expertkit.kinds import OutputKind, kind_class
+from expertkit.kinds.correctness import ErrorKind, error_taxonomy, in_taxonomy_order
 
 JSON_NAME = COMPARE_REPORT_NAME
 MD_NAME = "compare.md"
 HTML_NAME = "report.html"
 #: The files ``compare`` writes: a folder holding one of them is an earlier report, replaced by the next.
 REPORT_NAMES = (JSON_NAME, MD_NAME, HTML_NAME)
-#: Summary columns: report key and header, correctness first.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("correct", "correct"),
-    ("component_f1", "F1"),
-    ("equivalent", "equiv"),
-    ("execution_match", "exec"),
-    ("ungrounded", "ungr."),
-    ("valid", "valid"),
-    ("reasoning", "reason"),
-    ("direct_valid", "direct"),
-    ("answer_with_text", "+text"),
-    ("mean_output_tokens", "tokens"),
-    ("mean_latency_s", "ms/out"),
-    ("outputs_per_s", "out/s"),
+#: Summary columns: report key, header and legend, correctness first.
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("correct", "correct", "same result as the gold answer when run, else equivalent to it"),
+    ("component_f1", "F1", "component F1 of the answer's (clause, field, operator, value) parts against the gold's"),
+    ("equivalent", "equiv", "equivalent to the gold"),
+    ("execution_match", "exec", "same result as the gold when run"),
+    ("ungrounded", "ungr.", "valid answers with a literal neither in the question nor among the field's known "
+                            "values"),
+    ("valid", "valid", "answer valid (not necessarily right)"),
+    ("reasoning", "reason", "output holds reasoning"),
+    ("direct_valid", "direct", "valid with nothing else"),
+    ("answer_with_text", "+text", "valid with a fence, label or trailing text"),
+    ("mean_output_tokens", "tokens", "mean output tokens"),
+    ("mean_latency_s", "ms/out", "latency per output"),
+    ("outputs_per_s", "out/s", "outputs per second"),
 )
+#: The columns of every kind; the others are shown where the expert's kind adds them
+#: (:attr:`~expertkit.kinds.OutputKind.report_columns`).
+GENERIC_COLUMNS = ("correct", "valid", "reasoning", "direct_valid", "answer_with_text", "mean_output_tokens",
+                   "mean_latency_s", "outputs_per_s")
 #: Columns left out of the console table (to keep it narrow); compare.md and report.html have them.
 SPEED_KEYS = ("mean_output_tokens", "mean_latency_s", "outputs_per_s")
-LEGEND = ("correct: same result as the gold answer when run, else equivalent to it · F1: component F1 of the "
-          "answer's (clause, field, operator, value) parts against the gold's · equiv: equivalent to the gold · "
-          "exec: same result as the gold when run · ungr.: valid answers with a literal neither in the "
-          "question nor among the field's known values · valid: answer valid (not necessarily right) · "
-          "reason: output holds reasoning · direct: valid with nothing else · +text: valid with a fence, "
-          "label or trailing text · tokens: mean output tokens · ms/out: latency per output · "
-          "out/s: outputs per second")
 #: Metrics drawn in the plot: key, colour, line style, line width (correctness bold, validity dashed).
 PLOTTED: tuple[tuple[str, str, str, float], ...] = (
     ("correct", "tab:green", "-", 2.8),
@@ -88,13 +89,30 @@ def fmt(key: str, value: Any) -> str:
     return str(value)
 
 
+def _kind(report: Mapping[str, Any]) -> type[OutputKind] | None:
+    """The class of the report's output kind; ``None`` where it cannot be loaded here (a plug-in not installed)."""
+    try:
+        return kind_class(str(report.get("output_kind", "")))
+    except ExpertkitError:
+        return None
+
+
 def _columns(report: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Summary columns with a value for some model; ``equiv`` only where correctness is execution match
-    (elsewhere it is the ``correct`` column)."""
+    """Summary columns of the kind with a value for some model (all with a value where the kind is unknown
+    here); ``equiv`` only where correctness is execution match (elsewhere it is the ``correct`` column)."""
     models = report["models"]
     runs = any(m.get("execution_match") is not None for m in models)
-    return [(k, h) for k, h in COLUMNS
-            if any(m.get(k) is not None for m in models) and (k != "equivalent" or runs)]
+    kind = _kind(report)
+    shown = None if kind is None else {*GENERIC_COLUMNS, *kind.report_columns}
+    return [(k, h) for k, h, _ in COLUMNS
+            if (shown is None or k in shown) and any(m.get(k) is not None for m in models)
+            and (k != "equivalent" or runs)]
+
+
+def _legend(columns: Sequence[tuple[str, str]]) -> str:
+    """What each shown column means, one line."""
+    meaning = {k: text for k, _, text in COLUMNS}
+    return " · ".join(f"{h}: {meaning[k]}" for k, h in columns)
 
 
 def _is_best(report: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
@@ -112,9 +130,21 @@ def outcome(output: Mapping[str, Any]) -> str:
     return "failed"
 
 
+def _taxonomy(report: Mapping[str, Any]) -> dict[str, ErrorKind]:
+    """The error kinds of the report's output kind by name (the generic ones where it cannot be loaded)."""
+    kind = _kind(report)
+    return {e.name: e for e in (kind.error_kinds() if kind is not None else error_taxonomy())}
+
+
+def _error_kind(report: Mapping[str, Any], name: str) -> ErrorKind:
+    """The error kind ``name`` (one the taxonomy does not hold is shown by its name)."""
+    return _taxonomy(report).get(name) or ErrorKind(name, name, name.replace("_", " "))
+
+
 def _error_kinds(report: Mapping[str, Any]) -> list[str]:
-    """Error kinds that some model has, in taxonomy order."""
-    return [k for k in ERROR_KINDS if any(m.get("errors", {}).get(k) for m in report["models"])]
+    """Error kinds that some model has, in taxonomy order (any the taxonomy does not hold last)."""
+    found = [k for m in report["models"] for k, n in m.get("errors", {}).items() if n]
+    return in_taxonomy_order(found, _taxonomy(report).values())
 
 
 def _correct_basis(report: Mapping[str, Any]) -> str:
@@ -159,11 +189,12 @@ def summary_table(report: Mapping[str, Any]) -> Table:
 def errors_table(report: Mapping[str, Any]) -> Table:
     """Per model, how many outputs have each kind of error (an output can have several)."""
     kinds = _error_kinds(report)
-    caption = " · ".join(f"{ERROR_SHORT[k]}: {k.replace('_', ' ')}" for k in kinds)
+    short = {k: _error_kind(report, k).short for k in kinds}
+    caption = " · ".join(f"{short[k]}: {k.replace('_', ' ')}" for k in kinds)
     table = Table(title="errors (outputs with each kind)", caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("model", no_wrap=True)
     for kind in kinds:
-        table.add_column(ERROR_SHORT[kind], justify="right", no_wrap=True)
+        table.add_column(short[kind], justify="right", no_wrap=True)
     for row in report["models"]:
         table.add_row(row["name"], *(str(row.get("errors", {}).get(k, 0)) for k in kinds))
     return table
@@ -241,7 +272,7 @@ def build_markdown(report: Mapping[str, Any]) -> str:
     best = report.get("best")
     pick = f"**Best checkpoint: {best['name']}** ({best['metric']} {fmt(best['metric'], best['value'])})" \
         if best else "No checkpoint to pick."
-    lines += ["", LEGEND, "", pick, ""]
+    lines += ["", _legend(cols), "", pick, ""]
     kinds = _error_kinds(report)
     if kinds:
         lines += ["## Errors", "", "Outputs with each kind of error (an output can have several).", "",
@@ -249,7 +280,8 @@ def build_markdown(report: Mapping[str, Any]) -> str:
                   "|---|" + "---:|" * len(kinds)]
         for row in report["models"]:
             lines.append(f"| {row['name']} | " + " | ".join(str(row['errors'].get(k, 0)) for k in kinds) + " |")
-        lines += [""] + [f"- {k.replace('_', ' ')}: {ERROR_DESCRIPTIONS[k]}" for k in kinds] + [""]
+        lines += [""] + [f"- {k.replace('_', ' ')}: {_error_kind(report, k).description}"
+                                for k in kinds] + [""]
     lines += _training_markdown(report)
     drift = report.get("drift")
     if drift:
@@ -441,9 +473,11 @@ def build_html(report: Mapping[str, Any]) -> str:
     env = Environment(autoescape=True, trim_blocks=False, lstrip_blocks=False)
     template = env.from_string(_HTML)
     plot = base64.b64encode(plot_png(report["models"])).decode("ascii")
-    return template.render(r=report, cols=_columns(report), fmt=fmt, plot=plot, css=OUTCOME_CSS, legend=LEGEND,
-                           outcome=outcome, head=headline(report), ties=_tie_text(report), kinds=_error_kinds(report),
-                           descriptions=ERROR_DESCRIPTIONS)
+    cols = _columns(report)
+    kinds = _error_kinds(report)
+    return template.render(r=report, cols=cols, fmt=fmt, plot=plot, css=OUTCOME_CSS, legend=_legend(cols),
+                           outcome=outcome, head=headline(report), ties=_tie_text(report), kinds=kinds,
+                           descriptions={k: _error_kind(report, k).description for k in kinds})
 
 
 def write_reports(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.manifest import line_of
+from expertkit.kinds.correctness import ErrorKind, error_taxonomy
 from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
 if TYPE_CHECKING:
@@ -49,11 +50,6 @@ BUILTIN_KINDS: dict[str, str] = {
 }
 #: The kind ``expertkit new`` scaffolds when none is given.
 DEFAULT_KIND = "json"
-#: The routing fields ``expertkit new`` starts every contract with: name, ``new``'s option, description.
-SCAFFOLD_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("Dialect", "--dialect", "The language of the answer."),
-    ("Task", "--task", "What the answer is."),
-)
 
 _REGISTRY: dict[str, type[OutputKind]] = {}
 _LOCK = threading.RLock()
@@ -69,6 +65,8 @@ class Role:
     description: str = ""
     #: An answer cannot be judged without this field (lint then leaves the answer unvalidated).
     needed: bool = False
+    #: The field's value in the example record ``expertkit new`` writes (one the kind's example answer fits).
+    example: str = ""
 
 
 class OutputKind(ABC):
@@ -91,9 +89,18 @@ class OutputKind(ABC):
     direct_openers: ClassVar[tuple[str, ...]] = ()
     #: Text after a found answer that is not prose stays in the answer, for the validator to reject.
     keeps_trailing_text: ClassVar[bool] = False
+    #: The error kinds this kind adds to the generic ones (:func:`~expertkit.kinds.correctness.error_taxonomy`),
+    #: e.g. what its matcher's :attr:`~expertkit.kinds.correctness.Matcher.broken` names.
+    errors: ClassVar[tuple[ErrorKind, ...]] = ()
+    #: The summary metrics (keys of :func:`~expertkit.kinds.scoring.summarize`) the comparison's reports show as
+    #: columns for this kind besides the generic ones (correctness, validity, reasoning, speed).
+    report_columns: ClassVar[tuple[str, ...]] = ()
+    #: The routing fields ``expertkit new`` starts a contract with, as (name, description): each takes one
+    #: allowed value (``--field NAME=VALUE``) and ``route: true``. The role fields follow them.
+    scaffold_routing: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: The fields that route ``serve``'s ``model: "auto"`` when no contract field says ``route`` (manifests
-    #: written before ``route`` existed): the ones ``expertkit new`` starts a contract with.
-    default_routing: ClassVar[tuple[str, ...]] = tuple(name for name, _, _ in SCAFFOLD_FIELDS)
+    #: written before ``route`` existed).
+    default_routing: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -107,6 +114,11 @@ class OutputKind(ABC):
         declared = {f.role: f.name for f in fields if f.role}
         #: Role name → the contract field that plays it.
         self.role_fields: dict[str, str] = {r.name: declared.get(r.name, r.default) for r in self.roles}
+
+    @classmethod
+    def error_kinds(cls) -> tuple[ErrorKind, ...]:
+        """This kind's error taxonomy, in report order: the generic error kinds and its own :attr:`errors`."""
+        return error_taxonomy(cls.errors)
 
     # ------------------------------------------------------------------ resources and roles
     def resource(self, name: str) -> Path | None:
@@ -204,12 +216,29 @@ class OutputKind(ABC):
 
     @classmethod
     def scaffold_fields(cls, values: Mapping[str, str]) -> list[dict[str, Any]]:
-        """The contract fields ``expertkit new`` starts with, given the values of :data:`SCAFFOLD_FIELDS` by
-        option (``{"--dialect": "postgres", "--task": "text_to_sql"}``)."""
+        """The contract fields ``expertkit new`` starts with: the routing fields (:attr:`scaffold_routing`, each
+        allowed the one value ``values`` gives it by field name), then a field for each role no routing field
+        plays (named like the role's default, free text, required when the role is needed)."""
         fields: list[dict[str, Any]] = []
-        for name, option, description in SCAFFOLD_FIELDS:
-            fields.append({"name": name, "values": [values[option]], "route": True, "description": description})
+        for name, description in cls.scaffold_routing:
+            if not values.get(name):
+                raise ExpertkitError(f"output kind {cls.name!r} starts a contract with the routing field {name!r}: "
+                                     f"give its value with --field {name}=VALUE", key="--field")
+            fields.append({"name": name, "values": [values[name]], "route": True, "description": description})
+        taken = {name for name, _ in cls.scaffold_routing}
+        for role in cls.roles:
+            if role.default not in taken:
+                fields.append({"name": role.default, "role": role.name, "required": role.needed,
+                               "description": role.description or f"The {role.name}."})
         return fields
+
+    @classmethod
+    def scaffold_example(cls, values: Mapping[str, str]) -> dict[str, str]:
+        """The starting fields' values in the example record ``expertkit new`` writes: the given ones, else the
+        role's :attr:`Role.example`, else ``example NAME``."""
+        examples = {r.default: r.example for r in cls.roles}
+        return {f["name"]: values.get(f["name"]) or examples.get(f["name"]) or f"example {f['name']}"
+                for f in cls.scaffold_fields(values)}
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -234,7 +263,11 @@ def _load(name: str) -> None:
     except Exception as exc:  # a broken plug-in is the user's to fix: say which one, in one line
         raise ExpertkitError(f"output kind {name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP}) "
                              f"cannot be loaded: {type(exc).__name__}: {exc}", key="output.kind") from None
-    if isinstance(loaded, type) and issubclass(loaded, OutputKind) and name not in _REGISTRY:
+    if not (isinstance(loaded, type) and issubclass(loaded, OutputKind)):
+        what = f"class {loaded.__qualname__}" if isinstance(loaded, type) else f"a {type(loaded).__name__}"
+        raise ExpertkitError(f"output kind {name!r}: entry point {ep.value!r} in group {ENTRY_POINT_GROUP} loads "
+                             f"{what}, not a subclass of expertkit.kinds.OutputKind", key="output.kind")
+    if name not in _REGISTRY:
         _REGISTRY[name] = loaded
 
 

@@ -23,42 +23,52 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from expertkit.kinds import OutputKind
 
-#: The error taxonomy of a judged output, in report order.
-ERROR_KINDS: tuple[str, ...] = (
-    "wrong_field",
-    "wrong_value",
-    "ungrounded_value",
-    "wrong_operator",
-    "missing_clause",
-    "extra_clause",
-    "wrong_structure",
-    "wrong_result",
-    "broken_json",
-    "broken_sql",
-    "invalid",
-    "reasoning",
-    "trailing_text",
+@dataclass(frozen=True)
+class ErrorKind:
+    """One kind of error of a judged output: its name, short header (the console's error table) and meaning."""
+
+    name: str
+    short: str
+    description: str
+
+
+#: The error kinds of every output kind that come before a kind's own (:attr:`OutputKind.errors
+#: <expertkit.kinds.OutputKind.errors>`) in report order.
+GENERIC_ERRORS_FIRST: tuple[ErrorKind, ...] = (
+    ErrorKind("wrong_field", "field", "a part of the gold answer on another field"),
+    ErrorKind("wrong_value", "value", "a part of the gold answer with another value"),
+    ErrorKind("ungrounded_value", "ungr.", "a literal neither in the question nor among the field's known values"),
+    ErrorKind("wrong_operator", "op",
+              "a part of the gold answer with another operator (query or aggregation type, bound)"),
+    ErrorKind("missing_clause", "missing", "a part of the gold answer left out"),
+    ErrorKind("extra_clause", "extra", "a part the gold answer does not have"),
+    ErrorKind("wrong_structure", "struct.",
+              "the gold answer's parts, arranged otherwise (must for filter, a lone query for a bool)"),
+    ErrorKind("wrong_result", "result", "valid, but not the gold answer's result when run"),
 )
-ERROR_DESCRIPTIONS: dict[str, str] = {
-    "wrong_field": "a part of the gold answer on another field",
-    "wrong_value": "a part of the gold answer with another value",
-    "ungrounded_value": "a literal neither in the question nor among the field's known values",
-    "wrong_operator": "a part of the gold answer with another operator (query or aggregation type, bound)",
-    "missing_clause": "a part of the gold answer left out",
-    "extra_clause": "a part the gold answer does not have",
-    "wrong_structure": "the gold answer's parts, arranged otherwise (must for filter, a lone query for a bool)",
-    "wrong_result": "valid, but not the gold answer's result when run",
-    "broken_json": "the answer is not JSON (or not a JSON object)",
-    "broken_sql": "the answer does not parse as SQL",
-    "invalid": "the answer parses but the validator rejects it",
-    "reasoning": "the output holds reasoning",
-    "trailing_text": "a code fence, a label or text around the answer",
-}
-#: Short error-kind headers for the console's error table (its caption spells them out).
-ERROR_SHORT = {"wrong_field": "field", "wrong_value": "value", "ungrounded_value": "ungr.", "wrong_operator": "op",
-               "missing_clause": "missing", "extra_clause": "extra", "wrong_structure": "struct.",
-               "wrong_result": "result", "broken_json": "json", "broken_sql": "sql", "invalid": "inv.",
-               "reasoning": "reason", "trailing_text": "text"}
+#: The error kinds of every output kind that come after a kind's own.
+GENERIC_ERRORS_LAST: tuple[ErrorKind, ...] = (
+    ErrorKind("broken", "broken", "the answer does not parse"),
+    ErrorKind("invalid", "inv.", "the answer parses but the validator rejects it"),
+    ErrorKind("reasoning", "reason", "the output holds reasoning"),
+    ErrorKind("trailing_text", "text", "a code fence, a label or text around the answer"),
+)
+
+
+def error_taxonomy(own: Iterable[ErrorKind] = ()) -> tuple[ErrorKind, ...]:
+    """The error kinds in report order: the generic ones with a kind's ``own`` among them (an own kind with a
+    generic name replaces the generic one)."""
+    own = tuple(own)
+    names = {e.name for e in own}
+    return (*(e for e in GENERIC_ERRORS_FIRST if e.name not in names), *own,
+            *(e for e in GENERIC_ERRORS_LAST if e.name not in names))
+
+
+def in_taxonomy_order(names: Iterable[str], taxonomy: Iterable[ErrorKind]) -> list[str]:
+    """``names`` (no repeats) in the taxonomy's order; names it does not hold go last, alphabetically."""
+    order = {e.name: i for i, e in enumerate(taxonomy)}
+    return sorted(set(names), key=lambda n: (order.get(n, len(order)), n))
+
 
 #: One part of an answer: (clause, field, operator, value), all strings.
 Part = tuple[str, str, str, str]
@@ -107,7 +117,7 @@ def match_parts(answer: Iterable[Part], gold: Iterable[Part]) -> PartMatch:
         differences.add("missing_clause")
     if left_a:
         differences.add("extra_clause")
-    return PartMatch(precision, recall, f1, sorted(differences, key=ERROR_KINDS.index))
+    return PartMatch(precision, recall, f1, in_taxonomy_order(differences, GENERIC_ERRORS_FIRST))
 
 
 _DATE_RE = re.compile(r"^(now\b|\d{4}-\d{2}(-\d{2})?)", re.I)
@@ -136,8 +146,9 @@ def grounded(value: str, question: str, known: Set[str] = frozenset(), wildcards
 class Matcher(ABC):
     """Compares answers of one output kind as parts and checks their literals."""
 
-    #: The error kind of an answer that does not parse (one of :data:`ERROR_KINDS`).
-    broken: ClassVar[str] = "broken_json"
+    #: The error kind of an answer that does not parse: the generic ``broken``, or one the kind declares in
+    #: :attr:`OutputKind.errors <expertkit.kinds.OutputKind.errors>`.
+    broken: ClassVar[str] = "broken"
 
     def __init__(self, validator: OutputKind) -> None:
         self.validator = validator  # the kind it belongs to: its resources and roles are the matcher's

@@ -18,8 +18,8 @@ With a gold answer an output is also judged for **correctness**: ``correct`` is 
 the answers can run (SQL), else equivalence; where the expert's kind has a matcher
 (:mod:`expertkit.kinds.correctness`) the answer's parts are matched with the gold answer's (``component``:
 precision, recall, F1) and its literals checked against the question and the known values
-(``ungrounded``). Every output not correct gets its ``error_kinds`` from the taxonomy
-:data:`~expertkit.kinds.correctness.ERROR_KINDS`.
+(``ungrounded``). Every output not correct gets its ``error_kinds`` from the expert's kind's taxonomy
+(:meth:`~expertkit.kinds.OutputKind.error_kinds`: the generic error kinds and the kind's own).
 
 :func:`summarize` turns a model's scores into rates, and :func:`pick_best` picks the best checkpoint.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from expertkit.core.reasoning import OutputAnalysis, analyze_output
-from expertkit.kinds.correctness import ERROR_KINDS
+from expertkit.kinds.correctness import ErrorKind, error_taxonomy, in_taxonomy_order
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -67,7 +67,7 @@ class Score:
     component: dict[str, float] | None = None
     #: The answer's literals found neither in the question nor among the field's known values.
     ungrounded: list[str] = field(default_factory=list)
-    #: What is wrong with the output, from :data:`~expertkit.kinds.correctness.ERROR_KINDS` (empty when correct).
+    #: What is wrong with the output, in the order of the kind's error taxonomy (empty when correct).
     error_kinds: list[str] = field(default_factory=list)
 
     @property
@@ -176,7 +176,7 @@ def score_output(expert: Expert, raw: str, fields: Mapping[str, str], gold: str 
         correct=correct,
         component=component,
         ungrounded=ungrounded,
-        error_kinds=sorted(kinds, key=ERROR_KINDS.index),
+        error_kinds=in_taxonomy_order(kinds, expert.kind.error_kinds()),
     )
 
 
@@ -191,11 +191,14 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str, Any]:
-    """The metrics of one model over its outputs (rates in [0, 1]), correctness first."""
+def summarize(scores: Sequence[Score], seconds: float | None = None,
+              taxonomy: Sequence[ErrorKind] | None = None) -> dict[str, Any]:
+    """The metrics of one model over its outputs (rates in [0, 1]), correctness first. ``errors`` counts each
+    error kind of the ``taxonomy`` (the expert's kind's; the generic one by default) and any other found."""
     n = len(scores)
     verdicts = Counter(s.verdict for s in scores)
     kinds = Counter(k for s in scores for k in s.error_kinds)
+    known = error_taxonomy() if taxonomy is None else tuple(taxonomy)
     component = [s.component for s in scores]
     return {
         "cases": n,
@@ -211,7 +214,7 @@ def summarize(scores: Sequence[Score], seconds: float | None = None) -> dict[str
         "direct_valid": rate([s.verdict == "direct_valid" for s in scores]),
         "answer_with_text": rate([s.verdict == "answer_with_text" for s in scores]),
         "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
-        "errors": {k: kinds.get(k, 0) for k in ERROR_KINDS},
+        "errors": {k: kinds.get(k, 0) for k in in_taxonomy_order([*(e.name for e in known), *kinds], known)},
         "unfinished": rate([not s.finished for s in scores]),
         "mean_output_tokens": sum(s.new_tokens for s in scores) / n if n else None,
         "mean_latency_s": sum(s.latency_s for s in scores) / n if n else None,

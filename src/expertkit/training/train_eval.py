@@ -230,7 +230,7 @@ class CheckpointEvaluator(TrainerCallback):
                                                    Progress(disable=True))
         finally:
             model.train(was_training)
-        return summarize(scores, seconds), cases, scores, seconds
+        return summarize(scores, seconds, self.expert.kind.error_kinds()), cases, scores, seconds
 
     # -------------------------------------------------------------- trainer events
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,

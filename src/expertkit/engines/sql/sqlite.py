@@ -99,7 +99,7 @@ class SqliteEngine(SqlEngine):
             except (sqlite3.Error, ValueError) as exc:
                 con.close()
                 late = time.monotonic() > deadline
-                found = (f"the Schema does not load in SQLite: "
+                found = (f"the schema does not load in SQLite: "
                          f"{f'over {engines.SCHEMA_LOAD_TIMEOUT_S:g} s' if late else one_line(exc)}")
             else:
                 con.set_progress_handler(None, 0)

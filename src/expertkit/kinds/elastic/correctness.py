@@ -189,6 +189,8 @@ def _walk_once(answer: str) -> _Walker | None:
 class ElasticMatcher(Matcher):
     """Parts of Query DSL bodies; literals against the question and ``<values>/<index>.json``."""
 
+    broken = "broken_json"
+
     def __init__(self, validator: OutputKind) -> None:
         super().__init__(validator)
         self._values: dict[str, dict[str, set[str]]] = {}

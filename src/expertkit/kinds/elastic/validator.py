@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from expertkit.core.fileio import read_json
 from expertkit.kinds import OutputKind, Role
+from expertkit.kinds.correctness import ErrorKind
 from expertkit.kinds.elastic.body import IndexMapping, canonical_body, flatten_mapping, parse_body
 from expertkit.kinds.elastic.correctness import ElasticMatcher
-from expertkit.kinds.json.validator import find_json
+from expertkit.kinds.json.validator import SHIPPED_ROUTING, find_json
 from expertkit.kinds.validation import ValidationResult
 
 if TYPE_CHECKING:
@@ -50,13 +51,17 @@ class ElasticDslValidator(OutputKind):
 
     name = "elastic_dsl"
     roles = (Role("index", "Index", "the index the question is about: its mapping is <mappings>/<value>.json",
-                  needed=True),)
+                  needed=True, example="my-index"),)
     example_answer = '{"query": {"match_all": {}}}'
     resource_notes = ("Add the index mappings the validator checks fields against: a folder of `<index>.json` "
                       "files and `output.resources.mappings: mappings`.")
     matcher_class = ElasticMatcher
+    errors = (ErrorKind("broken_json", "json", "the answer is not JSON (or not a JSON object)"),)
+    report_columns = ("component_f1", "ungrounded")
     direct_openers: ClassVar[tuple[str, ...]] = ("{", "[")
     keeps_trailing_text = True
+    scaffold_routing = SHIPPED_ROUTING
+    default_routing = tuple(name for name, _ in SHIPPED_ROUTING)
 
     def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
         super().__init__(expert_root, output, fields)

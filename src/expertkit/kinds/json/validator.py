@@ -85,6 +85,14 @@ def find_json(text: str, opener: re.Pattern[str]) -> tuple[int, str] | None:
 _VALUE_OPENER = re.compile(r"[{\[]")
 
 
+#: The routing fields the shipped kinds start a contract with (``expertkit new``), and route by when a manifest
+#: marks none with ``route``.
+SHIPPED_ROUTING: tuple[tuple[str, str], ...] = (
+    ("Dialect", "The language of the answer."),
+    ("Task", "What the answer is."),
+)
+
+
 class JsonValidator(OutputKind):
     """The ``json`` kind: any JSON value is valid; with a ``json_schema`` resource it must also fit that schema."""
 
@@ -93,6 +101,8 @@ class JsonValidator(OutputKind):
     resource_notes = "Optionally add a JSON Schema the answers must fit: `output.resources.json_schema: schema.json`."
     direct_openers: ClassVar[tuple[str, ...]] = ("{", "[")
     keeps_trailing_text = True
+    scaffold_routing = SHIPPED_ROUTING
+    default_routing = tuple(name for name, _ in SHIPPED_ROUTING)
 
     def __init__(self, expert_root: str | Path, output: OutputSpec, fields: Sequence[FieldSpec] = ()) -> None:
         super().__init__(expert_root, output, fields)

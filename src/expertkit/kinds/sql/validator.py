@@ -63,6 +63,8 @@ from expertkit.engines.sql.statements import (
     sql_dialect,
 )
 from expertkit.kinds import OutputKind, Role
+from expertkit.kinds.correctness import ErrorKind
+from expertkit.kinds.json.validator import SHIPPED_ROUTING
 from expertkit.kinds.sql.correctness import SqlMatcher
 from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
@@ -375,12 +377,17 @@ class SqlValidator(OutputKind):
     name = "sql"
     roles = (
         Role("dialect", "Dialect", "the SQL dialect of the answer (else the manifest's output.dialect)"),
-        Role("schema", "Schema", "the database's CREATE TABLE statements"),
+        Role("schema", "Schema", "the database's CREATE TABLE statements",
+             example="CREATE TABLE example (id INTEGER PRIMARY KEY);"),
     )
     example_answer = "SELECT 1;"
     resource_notes = ("Add the schemas the validator runs queries against: a folder of `<name>.sql` (DDL) and "
                       "`<name>.data.sql` (fixture rows) and `output.resources.schemas: schemas`.")
     matcher_class = SqlMatcher
+    errors = (ErrorKind("broken_sql", "sql", "the answer does not parse as SQL"),)
+    report_columns = ("component_f1", "equivalent", "execution_match", "ungrounded")
+    scaffold_routing = SHIPPED_ROUTING
+    default_routing = tuple(name for name, _ in SHIPPED_ROUTING)
     #: Seeded variants of each fixture that execution match also runs on (0: the fixture only).
     variants: int | None = 3
 
