@@ -347,3 +347,18 @@ def test_new_scaffolds_a_user_kind_whose_example_passes_lint(plugin: dict[str, s
     assert lint.returncode == 0, lint.stdout + lint.stderr
     (report,) = json.loads(lint.stdout)["reports"]
     assert report["not_validated"] == 0 and not [f for f in report["findings"] if f["severity"] != "info"]
+
+
+def test_an_error_kind_no_installed_kind_declares_is_shown_by_its_name() -> None:
+    """A report of a kind not installed here (or an error kind its taxonomy lacks) still prints: the generic
+    error kinds in their order, the unknown one last under its own name."""
+    from rich.console import Console
+
+    from expertkit.evaluation.report import errors_table
+
+    report = {"output_kind": "colour", "models": [{"name": "m", "errors": {"broken_colour": 2, "reasoning": 0,
+                                                                           "invalid": 1}}]}
+    console = Console(width=200, record=True)
+    console.print(errors_table(report))
+    header = next(line for line in console.export_text().splitlines() if "model" in line)
+    assert header.split() == ["model", "inv.", "broken_colour"]
