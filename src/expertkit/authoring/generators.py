@@ -17,13 +17,13 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from expertkit.core.data import question_key
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.fileio import atomic_write_text, ensure_dir
+from expertkit.core.plugins import load_plugin, plugin_names
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -139,23 +139,18 @@ def build_splits(make: Maker, name: str, train_size: int, eval_size: int, seed: 
 
 def generator_names() -> list[str]:
     """The generators installed (the entry points of :data:`ENTRY_POINT_GROUP`)."""
-    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return plugin_names(ENTRY_POINT_GROUP)
 
 
 def _module(name: str, manifest: Path | None = None) -> Any:
     """The generator registered as ``name``: a module with ``build`` (and, optionally, ``write_resources``)."""
-    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-    if not found:
+    found = load_plugin(ENTRY_POINT_GROUP, name, what="generator", key="data.generator", path=manifest)
+    if found is None:
         raise ExpertkitError(f"unknown generator {name!r} (known: {', '.join(generator_names()) or 'none'})",
                              path=manifest, key="data.generator")
-    try:
-        module = found[0].load()
-    except Exception as exc:  # a broken plug-in is its author's to fix: say which one, in one line
-        raise ExpertkitError(f"generator {name!r} (entry point {found[0].value!r} in group {ENTRY_POINT_GROUP}) "
-                             f"cannot be loaded: {type(exc).__name__}: {exc}", path=manifest,
-                             key="data.generator") from None
+    module, value = found
     if not callable(getattr(module, "build", None)):
-        raise ExpertkitError(f"generator {name!r} ({found[0].value}) has no build(expert, train_size, eval_size, "
+        raise ExpertkitError(f"generator {name!r} ({value}) has no build(expert, train_size, eval_size, "
                              "seed) function", path=manifest, key="data.generator")
     return module
 

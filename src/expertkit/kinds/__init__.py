@@ -26,12 +26,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from expertkit.core.errors import ExpertkitError
 from expertkit.core.manifest import line_of
+from expertkit.core.plugins import load_plugin, plugin_names
 from expertkit.kinds.correctness import ErrorKind, error_taxonomy
 from expertkit.kinds.validation import ExecutionOutcome, ValidationResult
 
@@ -241,13 +241,9 @@ class OutputKind(ABC):
                 for f in cls.scaffold_fields(values)}
 
 
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
 def kind_names() -> list[str]:
     """The kinds a manifest may name: built-in, registered, and offered by installed entry points."""
-    return sorted({*BUILTIN_KINDS, *_REGISTRY, *_entry_points()})
+    return sorted({*BUILTIN_KINDS, *_REGISTRY, *plugin_names(ENTRY_POINT_GROUP)})
 
 
 def _load(name: str) -> None:
@@ -255,17 +251,13 @@ def _load(name: str) -> None:
     if module is not None:
         importlib.import_module(module)
         return
-    ep = _entry_points().get(name)
-    if ep is None:
+    found = load_plugin(ENTRY_POINT_GROUP, name, what="output kind", key="output.kind")
+    if found is None:
         return
-    try:
-        loaded = ep.load()
-    except Exception as exc:  # a broken plug-in is the user's to fix: say which one, in one line
-        raise ExpertkitError(f"output kind {name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP}) "
-                             f"cannot be loaded: {type(exc).__name__}: {exc}", key="output.kind") from None
+    loaded, value = found
     if not (isinstance(loaded, type) and issubclass(loaded, OutputKind)):
         what = f"class {loaded.__qualname__}" if isinstance(loaded, type) else f"a {type(loaded).__name__}"
-        raise ExpertkitError(f"output kind {name!r}: entry point {ep.value!r} in group {ENTRY_POINT_GROUP} loads "
+        raise ExpertkitError(f"output kind {name!r}: entry point {value!r} in group {ENTRY_POINT_GROUP} loads "
                              f"{what}, not a subclass of expertkit.kinds.OutputKind", key="output.kind")
     if name not in _REGISTRY:
         _REGISTRY[name] = loaded
