@@ -6,40 +6,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS
+from expertkit.core.fileio import read_log_rows
 
 
 def latest(results: Path, bench: str) -> dict[str, Any] | None:
-    path = results / f"{bench}.jsonl"
-    if not path.is_file():
-        return None
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and not row.get("smoke"):
-            rows.append(row)
+    rows = [row for row in read_log_rows(results / f"{bench}.jsonl") if isinstance(row, dict) and not row.get("smoke")]
     return rows[-1] if rows else None
 
 
 def _latest_per_expert(results: Path, bench: str) -> list[dict[str, Any]]:
     """The latest row of each expert in ``bench``'s log."""
-    path = results / f"{bench}.jsonl"
     rows: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and "expert" in row and "train_scored" in row:
-                rows[row["expert"]] = row
+    for row in read_log_rows(results / f"{bench}.jsonl"):
+        if isinstance(row, dict) and "expert" in row and "train_scored" in row:
+            rows[row["expert"]] = row
     return list(rows.values())
 
 

@@ -41,7 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from expertkit.core.contract import diff_contracts
 from expertkit.core.errors import DriftError, ExpertkitError
-from expertkit.core.fileio import atomic_write_json, atomic_write_jsonl, read_json, read_json_or_none
+from expertkit.core.fileio import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    read_json,
+    read_json_or_none,
+    read_log_rows,
+)
 
 if TYPE_CHECKING:
     from expertkit.expert import Expert
@@ -540,18 +546,8 @@ class Run:
     def read_log(self, path: Path, last_step: int | None = None) -> list[dict[str, Any]]:
         """The rows of a step log (``loss.jsonl``, ``eval.jsonl``) up to ``last_step`` (all when ``None``);
         lines cut by a kill are skipped."""
-        if not path.is_file():
-            return []
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if (isinstance(row, dict) and isinstance(row.get("step"), int)
-                    and (last_step is None or row["step"] <= last_step)):
-                rows.append(row)
-        return rows
+        return [row for row in read_log_rows(path) if isinstance(row, dict) and isinstance(row.get("step"), int)
+                and (last_step is None or row["step"] <= last_step)]
 
     def trim_log(self, path: Path, last_step: int) -> list[dict[str, Any]]:
         """Keep the rows of a step log up to ``last_step`` (a resumed run logs the later ones again); return

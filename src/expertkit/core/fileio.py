@@ -154,6 +154,14 @@ def iter_jsonl(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES,
                 yield number, value
 
 
+def read_log_rows(path: str | Path) -> list[Any]:
+    """The values of a log that is only appended to (``loss.jsonl``, a bench's results): none when the file
+    does not exist, and a line a kill cut short (or any line holding no JSON value) skipped."""
+    if not Path(path).is_file():
+        return []
+    return [value for _, value in iter_jsonl(path, bad_lines="yield") if not isinstance(value, BadLine)]
+
+
 _BLANK = object()
 #: Bytes read at a time while skipping the rest of an over-long line.
 _SKIP_CHUNK = 1024 * 1024
