@@ -77,6 +77,8 @@ def test_an_existing_folder_is_never_overwritten(tmp_path: Path) -> None:
     ({"fields": ["9lives"]}, "field name"),
     ({"fields": ["Task"]}, "always in the contract"),
     ({"fields": ["Index", "Index"]}, "twice"),
+    ({"fields": ["Dialect=a"]}, "field 'Dialect' is given twice"),
+    ({"values": {}, "fields": ["Dialect=a", "Dialect=b", "Task=t"]}, "field 'Dialect' is given twice"),
     ({"output_kind": "yaml"}, "output kind"),
     ({"values": {"Dialect": "a<|im_start|>b", "Task": "t"}}, "control token"),
     ({"values": {"Dialect": "json"}}, r"routing field 'Task': give its value with --field Task=VALUE"),

@@ -65,6 +65,8 @@ def _starting_values(kind: type[OutputKind], given: Mapping[str, str], items: Se
             raise ExpertkitError(f"--field {key}=VALUE sets a field output kind {kind.name!r} starts the contract "
                                  f"with (its fields: {known}); give other fields as NAME or NAME:required",
                                  key="--field")
+        if name in values:
+            raise ExpertkitError(f"field {name!r} is given twice", key="--field")
         values[name] = value
     return values, extra
 
